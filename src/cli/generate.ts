@@ -1,0 +1,60 @@
+import type { Command } from 'commander'
+import { Option } from 'commander'
+import { LocalModel } from '../client/local-model.ts'
+import type { GenerationEvent } from '../client/session.ts'
+import { int, num, idList, collect } from './flags.ts'
+
+export function registerGenerate (program: Command): void {
+  program.command('generate')
+    .description('generate text: locally without --bootstrap, through the swarm with it')
+    .requiredOption('--model <dir>', 'model directory (config, tokenizer; block weights only when local)')
+    .option('--prompt <text>', 'prompt text')
+    .option('--prompt-ids <ids>', 'prompt as comma-separated token ids', idList)
+    .option('--chat', 'wrap --prompt as a user message in the model\'s chat template')
+    .option('--max-new-tokens <n>', 'tokens to generate at most', int(0), 32)
+    .option('--temperature <t>', 'sampling temperature (0 = greedy)', num(0), 0)
+    .option('--top-k <k>', 'sample among the k most likely tokens (0 = off)', int(0), 0)
+    .option('--top-p <p>', 'nucleus sampling mass', num(0, 1), 1)
+    .option('--repetition-penalty <r>', 'penalise tokens already seen (1 = off)', num(0), 1)
+    .option('--seed <n>', 'sampling seed', int(0, 2 ** 32 - 1))
+    .option('--ignore-eos', 'keep generating past the end-of-sequence token')
+    .option('--bootstrap <multiaddr>', 'bootstrap peer of the swarm (repeatable)', collect, [])
+    .option('--verify', 'check swarm outputs against local recomputation')
+    .addOption(new Option('--quantize <format>', 'local weights: quantize on load').choices(['int8', 'int4']))
+    .option('--threads <n>', 'compute threads (local)', int(1))
+    .option('--json', 'print one JSON event per line')
+    .action(async (o) => {
+      if ((o.prompt === undefined) === (o.promptIds === undefined)) throw new Error('give exactly one of --prompt or --prompt-ids')
+      if (o.bootstrap.length > 0) throw new Error('--bootstrap: swarm generation is not available in this build yet')
+      const model = await LocalModel.load(o.model, { weightFormat: o.quantize, threads: o.threads })
+      try {
+        const prompt = o.promptIds !== undefined ? { ids: o.promptIds } : o.chat === true ? { messages: [{ role: 'user', content: o.prompt }] } : { text: o.prompt }
+        const events = model.generate(prompt, {
+          maxNewTokens: o.maxNewTokens,
+          temperature: o.temperature,
+          topK: o.topK,
+          topP: o.topP,
+          repetitionPenalty: o.repetitionPenalty,
+          seed: o.seed,
+          ignoreEos: o.ignoreEos === true
+        })
+        await printEvents(events, o.json === true, model.hasTokenizer)
+      } finally {
+        await model.close()
+      }
+    })
+}
+
+/** Streams text (or JSON lines) to stdout; a short summary goes to stderr in text mode. */
+export async function printEvents (events: AsyncIterable<GenerationEvent>, json: boolean, hasTokenizer: boolean): Promise<void> {
+  for await (const e of events) {
+    if (json) {
+      process.stdout.write(JSON.stringify(e.event === 'token' ? { event: 'token', index: e.index, token: e.token, route: e.route } : e) + '\n')
+    } else if (e.event === 'token') {
+      process.stdout.write(hasTokenizer ? e.text : `${e.index === 0 ? '' : ','}${e.token}`)
+    } else {
+      process.stdout.write('\n')
+      process.stderr.write(`[${e.tokens.length} tokens, ${e.tokensPerSecond.toFixed(1)} tok/s, first token ${e.timeToFirstTokenMs.toFixed(0)} ms${e.reroutes > 0 ? `, ${e.reroutes} re-routes` : ''}]\n`)
+    }
+  }
+}

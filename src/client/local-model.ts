@@ -1,0 +1,48 @@
+// The whole model in this process: the baseline `strata generate` runs without --bootstrap.
+import { loadModelConfig } from '../shards/config.ts'
+import { TextTokenizer } from '../shards/tokenizer.ts'
+import { WorkerHeadEngine } from '../shards/worker/engine-client.ts'
+import type { WeightFormat } from '../shards/span-graph.ts'
+import { LocalPipeline } from './local.ts'
+import { runGeneration, type GenerationEvent, type Prompt } from './session.ts'
+import type { GenerateOptions } from './generation.ts'
+
+export interface LocalModelOptions {
+  weightFormat?: WeightFormat
+  threads?: number
+  /** split the blocks into these spans (default: one span) */
+  spans?: Array<[number, number]>
+}
+
+export class LocalModel {
+  private constructor (
+    readonly modelDir: string,
+    private readonly head: WorkerHeadEngine,
+    private readonly tokenizer: TextTokenizer | null,
+    private readonly opts: LocalModelOptions
+  ) {}
+
+  static async load (modelDir: string, opts: LocalModelOptions = {}): Promise<LocalModel> {
+    loadModelConfig(modelDir) // fail fast with a config error before starting workers
+    const tokenizer = TextTokenizer.load(modelDir)
+    const head = await WorkerHeadEngine.load(modelDir, { threads: opts.threads })
+    return new LocalModel(modelDir, head, tokenizer, opts)
+  }
+
+  get hasTokenizer (): boolean {
+    return this.tokenizer !== null
+  }
+
+  async * generate (prompt: Prompt, opts: GenerateOptions = {}): AsyncGenerator<GenerationEvent> {
+    const pipeline = await LocalPipeline.load(this.modelDir, this.head.config.numLayers, this.opts)
+    try {
+      yield * runGeneration(this.head, pipeline, this.tokenizer, prompt, opts)
+    } finally {
+      await pipeline.close()
+    }
+  }
+
+  async close (): Promise<void> {
+    await this.head.dispose()
+  }
+}

@@ -1,0 +1,53 @@
+// One generation from prompt to done, over any BlockPipeline: tokenization, the token loop,
+// streaming text and the final summary. Shared by the CLI, the SDK and the HTTP gateway.
+import type { TextTokenizer, ChatMessage } from '../shards/tokenizer.ts'
+import { generateTokens, GenerationError, type BlockPipeline, type GenerateOptions, type Head, type RouteHop } from './generation.ts'
+
+export type Prompt = { text: string } | { ids: number[] } | { messages: ChatMessage[] }
+
+export interface TokenOutput { event: 'token', index: number, token: number, text: string, route: RouteHop[] }
+export interface DoneOutput {
+  event: 'done'
+  tokens: number[]
+  text: string
+  reroutes: number
+  /** new tokens per second of wall time, prefill included */
+  tokensPerSecond: number
+  promptTokens: number
+  finishReason: 'stop' | 'length'
+  /** time to the first token, ms (prefill + first step) */
+  timeToFirstTokenMs: number
+}
+export type GenerationEvent = TokenOutput | DoneOutput
+
+export function promptIds (tokenizer: TextTokenizer | null, prompt: Prompt): number[] {
+  if ('ids' in prompt) return prompt.ids
+  if (tokenizer === null) throw new GenerationError('the model has no tokenizer.json: pass token ids instead of text')
+  if ('messages' in prompt) return tokenizer.encode(tokenizer.applyChatTemplate(prompt.messages), false)
+  return tokenizer.encode(prompt.text)
+}
+
+export async function * runGeneration (head: Head, pipeline: BlockPipeline, tokenizer: TextTokenizer | null, prompt: Prompt, opts: GenerateOptions): AsyncGenerator<GenerationEvent> {
+  const ids = promptIds(tokenizer, prompt)
+  const decode = tokenizer?.streamDecoder() ?? null
+  const tokens: number[] = []
+  const t0 = performance.now()
+  let firstTokenMs = 0
+  for await (const e of generateTokens(head, pipeline, ids, opts)) {
+    if (tokens.length === 0) firstTokenMs = performance.now() - t0
+    tokens.push(e.token)
+    yield { ...e, text: decode === null ? '' : decode(e.token) }
+  }
+  const seconds = (performance.now() - t0) / 1000
+  const last = tokens[tokens.length - 1]
+  yield {
+    event: 'done',
+    tokens,
+    text: tokenizer === null ? '' : tokenizer.decode(tokens),
+    reroutes: pipeline.reroutes,
+    tokensPerSecond: seconds > 0 ? tokens.length / seconds : 0,
+    promptTokens: ids.length,
+    finishReason: last !== undefined && opts.ignoreEos !== true && head.config.eosTokenIds.includes(last) ? 'stop' : 'length',
+    timeToFirstTokenMs: firstTokenMs
+  }
+}

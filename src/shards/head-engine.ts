@@ -1,0 +1,69 @@
+// The client's share of the model: token embeddings in, logits out (final RMSNorm + LM head).
+import * as ort from 'onnxruntime-node'
+import { loadModelConfig, type ModelConfig } from './config.ts'
+import { ModelWeights, tensorNames } from './weights.ts'
+import { GraphBuilder, DataType } from './onnx/builder.ts'
+import { linear, type WeightFormat } from './span-graph.ts'
+import { createSession, type RuntimeOptions } from './ort-session.ts'
+import { EngineInputError } from './errors.ts'
+
+export interface HeadEngineOptions extends RuntimeOptions {
+  weightFormat?: WeightFormat
+}
+
+export class HeadEngine {
+  private constructor (
+    readonly config: ModelConfig,
+    /** (vocab, hidden) */
+    private readonly embeddings: Float32Array,
+    private readonly session: ort.InferenceSession
+  ) {}
+
+  static async load (modelDir: string, opts: HeadEngineOptions = {}): Promise<HeadEngine> {
+    const cfg = loadModelConfig(modelDir)
+    const weights = new ModelWeights(modelDir)
+    try {
+      const H = cfg.hiddenSize
+      const V = cfg.vocabSize
+      const embeddings = weights.float32(tensorNames.embed, [V, H])
+      let lmHead: Float32Array
+      if (weights.has(tensorNames.lmHead)) lmHead = weights.float32(tensorNames.lmHead, [V, H])
+      else if (cfg.tieWordEmbeddings) lmHead = embeddings
+      else throw new EngineInputError(`${tensorNames.lmHead} is missing and tie_word_embeddings is false`)
+      const g = new GraphBuilder('strata_head')
+      const x = g.input('hidden', DataType.FLOAT, [1, 'seq', H])
+      const norm = g.floatInit('final_norm', [H], weights.float32(tensorNames.finalNorm, [H]))
+      const normed = g.op('SimplifiedLayerNormalization', [x, norm], { attrs: { axis: -1, epsilon: { float: cfg.rmsNormEps }, stash_type: 1 } })
+      const logits = linear(g, 'lm_head', normed, lmHead, V, H, opts.weightFormat ?? 'f32')
+      g.op('Identity', [logits], { output: 'logits' })
+      g.output('logits', DataType.FLOAT, [1, 'seq', V])
+      return new HeadEngine(cfg, embeddings, await createSession(g, opts))
+    } finally {
+      weights.close()
+    }
+  }
+
+  /** Embedding rows for `tokens`: (1, n, H). */
+  embed (tokens: readonly number[]): Float32Array {
+    const H = this.config.hiddenSize
+    const out = new Float32Array(tokens.length * H)
+    tokens.forEach((t, i) => {
+      if (!Number.isInteger(t) || t < 0 || t >= this.config.vocabSize) throw new EngineInputError(`token id ${t} is outside the vocabulary [0, ${this.config.vocabSize})`)
+      out.set(this.embeddings.subarray(t * H, (t + 1) * H), i * H)
+    })
+    return out
+  }
+
+  /** Logits (vocab) for the last row of `hidden` (1, n, H). */
+  async logits (hidden: Float32Array): Promise<Float32Array> {
+    const H = this.config.hiddenSize
+    if (hidden.length === 0 || hidden.length % H !== 0) throw new EngineInputError(`hidden states of ${hidden.length} floats are not whole ${H}-wide rows`)
+    const last = hidden.slice(hidden.length - H)
+    const out = await this.session.run({ hidden: new ort.Tensor('float32', last, [1, 1, H]) })
+    return out.logits.data as Float32Array
+  }
+
+  async dispose (): Promise<void> {
+    await this.session.release()
+  }
+}

@@ -1,0 +1,163 @@
+// A small typed layer over onnx-proto for building graphs in code.
+// Initializers either live inside the model (small models) or in an external data file next to
+// it (protobuf caps a model at 2 GiB; a 1B-class span is bigger than that).
+import onnxProto from 'onnx-proto'
+import type { onnx as O } from 'onnx-proto'
+import { closeSync, openSync, writeSync, writeFileSync, mkdirSync } from 'node:fs'
+import path from 'node:path'
+
+const { onnx } = onnxProto
+export const DataType = onnx.TensorProto.DataType
+export type DataTypeId = O.TensorProto.DataType
+
+export type Dim = number | string
+export type AttrValue = number | number[] | string | { float: number } | { tensor: O.ITensorProto }
+
+interface PendingInitializer {
+  name: string
+  dataType: DataTypeId
+  dims: number[]
+  bytes: Uint8Array
+}
+
+export class GraphBuilder {
+  private readonly nodes: O.INodeProto[] = []
+  private readonly inputs: O.IValueInfoProto[] = []
+  private readonly outputs: O.IValueInfoProto[] = []
+  private readonly initializers: PendingInitializer[] = []
+  private counter = 0
+
+  constructor (private readonly name: string) {}
+
+  input (name: string, dataType: DataTypeId, dims: Dim[]): string {
+    this.inputs.push(valueInfo(name, dataType, dims))
+    return name
+  }
+
+  output (name: string, dataType: DataTypeId, dims: Dim[]): string {
+    this.outputs.push(valueInfo(name, dataType, dims))
+    return name
+  }
+
+  /** Adds a constant tensor. `bytes` are little-endian raw values of `dataType`. */
+  initializer (name: string, dataType: DataTypeId, dims: number[], bytes: Uint8Array): string {
+    this.initializers.push({ name, dataType, dims, bytes })
+    return name
+  }
+
+  floatInit (name: string, dims: number[], data: Float32Array): string {
+    return this.initializer(name, DataType.FLOAT, dims, new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+  }
+
+  int64Init (name: string, values: number[]): string {
+    const data = new BigInt64Array(values.map(BigInt))
+    return this.initializer(name, DataType.INT64, [values.length], new Uint8Array(data.buffer))
+  }
+
+  /** Adds a node; returns its output names (fresh ones unless given). */
+  node (opType: string, inputs: string[], opts: { outputs?: string[] | number, attrs?: Record<string, AttrValue>, domain?: string, name?: string } = {}): string[] {
+    const id = this.counter++
+    const outputs = Array.isArray(opts.outputs)
+      ? opts.outputs
+      : Array.from({ length: opts.outputs ?? 1 }, (_, i) => `${opts.name ?? opType}_${id}_out${i}`)
+    this.nodes.push({
+      opType,
+      domain: opts.domain ?? '',
+      name: `${opts.name ?? opType}_${id}`,
+      input: inputs,
+      output: outputs,
+      attribute: Object.entries(opts.attrs ?? {}).map(([k, v]) => attribute(k, v))
+    })
+    return outputs
+  }
+
+  /** Shorthand for single-output nodes. */
+  op (opType: string, inputs: string[], opts: { output?: string, attrs?: Record<string, AttrValue>, domain?: string, name?: string } = {}): string {
+    return this.node(opType, inputs, { ...opts, outputs: opts.output !== undefined ? [opts.output] : 1 })[0]
+  }
+
+  get initializerBytes (): number {
+    return this.initializers.reduce((n, t) => n + t.bytes.byteLength, 0)
+  }
+
+  /** Serialises with all initializers inline. Only for models below protobuf's 2 GiB limit. */
+  toBytes (): Uint8Array {
+    const initializer = this.initializers.map((t) => ({ name: t.name, dataType: t.dataType, dims: t.dims, rawData: t.bytes }))
+    return encodeModel(this.graph(initializer))
+  }
+
+  /**
+   * Writes `model.onnx` plus `weights.bin` (external data, 64-byte aligned) into `dir`,
+   * returning the model path. Tensors under 1 KiB stay inline.
+   */
+  toDirectory (dir: string): string {
+    mkdirSync(dir, { recursive: true })
+    const dataName = 'weights.bin'
+    const fd = openSync(path.join(dir, dataName), 'w')
+    let offset = 0
+    const initializer: O.ITensorProto[] = []
+    try {
+      for (const t of this.initializers) {
+        if (t.bytes.byteLength < 1024) {
+          initializer.push({ name: t.name, dataType: t.dataType, dims: t.dims, rawData: t.bytes })
+          continue
+        }
+        const pad = (64 - (offset % 64)) % 64
+        if (pad > 0) { writeSync(fd, new Uint8Array(pad)); offset += pad }
+        writeSync(fd, t.bytes)
+        initializer.push({
+          name: t.name,
+          dataType: t.dataType,
+          dims: t.dims,
+          dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+          externalData: [
+            { key: 'location', value: dataName },
+            { key: 'offset', value: String(offset) },
+            { key: 'length', value: String(t.bytes.byteLength) }
+          ]
+        })
+        offset += t.bytes.byteLength
+      }
+    } finally {
+      closeSync(fd)
+    }
+    const modelPath = path.join(dir, 'model.onnx')
+    writeFileSync(modelPath, encodeModel(this.graph(initializer)))
+    return modelPath
+  }
+
+  private graph (initializer: O.ITensorProto[]): O.IGraphProto {
+    return { name: this.name, node: this.nodes, input: this.inputs, output: this.outputs, initializer }
+  }
+}
+
+function encodeModel (graph: O.IGraphProto): Uint8Array {
+  const model = onnx.ModelProto.create({
+    irVersion: 10,
+    producerName: 'strata',
+    opsetImport: [{ domain: '', version: 21 }, { domain: 'com.microsoft', version: 1 }],
+    graph
+  })
+  return onnx.ModelProto.encode(model).finish()
+}
+
+function valueInfo (name: string, elemType: DataTypeId, dims: Dim[]): O.IValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType,
+        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) }
+      }
+    }
+  }
+}
+
+function attribute (name: string, v: AttrValue): O.IAttributeProto {
+  const T = onnx.AttributeProto.AttributeType
+  if (typeof v === 'number') return { name, type: T.INT, i: v }
+  if (typeof v === 'string') return { name, type: T.STRING, s: new TextEncoder().encode(v) }
+  if (Array.isArray(v)) return { name, type: T.INTS, ints: v }
+  if ('float' in v) return { name, type: T.FLOAT, f: v.float }
+  return { name, type: T.TENSOR, t: v.tensor }
+}

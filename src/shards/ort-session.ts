@@ -1,0 +1,33 @@
+// Creates onnxruntime sessions from built graphs. Graphs over ~1.5 GiB of weights go through a
+// temporary model + external-data directory (protobuf cannot hold 2 GiB), removed after loading.
+import * as ort from 'onnxruntime-node'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import type { GraphBuilder } from './onnx/builder.ts'
+
+const INLINE_LIMIT_BYTES = 1.5 * 1024 ** 3
+
+export interface RuntimeOptions {
+  /** intra-op threads for this session (default: onnxruntime's choice, all cores) */
+  threads?: number
+}
+
+export async function createSession (graph: GraphBuilder, opts: RuntimeOptions = {}): Promise<ort.InferenceSession> {
+  const sessionOptions: ort.InferenceSession.SessionOptions = {
+    executionMode: 'sequential',
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+    // errors reach callers as exceptions; onnxruntime's own stderr logging would duplicate them
+    logSeverityLevel: 4,
+    ...(opts.threads !== undefined ? { intraOpNumThreads: opts.threads } : {})
+  }
+  if (graph.initializerBytes < INLINE_LIMIT_BYTES) return await ort.InferenceSession.create(graph.toBytes(), sessionOptions)
+  const dir = mkdtempSync(path.join(tmpdir(), 'strata-graph-'))
+  try {
+    return await ort.InferenceSession.create(graph.toDirectory(dir), sessionOptions)
+  } finally {
+    // onnxruntime has read (or mapped) the weights by now; unlinking keeps mapped pages valid
+    rmSync(dir, { recursive: true, force: true })
+  }
+}

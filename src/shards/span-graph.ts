@@ -1,0 +1,139 @@
+// Builds ONE onnx graph for a contiguous span of transformer blocks [start, end).
+//
+// inputs : hidden (1, seq, H) f32; seqlens_k (1) i32 = total_len - 1; total_seq_len () i32;
+//          past_key_<l>, past_value_<l> (1, kvHeads, past, headDim) f32 for each block l
+// outputs: out_hidden (1, seq, H) f32; present_key_<l>, present_value_<l> (1, kvHeads, total, headDim)
+//
+// Each block is self-contained (its residual adds stay inside it), so a block computes the same
+// bits whichever span graph it sits in: splitting a model across peers cannot change the output.
+import type { ModelConfig } from './config.ts'
+import { GraphBuilder, DataType } from './onnx/builder.ts'
+import { rotaryCaches } from './rope.ts'
+import { tensorNames, type ModelWeights } from './weights.ts'
+import { quantizeMatrix, type QuantBits } from './quantize.ts'
+import { floatToHalf } from './safetensors.ts'
+
+/** How matrix weights are stored inside the graph. */
+export type WeightFormat = 'f32' | 'f16' | 'int8' | 'int4'
+
+export interface SpanSpec {
+  start: number
+  end: number
+  weightFormat: WeightFormat
+}
+
+export const spanIo = {
+  hidden: 'hidden',
+  seqlensK: 'seqlens_k',
+  totalSeqLen: 'total_seq_len',
+  outHidden: 'out_hidden',
+  pastKey: (l: number) => `past_key_${l}`,
+  pastValue: (l: number) => `past_value_${l}`,
+  presentKey: (l: number) => `present_key_${l}`,
+  presentValue: (l: number) => `present_value_${l}`
+}
+
+export function buildSpanGraph (cfg: ModelConfig, weights: ModelWeights, spec: SpanSpec): GraphBuilder {
+  const g = new GraphBuilder(`strata_span_${spec.start}_${spec.end}`)
+  const H = cfg.hiddenSize
+  const kvShape = [1, cfg.numKvHeads, 'past', cfg.headDim]
+  let x = g.input(spanIo.hidden, DataType.FLOAT, [1, 'seq', H])
+  g.input(spanIo.seqlensK, DataType.INT32, [1])
+  g.input(spanIo.totalSeqLen, DataType.INT32, [])
+  const { cos, sin } = rotaryCaches(cfg)
+  g.floatInit('cos_cache', [cfg.maxPositions, cfg.headDim / 2], cos)
+  g.floatInit('sin_cache', [cfg.maxPositions, cfg.headDim / 2], sin)
+  for (let l = spec.start; l < spec.end; l++) {
+    g.input(spanIo.pastKey(l), DataType.FLOAT, kvShape)
+    g.input(spanIo.pastValue(l), DataType.FLOAT, kvShape)
+    x = addBlock(g, cfg, weights, l, x, spec.weightFormat, l === spec.end - 1 ? spanIo.outHidden : undefined)
+  }
+  g.output(spanIo.outHidden, DataType.FLOAT, [1, 'seq', H])
+  for (let l = spec.start; l < spec.end; l++) {
+    g.output(spanIo.presentKey(l), DataType.FLOAT, [1, cfg.numKvHeads, 'total', cfg.headDim])
+    g.output(spanIo.presentValue(l), DataType.FLOAT, [1, cfg.numKvHeads, 'total', cfg.headDim])
+  }
+  return g
+}
+
+/** One Llama decoder block: x + attn(norm(x)), then + mlp(norm(·)). Returns the output name. */
+function addBlock (g: GraphBuilder, cfg: ModelConfig, w: ModelWeights, l: number, x: string, fmt: WeightFormat, outName?: string): string {
+  const n = tensorNames.block(l)
+  const H = cfg.hiddenSize
+  const D = cfg.headDim
+  const qDim = cfg.numHeads * D
+  const kvDim = cfg.numKvHeads * D
+  const eps = { float: cfg.rmsNormEps }
+
+  const inNorm = g.floatInit(`l${l}.input_norm`, [H], w.float32(n.inputNorm, [H]))
+  const normed = g.op('SimplifiedLayerNormalization', [x, inNorm], { attrs: { axis: -1, epsilon: eps, stash_type: 1 } })
+
+  // q, k and v projections fused into one matrix: (qDim + 2 kvDim, H)
+  const qkv = concatRows([w.float32(n.q, [qDim, H]), w.float32(n.k, [kvDim, H]), w.float32(n.v, [kvDim, H])])
+  const packedQkv = linear(g, `l${l}.qkv`, normed, qkv, qDim + 2 * kvDim, H, fmt)
+  const [attn] = g.node('GroupQueryAttention',
+    [packedQkv, '', '', spanIo.pastKey(l), spanIo.pastValue(l), spanIo.seqlensK, spanIo.totalSeqLen, 'cos_cache', 'sin_cache'],
+    {
+      domain: 'com.microsoft',
+      outputs: [`l${l}.attn`, spanIo.presentKey(l), spanIo.presentValue(l)],
+      attrs: { num_heads: cfg.numHeads, kv_num_heads: cfg.numKvHeads, do_rotary: 1, rotary_interleaved: 0, scale: { float: 1 / Math.sqrt(D) } }
+    })
+  const attnOut = linear(g, `l${l}.o`, attn, w.float32(n.o, [H, qDim]), H, qDim, fmt)
+
+  // residual add fused with the post-attention norm: outputs (normed, -, -, sum)
+  const postNorm = g.floatInit(`l${l}.post_norm`, [H], w.float32(n.postNorm, [H]))
+  const [normed2, , , residual] = g.node('SkipSimplifiedLayerNormalization', [attnOut, x, postNorm],
+    { domain: 'com.microsoft', outputs: [`l${l}.normed2`, '', '', `l${l}.residual`], attrs: { epsilon: eps } })
+
+  // SiLU-gated MLP with gate and up fused: (2I, H) → split
+  const I = cfg.intermediateSize
+  const gateUp = linear(g, `l${l}.gate_up`, normed2, concatRows([w.float32(n.gate, [I, H]), w.float32(n.up, [I, H])]), 2 * I, H, fmt)
+  const [gate, up] = g.node('Split', [gateUp, g.int64Init(`l${l}.split`, [I, I])], { outputs: 2, attrs: { axis: -1 } })
+  const act = g.op('Mul', [gate, g.op('Sigmoid', [gate])])
+  const down = linear(g, `l${l}.down`, g.op('Mul', [act, up]), w.float32(n.down, [H, I]), H, I, fmt)
+  return g.op('Add', [residual, down], outName !== undefined ? { output: outName } : {})
+}
+
+/**
+ * x @ W^T for W in HF layout (n, k). f32/f16 weights are stored transposed (k, n) for MatMul
+ * (f16 with a Cast that onnxruntime folds at load); int8/int4 go through MatMulNBits.
+ */
+export function linear (g: GraphBuilder, name: string, x: string, w: Float32Array, n: number, k: number, fmt: WeightFormat): string {
+  if (fmt === 'int8' || fmt === 'int4') {
+    const bits: QuantBits = fmt === 'int8' ? 8 : 4
+    const blockSize = k % 32 === 0 ? 32 : k % 16 === 0 ? 16 : 0
+    if (blockSize === 0) return linear(g, name, x, w, n, k, 'f32')
+    const q = quantizeMatrix(w, n, k, bits, blockSize)
+    const b = g.initializer(`${name}.qweight`, DataType.UINT8, [n, k / blockSize, (blockSize * bits) / 8], q.packed)
+    const s = g.floatInit(`${name}.scales`, [q.scales.length], q.scales)
+    return g.op('MatMulNBits', [x, b, s], { domain: 'com.microsoft', attrs: { K: k, N: n, bits, block_size: blockSize, accuracy_level: 0 } })
+  }
+  const t = transpose(w, n, k)
+  if (fmt === 'f16') {
+    const half = new Uint16Array(t.length)
+    for (let i = 0; i < t.length; i++) half[i] = floatToHalf(t[i])
+    const init = g.initializer(`${name}.weight`, DataType.FLOAT16, [k, n], new Uint8Array(half.buffer))
+    return g.op('MatMul', [x, g.op('Cast', [init], { attrs: { to: DataType.FLOAT } })])
+  }
+  return g.op('MatMul', [x, g.floatInit(`${name}.weight`, [k, n], t)])
+}
+
+function transpose (w: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows * cols)
+  const tile = 64
+  for (let r0 = 0; r0 < rows; r0 += tile) {
+    for (let c0 = 0; c0 < cols; c0 += tile) {
+      const rEnd = Math.min(rows, r0 + tile)
+      const cEnd = Math.min(cols, c0 + tile)
+      for (let r = r0; r < rEnd; r++) for (let c = c0; c < cEnd; c++) out[c * rows + r] = w[r * cols + c]
+    }
+  }
+  return out
+}
+
+function concatRows (parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0))
+  let off = 0
+  for (const p of parts) { out.set(p, off); off += p.length }
+  return out
+}

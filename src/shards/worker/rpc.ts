@@ -1,0 +1,22 @@
+// Messages between the main thread and an engine worker.
+import type { SpanEngineOptions } from '../span-engine.ts'
+import type { HeadEngineOptions } from '../head-engine.ts'
+
+export type LoadRequest =
+  | { kind: 'span', modelDir: string, options: SpanEngineOptions }
+  | { kind: 'head', modelDir: string, options: HeadEngineOptions }
+
+export type Call =
+  | { op: 'load', load: LoadRequest }
+  | { op: 'open', sessionId: string, maxLength: number }
+  | { op: 'step', sessionId: string, hidden: Float32Array, position: number }
+  | { op: 'truncate', sessionId: string, length: number }
+  | { op: 'close', sessionId: string }
+  | { op: 'embed', tokens: number[] }
+  | { op: 'logits', hidden: Float32Array }
+  | { op: 'dispose' }
+
+export interface Request { id: number, call: Call }
+export type Response =
+  | { id: number, ok: true, value: unknown }
+  | { id: number, ok: false, error: { name: string, message: string } }
