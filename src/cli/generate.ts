@@ -1,6 +1,8 @@
 import type { Command } from 'commander'
 import { Option } from 'commander'
 import { LocalModel } from '../client/local-model.ts'
+import { Swarm } from '../client/swarm.ts'
+import type { RerouteEvent } from '../routing/chain-session.ts'
 import type { GenerationEvent } from '../client/session.ts'
 import { int, num, idList, collect } from './flags.ts'
 
@@ -25,20 +27,34 @@ export function registerGenerate (program: Command): void {
     .option('--json', 'print one JSON event per line')
     .action(async (o) => {
       if ((o.prompt === undefined) === (o.promptIds === undefined)) throw new Error('give exactly one of --prompt or --prompt-ids')
-      if (o.bootstrap.length > 0) throw new Error('--bootstrap: swarm generation is not available in this build yet')
+      if (o.verify === true) throw new Error('--verify is not implemented yet')
+      const prompt = o.promptIds !== undefined ? { ids: o.promptIds } : o.chat === true ? { messages: [{ role: 'user', content: o.prompt }] } : { text: o.prompt }
+      const opts = {
+        maxNewTokens: o.maxNewTokens,
+        temperature: o.temperature,
+        topK: o.topK,
+        topP: o.topP,
+        repetitionPenalty: o.repetitionPenalty,
+        seed: o.seed,
+        ignoreEos: o.ignoreEos === true
+      }
+      const controller = new AbortController()
+      process.once('SIGINT', () => { controller.abort(new Error('interrupted')) })
+      if (o.bootstrap.length > 0) {
+        const swarm = await Swarm.connect({ bootstrap: o.bootstrap, modelDir: o.model, threads: o.threads, signal: controller.signal })
+        try {
+          const onReroute = (e: RerouteEvent): void => {
+            if (o.json !== true) process.stderr.write(`\n[re-routed around ${e.failedPeer.slice(-8)} (${e.reason}) for blocks [${e.start}, ${e.end}) in ${e.recoveryMs.toFixed(0)} ms]\n`)
+          }
+          await printEvents(swarm.generate(prompt, { ...opts, signal: controller.signal, onReroute }), o.json === true, swarm.tokenizer !== null)
+        } finally {
+          await swarm.close()
+        }
+        return
+      }
       const model = await LocalModel.load(o.model, { weightFormat: o.quantize, threads: o.threads })
       try {
-        const prompt = o.promptIds !== undefined ? { ids: o.promptIds } : o.chat === true ? { messages: [{ role: 'user', content: o.prompt }] } : { text: o.prompt }
-        const events = model.generate(prompt, {
-          maxNewTokens: o.maxNewTokens,
-          temperature: o.temperature,
-          topK: o.topK,
-          topP: o.topP,
-          repetitionPenalty: o.repetitionPenalty,
-          seed: o.seed,
-          ignoreEos: o.ignoreEos === true
-        })
-        await printEvents(events, o.json === true, model.hasTokenizer)
+        await printEvents(model.generate(prompt, { ...opts, signal: controller.signal }), o.json === true, model.hasTokenizer)
       } finally {
         await model.close()
       }

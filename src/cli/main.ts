@@ -4,12 +4,14 @@ import { Command } from 'commander'
 import { registerMakeModel } from './make-model.ts'
 import { registerGenerate } from './generate.ts'
 import { registerDemo } from './demo.ts'
+import { registerPeer } from './peer.ts'
 
 const program = new Command('strata')
   .description('Decentralized LLM inference swarm: run a peer, generate through the swarm, watch its health')
   .showHelpAfterError()
 registerMakeModel(program)
 registerGenerate(program)
+registerPeer(program)
 registerDemo(program)
 
 program.parseAsync(process.argv).catch((err: unknown) => {

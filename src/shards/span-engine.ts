@@ -18,6 +18,9 @@ interface KvState {
   /** positions held */
   length: number
   maxLength: number
+  /** the session's outputs are those of block exitEnd - 1 (≤ the span's end) */
+  exitEnd: number
+  fetches: string[]
   /** per block in the span: (1, kvHeads, length, headDim) each */
   keys: ort.Tensor[]
   values: ort.Tensor[]
@@ -68,14 +71,21 @@ export class SpanEngine {
     return n
   }
 
-  open (sessionId: string, maxLength: number): void {
+  /**
+   * Opens a KV cache for `sessionId`. With `exitEnd` < end, steps return the hidden states after
+   * block exitEnd - 1 (the later blocks still run, keeping their caches consistent).
+   */
+  open (sessionId: string, maxLength: number, exitEnd = this.end): void {
     if (this.sessions.has(sessionId)) throw new EngineInputError(`session ${sessionId} is already open`)
+    if (!Number.isInteger(exitEnd) || exitEnd <= this.start || exitEnd > this.end) throw new EngineInputError(`session end ${exitEnd} is outside the span (${this.start}, ${this.end}]`)
     if (!Number.isInteger(maxLength) || maxLength <= 0 || maxLength > this.config.maxPositions) {
       throw new EngineInputError(`max length ${maxLength} must be between 1 and the model's ${this.config.maxPositions} positions`)
     }
     const empty = (): ort.Tensor => new ort.Tensor('float32', new Float32Array(0), [1, this.config.numKvHeads, 0, this.config.headDim])
     const n = this.end - this.start
-    this.sessions.set(sessionId, { length: 0, maxLength, keys: Array.from({ length: n }, empty), values: Array.from({ length: n }, empty) })
+    const fetches = [spanIo.hiddenAfter(exitEnd - 1, this.end)]
+    for (let l = this.start; l < this.end; l++) fetches.push(spanIo.presentKey(l), spanIo.presentValue(l))
+    this.sessions.set(sessionId, { length: 0, maxLength, exitEnd, fetches, keys: Array.from({ length: n }, empty), values: Array.from({ length: n }, empty) })
   }
 
   /**
@@ -99,13 +109,13 @@ export class SpanEngine {
       feeds[spanIo.pastKey(l)] = s.keys[l - this.start]
       feeds[spanIo.pastValue(l)] = s.values[l - this.start]
     }
-    const out = await this.ort.run(feeds)
+    const out = await this.ort.run(feeds, s.fetches)
     for (let l = this.start; l < this.end; l++) {
       s.keys[l - this.start] = out[spanIo.presentKey(l)]
       s.values[l - this.start] = out[spanIo.presentValue(l)]
     }
     s.length = total
-    return out[spanIo.outHidden].data as Float32Array
+    return out[s.fetches[0]].data as Float32Array
   }
 
   /** Rolls the session back to its first `length` positions (speculative-decoding rollback). */

@@ -2,7 +2,9 @@
 //
 // inputs : hidden (1, seq, H) f32; seqlens_k (1) i32 = total_len - 1; total_seq_len () i32;
 //          past_key_<l>, past_value_<l> (1, kvHeads, past, headDim) f32 for each block l
-// outputs: out_hidden (1, seq, H) f32; present_key_<l>, present_value_<l> (1, kvHeads, total, headDim)
+// outputs: out_hidden (1, seq, H) f32; present_key_<l>, present_value_<l> (1, kvHeads, total, headDim);
+//          hidden_after_<l> (1, seq, H) for every block but the last, so a session may leave the
+//          span early: a peer hosting [0, 4) can serve [0, 2) of a chain (blocks 2-3 run unused)
 //
 // Each block is self-contained (its residual adds stay inside it), so a block computes the same
 // bits whichever span graph it sits in: splitting a model across peers cannot change the output.
@@ -27,6 +29,8 @@ export const spanIo = {
   seqlensK: 'seqlens_k',
   totalSeqLen: 'total_seq_len',
   outHidden: 'out_hidden',
+  /** output of block l; for the span's last block this is out_hidden */
+  hiddenAfter: (l: number, end: number) => l === end - 1 ? 'out_hidden' : `hidden_after_${l}`,
   pastKey: (l: number) => `past_key_${l}`,
   pastValue: (l: number) => `past_value_${l}`,
   presentKey: (l: number) => `present_key_${l}`,
@@ -46,9 +50,9 @@ export function buildSpanGraph (cfg: ModelConfig, weights: ModelWeights, spec: S
   for (let l = spec.start; l < spec.end; l++) {
     g.input(spanIo.pastKey(l), DataType.FLOAT, kvShape)
     g.input(spanIo.pastValue(l), DataType.FLOAT, kvShape)
-    x = addBlock(g, cfg, weights, l, x, spec.weightFormat, l === spec.end - 1 ? spanIo.outHidden : undefined)
+    x = addBlock(g, cfg, weights, l, x, spec.weightFormat, spanIo.hiddenAfter(l, spec.end))
+    g.output(x, DataType.FLOAT, [1, 'seq', H])
   }
-  g.output(spanIo.outHidden, DataType.FLOAT, [1, 'seq', H])
   for (let l = spec.start; l < spec.end; l++) {
     g.output(spanIo.presentKey(l), DataType.FLOAT, [1, cfg.numKvHeads, 'total', cfg.headDim])
     g.output(spanIo.presentValue(l), DataType.FLOAT, [1, cfg.numKvHeads, 'total', cfg.headDim])
@@ -57,7 +61,7 @@ export function buildSpanGraph (cfg: ModelConfig, weights: ModelWeights, spec: S
 }
 
 /** One Llama decoder block: x + attn(norm(x)), then + mlp(norm(·)). Returns the output name. */
-function addBlock (g: GraphBuilder, cfg: ModelConfig, w: ModelWeights, l: number, x: string, fmt: WeightFormat, outName?: string): string {
+function addBlock (g: GraphBuilder, cfg: ModelConfig, w: ModelWeights, l: number, x: string, fmt: WeightFormat, outName: string): string {
   const n = tensorNames.block(l)
   const H = cfg.hiddenSize
   const D = cfg.headDim
@@ -91,7 +95,7 @@ function addBlock (g: GraphBuilder, cfg: ModelConfig, w: ModelWeights, l: number
   const [gate, up] = g.node('Split', [gateUp, g.int64Init(`l${l}.split`, [I, I])], { outputs: 2, attrs: { axis: -1 } })
   const act = g.op('Mul', [gate, g.op('Sigmoid', [gate])])
   const down = linear(g, `l${l}.down`, g.op('Mul', [act, up]), w.float32(n.down, [H, I]), H, I, fmt)
-  return g.op('Add', [residual, down], outName !== undefined ? { output: outName } : {})
+  return g.op('Add', [residual, down], { output: outName })
 }
 
 /**

@@ -122,3 +122,22 @@ describe('span engine sessions', function () {
     engine.close('x')
   })
 })
+
+describe('leaving a span early', function () {
+  it('a session on [0, 2) of a [0, 4) span returns exactly what a [0, 2) span returns', async function () {
+    const dir = tinyModel('gqa', shapes.gqa)
+    const wide = await SpanEngine.load(dir, { start: 0, end: 4, threads: 1 })
+    const narrow = await SpanEngine.load(dir, { start: 0, end: 2, threads: 1 })
+    const head = await HeadEngine.load(dir, { threads: 1 })
+    try {
+      wide.open('s', 16, 2)
+      narrow.open('s', 16)
+      assert.deepEqual(await wide.step('s', head.embed([1, 2, 3]), 0), await narrow.step('s', head.embed([1, 2, 3]), 0))
+      assert.deepEqual(await wide.step('s', head.embed([4]), 3), await narrow.step('s', head.embed([4]), 3))
+      assert.throws(() => wide.open('t', 16, 0), /outside the span/)
+      assert.throws(() => wide.open('t', 16, 5), /outside the span/)
+    } finally {
+      await wide.dispose(); await narrow.dispose(); await head.dispose()
+    }
+  })
+})

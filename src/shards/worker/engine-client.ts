@@ -81,8 +81,8 @@ export class WorkerSpanEngine {
 
   get config (): ModelConfig { return this.info.config }
 
-  async open (sessionId: string, maxLength: number): Promise<void> {
-    await this.worker.call({ op: 'open', sessionId, maxLength })
+  async open (sessionId: string, maxLength: number, exitEnd?: number): Promise<void> {
+    await this.worker.call({ op: 'open', sessionId, maxLength, exitEnd })
   }
 
   /** hidden (1, n, H) for positions [position, position + n) → output hidden (1, n, H). */

@@ -25,7 +25,7 @@ async function handle (call: Call): Promise<{ value: unknown, transfer?: ArrayBu
       head = await HeadEngine.load(call.load.modelDir, call.load.options)
       return { value: { config: head.config } }
     case 'open':
-      need(span, 'span').open(call.sessionId, call.maxLength)
+      need(span, 'span').open(call.sessionId, call.maxLength, call.exitEnd)
       return { value: null }
     case 'step': {
       const out = await need(span, 'span').step(call.sessionId, call.hidden, call.position)

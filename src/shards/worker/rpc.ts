@@ -8,7 +8,7 @@ export type LoadRequest =
 
 export type Call =
   | { op: 'load', load: LoadRequest }
-  | { op: 'open', sessionId: string, maxLength: number }
+  | { op: 'open', sessionId: string, maxLength: number, exitEnd?: number }
   | { op: 'step', sessionId: string, hidden: Float32Array, position: number }
   | { op: 'truncate', sessionId: string, length: number }
   | { op: 'close', sessionId: string }

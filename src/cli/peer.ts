@@ -1,0 +1,55 @@
+import type { Command } from 'commander'
+import { Option } from 'commander'
+import { PeerServer } from '../peer/server.ts'
+import { int, collect, span } from './flags.ts'
+
+export function registerPeer (program: Command): void {
+  program.command('peer')
+    .description('serve a span of transformer blocks to the swarm')
+    .requiredOption('--model <dir>', 'model directory (only the hosted blocks are read)')
+    .option('--blocks <start:end>', 'host exactly these blocks (END exclusive)', span)
+    .option('--num-blocks <n>', 'host this many blocks, placed by the load balancer', int(1))
+    .option('--listen <multiaddr>', 'listen address (repeatable)', collect, [])
+    .option('--bootstrap <multiaddr>', 'bootstrap peer (repeatable); none starts a new swarm', collect, [])
+    .option('--max-sessions <n>', 'concurrent sessions at most', int(1), 16)
+    .option('--cache-mb <n>', 'KV-cache memory budget, MiB', int(1), 1024)
+    .option('--identity <file>', 'private key file (created on first run) so the peer id survives restarts')
+    .option('--model-id <id>', 'announce under this model id (default: derived from config.json)')
+    .addOption(new Option('--quantize <format>', 'quantize weights on load').choices(['int8', 'int4']))
+    .option('--threads <n>', 'compute threads', int(1))
+    .addOption(new Option('--inject-fault <kind>', 'tests and demos only: misbehave on purpose').choices(['corrupt', 'slow', 'drop']))
+    .option('--json', 'print one JSON event per line')
+    .action(async (o) => {
+      if (o.blocks !== undefined && o.numBlocks !== undefined) throw new Error('give at most one of --blocks and --num-blocks')
+      const print = (e: Record<string, unknown>): void => {
+        if (o.json === true) process.stdout.write(JSON.stringify(e) + '\n')
+        else process.stdout.write(`${new Date().toISOString()} ${String(e.event)} ${JSON.stringify({ ...e, event: undefined })}\n`)
+      }
+      const server = await PeerServer.start({
+        modelDir: o.model,
+        modelId: o.modelId,
+        blocks: o.blocks,
+        numBlocks: o.numBlocks,
+        listen: o.listen.length > 0 ? o.listen : undefined,
+        bootstrap: o.bootstrap,
+        maxSessions: o.maxSessions,
+        cacheBytes: o.cacheMb * 1024 * 1024,
+        identityFile: o.identity,
+        weightFormat: o.quantize,
+        threads: o.threads,
+        fault: o.injectFault
+      })
+      server.on('event', print)
+      if (o.injectFault !== undefined) process.stderr.write(`WARNING: fault injection "${o.injectFault}" is on: this peer misbehaves on purpose\n`)
+      print({ event: 'ready', peerId: server.peerId, multiaddrs: server.multiaddrs, blocks: server.span, modelId: server.modelId, throughput: server.throughput })
+      let stopping = false
+      const shutdown = (signal: string): void => {
+        if (stopping) return
+        stopping = true
+        process.stderr.write(`${signal}: draining and leaving the swarm…\n`)
+        server.stop().then(() => process.exit(0), (err: Error) => { process.stderr.write(`strata: error while stopping: ${err.message}\n`); process.exit(1) })
+      }
+      process.on('SIGINT', () => { shutdown('SIGINT') })
+      process.on('SIGTERM', () => { shutdown('SIGTERM') })
+    })
+}

@@ -1,0 +1,51 @@
+// Everything a peer daemon can be told, with units and defaults.
+import type { WeightFormat } from '../shards/span-graph.ts'
+import type { Logger } from '../routing/logger.ts'
+
+export type Fault = 'corrupt' | 'slow' | 'drop'
+
+export interface PeerConfig {
+  /** Hugging Face model directory (only the hosted blocks' tensors are read) */
+  modelDir: string
+  /** model id announced in the DHT (default: derived from config.json, see modelIdFor) */
+  modelId?: string
+  /** host exactly these blocks [start, end) (default: chosen by the load balancer) */
+  blocks?: [number, number]
+  /** host this many blocks, placed by the load balancer */
+  numBlocks?: number
+  /** libp2p listen multiaddrs (default ['/ip4/127.0.0.1/tcp/0']) */
+  listen?: string[]
+  /** bootstrap multiaddrs (default none: this peer starts a new swarm) */
+  bootstrap?: string[]
+  /** file holding the peer's private key, created on first run (default: a fresh identity) */
+  identityFile?: string
+  /** concurrent inference sessions at most (default 16) */
+  maxSessions?: number
+  /** KV-cache memory budget in bytes; sessions that would exceed it are refused as busy (default 1 GiB) */
+  cacheBytes?: number
+  /** a session with no message for this long is closed, ms (default 60 000) */
+  idleTimeoutMs?: number
+  /** on shutdown, wait at most this long for open sessions to end or be handed back, ms (default 5 000) */
+  drainTimeoutMs?: number
+  /** lifetime of a signed record, ms (default 60 000); refreshed well before it expires */
+  recordTtlMs?: number
+  /** how matrix weights are stored (default: the checkpoint's dtype) */
+  weightFormat?: WeightFormat
+  /** compute threads (default: all cores) */
+  threads?: number
+  /** tests and demos only: misbehave on purpose */
+  fault?: Fault
+  logger?: Logger
+}
+
+export const peerDefaults = {
+  maxSessions: 16,
+  cacheBytes: 1024 ** 3,
+  idleTimeoutMs: 60_000,
+  drainTimeoutMs: 5_000,
+  recordTtlMs: 60_000,
+  /** delay added to every step by the `slow` fault, ms */
+  slowFaultMs: 3_000,
+  /** the `drop` fault closes a session's stream after this many steps */
+  dropFaultSteps: 3
+}

@@ -1,0 +1,138 @@
+// Serves one inference session on one stream:
+//   open → opened, then any number of step → result / truncate → truncated, then close.
+// Anything unexpected gets an `error` message and closes this stream only; other sessions and
+// the peer carry on.
+import type { Stream, Connection } from '@libp2p/interface'
+import { MessageChannel, ChannelClosedError } from '../protocol/channel.ts'
+import { ProtocolError, LimitExceededError } from '../protocol/errors.ts'
+import type { ErrorCode, Message, OpenMessage } from '../protocol/messages.ts'
+import { EngineInputError } from '../shards/errors.ts'
+import type { WorkerSpanEngine } from '../shards/worker/engine-client.ts'
+import type { Logger } from '../routing/logger.ts'
+import type { CacheBudget } from './cache-budget.ts'
+import { peerDefaults, type Fault } from './config.ts'
+
+export interface SessionContext {
+  engine: WorkerSpanEngine
+  modelId: string
+  budget: CacheBudget
+  maxSessions: number
+  idleTimeoutMs: number
+  fault?: Fault
+  log: Logger
+  /** live sessions, keyed by remote peer + session id */
+  sessions: Map<string, LiveSession>
+  isDraining: () => boolean
+  emit: (event: Record<string, unknown>) => void
+}
+
+export interface LiveSession {
+  key: string
+  /** hands the session back: its next step is answered with a `draining` error */
+  handBack: () => void
+  done: Promise<void>
+}
+
+class SessionEnd extends Error {
+  constructor (readonly code: ErrorCode, message: string) { super(message) }
+}
+
+export async function handleSession (stream: Stream, connection: Connection, ctx: SessionContext): Promise<void> {
+  const channel = new MessageChannel(stream)
+  const remote = connection.remotePeer.toString()
+  let key: string | null = null
+  let steps = 0
+  let tokens = 0
+  let handedBack = false
+  const finished = Promise.withResolvers<void>()
+  try {
+    const open = await receive(channel, ctx)
+    if (open.kind !== 'open') throw new SessionEnd('bad_request', `expected open, got ${open.kind}`)
+    key = `${remote}/${open.sessionId}`
+    admit(open, key, ctx)
+    ctx.sessions.set(key, { key, handBack: () => { handedBack = true }, done: finished.promise })
+    await ctx.engine.open(key, open.maxLength, open.end)
+    await channel.send({ kind: 'opened', sessionId: open.sessionId, start: open.start, end: open.end, maxLength: open.maxLength })
+    ctx.emit({ event: 'session_opened', sessionId: open.sessionId, peer: remote, start: open.start, end: open.end, maxLength: open.maxLength })
+    for (;;) {
+      const msg = await receive(channel, ctx)
+      if (msg.kind === 'close') break
+      if (handedBack || ctx.isDraining()) throw new SessionEnd('draining', 'this peer is shutting down; continue elsewhere')
+      if (msg.kind === 'step') {
+        const [batch, n, hidden] = msg.hidden.shape
+        if (batch !== 1 || hidden !== ctx.engine.config.hiddenSize) throw new SessionEnd('bad_request', `hidden states must be (1, n, ${ctx.engine.config.hiddenSize}), got (${msg.hidden.shape.join(', ')})`)
+        if (ctx.fault === 'drop' && steps >= peerDefaults.dropFaultSteps) {
+          ctx.log.warn({ sessionId: open.sessionId }, 'FAULT INJECTION: dropping the session stream')
+          channel.abort('fault injection: drop')
+          return
+        }
+        if (ctx.fault === 'slow') await new Promise((resolve) => setTimeout(resolve, peerDefaults.slowFaultMs))
+        const out = await ctx.engine.step(key, msg.hidden.data, msg.position)
+        if (ctx.fault === 'corrupt') for (let i = 0; i < out.length; i += 7) out[i] += 0.5
+        steps++
+        tokens += n
+        await channel.send({ kind: 'result', stepId: msg.stepId, position: msg.position + n, hidden: { dtype: msg.hidden.dtype, shape: [1, n, hidden], data: out } })
+      } else if (msg.kind === 'truncate') {
+        await ctx.engine.truncate(key, msg.length)
+        tokens = msg.length
+        await channel.send({ kind: 'truncated', length: msg.length })
+      } else {
+        throw new SessionEnd('bad_request', `unexpected ${msg.kind} message in a session`)
+      }
+    }
+    await channel.close()
+  } catch (err) {
+    await refuse(channel, err, ctx, remote)
+  } finally {
+    if (key !== null && ctx.sessions.get(key)?.done === finished.promise) {
+      ctx.sessions.delete(key)
+      ctx.budget.release(key)
+      await ctx.engine.close(key).catch(() => false)
+      ctx.emit({ event: 'session_closed', peer: remote, steps, tokens })
+    }
+    finished.resolve()
+  }
+}
+
+/** Checks an `open` against model, span, state and capacity; reserves its KV cache. */
+function admit (open: OpenMessage, key: string, ctx: SessionContext): void {
+  const { engine } = ctx
+  if (open.modelId !== ctx.modelId) throw new SessionEnd('wrong_model', `this peer serves model ${ctx.modelId}, not ${open.modelId}`)
+  if (open.start !== engine.start || open.end <= open.start || open.end > engine.end) {
+    throw new SessionEnd('bad_request', `this peer serves blocks [${engine.start}, ${engine.end}); sessions must start at ${engine.start} and end within it, got [${open.start}, ${open.end})`)
+  }
+  if (open.maxLength > engine.config.maxPositions) throw new SessionEnd('too_long', `max length ${open.maxLength} exceeds the model's ${engine.config.maxPositions} positions`)
+  if (ctx.isDraining()) throw new SessionEnd('draining', 'this peer is shutting down')
+  if (ctx.sessions.has(key)) throw new SessionEnd('bad_request', `session ${open.sessionId} is already open`)
+  if (ctx.sessions.size >= ctx.maxSessions) throw new SessionEnd('busy', `all ${ctx.maxSessions} session slots are in use`)
+  const bytes = open.maxLength * engine.info.kvBytesPerToken
+  if (!ctx.budget.reserve(key, bytes)) throw new SessionEnd('busy', `not enough KV-cache memory for ${open.maxLength} positions (${ctx.budget.freeBytes} of ${ctx.budget.capacityBytes} bytes free)`)
+}
+
+async function receive (channel: MessageChannel, ctx: SessionContext): Promise<Message> {
+  try {
+    return await channel.receive(AbortSignal.timeout(ctx.idleTimeoutMs))
+  } catch (err) {
+    if ((err as Error).name === 'TimeoutError') throw new SessionEnd('timeout', `no message for ${ctx.idleTimeoutMs} ms; session closed`)
+    throw err
+  }
+}
+
+/** Tells the client why the session ends (when the stream still works) and closes it. */
+async function refuse (channel: MessageChannel, err: unknown, ctx: SessionContext, remote: string): Promise<void> {
+  if (err instanceof ChannelClosedError) return
+  let code: ErrorCode = 'internal'
+  const message = (err as Error).message
+  if (err instanceof SessionEnd) code = err.code
+  else if (err instanceof LimitExceededError) code = 'too_long'
+  else if (err instanceof ProtocolError) code = 'bad_request'
+  else if (err instanceof EngineInputError) code = /position .* but the session holds/.test(message) ? 'desync' : 'bad_request'
+  if (code === 'internal') ctx.log.error({ err, peer: remote }, 'session failed')
+  else ctx.log.debug({ code, message, peer: remote }, 'session refused or ended')
+  try {
+    await channel.send({ kind: 'error', code, message: message.slice(0, 1024) }, AbortSignal.timeout(1000))
+    await channel.close(AbortSignal.timeout(1000))
+  } catch {
+    channel.abort('session ended')
+  }
+}

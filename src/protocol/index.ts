@@ -1,0 +1,56 @@
+// Public API of the wire format shared by peer and client. fields.ts is internal.
+export {
+  ProtocolError,
+  FrameTooLargeError,
+  MalformedFrameError,
+  UnsupportedVersionError,
+  UnknownMessageKindError,
+  InvalidFieldError,
+  LimitExceededError
+} from './errors.ts'
+export {
+  type WireDtype,
+  type WireTensor,
+  WIRE_DTYPES,
+  isWireDtype,
+  bytesPerElement,
+  float32ToFloat16Bits,
+  float16BitsToFloat32,
+  encodeTensorData,
+  writeTensorData,
+  decodeTensorData
+} from './tensor.ts'
+export {
+  INFERENCE_PROTOCOL,
+  INFO_PROTOCOL,
+  WIRE_VERSION,
+  FRAME_PRELUDE_BYTES,
+  MAX_SESSION_ID_LENGTH,
+  MAX_MODEL_ID_LENGTH,
+  MAX_PEER_ID_LENGTH,
+  MAX_MULTIADDRS,
+  MAX_MULTIADDR_LENGTH,
+  MAX_ERROR_MESSAGE_LENGTH,
+  MAX_INFO_JSON_BYTES,
+  ERROR_CODES,
+  type ErrorCode,
+  type Message,
+  type MessageKind,
+  type MessageOf,
+  type OpenMessage,
+  type OpenedMessage,
+  type PushTarget,
+  type StepMessage,
+  type ResultMessage,
+  type TruncateMessage,
+  type TruncatedMessage,
+  type CloseMessage,
+  type ErrorMessage,
+  type InfoRequestMessage,
+  type InfoMessage,
+  MESSAGE_KIND_IDS,
+  type FrameLimits,
+  DEFAULT_FRAME_LIMITS,
+  encodeMessage,
+  decodeMessage
+} from './messages.ts'

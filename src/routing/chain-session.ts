@@ -1,0 +1,226 @@
+// The fault-tolerant inference session: a chain of per-peer sessions covering all blocks.
+//
+// Each hop keeps the inputs it was sent (its history). When a hop fails — stream error,
+// timeout, busy/draining reply, malformed answer — the peer is banned with back-off, a
+// replacement chain is planned for exactly that hop's block range (or a wider one when no peer
+// can enter the range at its first block), the stored inputs are replayed through the new hops
+// step by step, in the same step shapes as before, so their KV caches and outputs are
+// bit-identical, and generation continues. Replaying the same step shapes is what keeps the
+// tokens exactly equal to an uninterrupted run.
+import { randomUUID } from 'node:crypto'
+import type { SwarmNode } from './node.ts'
+import type { Logger } from './logger.ts'
+import { planChain, NoRouteError, type Candidate, type PlannedHop } from './planner.ts'
+import { RemoteSpanSession, PeerFailure, type FailureReason } from './remote-span.ts'
+import { BanList } from './bans.ts'
+import type { WireDtype } from '../protocol/tensor.ts'
+
+export interface ChainOptions {
+  modelId: string
+  numBlocks: number
+  hiddenSize: number
+  /** positions the session will hold at most */
+  maxLength: number
+  wireDtype?: WireDtype
+  /** deadline for one decode step on one hop, ms (default 5 000) */
+  stepTimeoutMs?: number
+  /** extra deadline per position of a multi-position step (prefill, replay), ms (default 20) */
+  perPositionTimeoutMs?: number
+  /** deadline for opening a session on a peer, ms (default 5 000) */
+  openTimeoutMs?: number
+  /** recoveries allowed within one forward call (default 6) */
+  maxRecoveries?: number
+  /** when opening, keep looking this long for peers covering missing blocks, ms (default 3 000) */
+  coverageWaitMs?: number
+  log: Logger
+}
+
+/** Where candidates come from: the DHT, refreshed on demand. */
+export interface CandidateSource {
+  candidates (refresh: boolean, signal?: AbortSignal): Promise<Candidate[]>
+}
+
+export interface RerouteEvent {
+  failedPeer: string
+  reason: FailureReason
+  /** the block range that was re-planned */
+  start: number
+  end: number
+  replacement: PlannedHop[]
+  /** from the failure to the replacement having caught up, ms */
+  recoveryMs: number
+}
+
+interface Hop {
+  plan: PlannedHop
+  session: RemoteSpanSession
+  /** inputs sent to this hop, in order: (position, hidden (1, n, H)) */
+  history: Array<{ position: number, hidden: Float32Array }>
+}
+
+export class ChainSession {
+  private hops: Hop[] = []
+  private rerouteCount = 0
+  private readonly bans = new BanList()
+  readonly rerouteLog: RerouteEvent[] = []
+  private closed = false
+
+  private constructor (private readonly node: SwarmNode, private readonly source: CandidateSource, private readonly o: Required<Omit<ChainOptions, 'log'>> & { log: Logger }) {}
+
+  static async open (node: SwarmNode, source: CandidateSource, opts: ChainOptions, signal?: AbortSignal): Promise<ChainSession> {
+    const defined = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as ChainOptions
+    const chain = new ChainSession(node, source, {
+      wireDtype: 'f32', stepTimeoutMs: 5_000, perPositionTimeoutMs: 20, openTimeoutMs: 5_000, maxRecoveries: 6, coverageWaitMs: 3_000, ...defined
+    })
+    let lastError: unknown
+    const coverageDeadline = performance.now() + chain.o.coverageWaitMs
+    for (let attempt = 0, tries = 0; attempt <= chain.o.maxRecoveries; tries++) {
+      try {
+        chain.hops = await chain.openHops(await chain.plan(0, opts.numBlocks, tries > 0, signal), signal)
+        return chain
+      } catch (err) {
+        lastError = err
+        if (err instanceof NoRouteError && performance.now() < coverageDeadline) {
+          // records may still be propagating (a peer that just joined): look again shortly
+          await new Promise((resolve) => setTimeout(resolve, 300))
+          continue
+        }
+        if (!(err instanceof PeerFailure)) throw err
+        chain.bans.ban(err.peerId)
+        attempt++
+      }
+    }
+    throw lastError
+  }
+
+  get reroutes (): number { return this.rerouteCount }
+
+  route (): Array<{ peer: string, start: number, end: number }> {
+    return this.hops.map((h) => ({ peer: h.plan.peerId, start: h.plan.start, end: h.plan.end }))
+  }
+
+  /** hidden (1, n, H) at block 0 for positions [position, position + n) → hidden after the last block. */
+  async forward (hidden: Float32Array, position: number, signal?: AbortSignal): Promise<Float32Array> {
+    if (this.closed) throw new Error('the chain session is closed')
+    let h = hidden
+    let recoveries = 0
+    for (let i = 0; i < this.hops.length;) {
+      const hop = this.hops[i]
+      try {
+        const out = await hop.session.step(h, position, this.timeoutFor(h), signal)
+        hop.history.push({ position, hidden: h })
+        h = out
+        i++
+      } catch (err) {
+        if (!(err instanceof PeerFailure)) throw err
+        if (++recoveries > this.o.maxRecoveries) throw new Error(`gave up after ${this.o.maxRecoveries} recoveries in one step; last: ${err.message}`)
+        const r = await this.recover(i, err, { position, hidden: h }, signal)
+        i = r.next
+        h = r.output
+      }
+    }
+    return h
+  }
+
+  async close (): Promise<void> {
+    this.closed = true
+    await Promise.all(this.hops.map(async (h) => await h.session.close()))
+    this.hops = []
+  }
+
+  private timeoutFor (hidden: Float32Array): number {
+    return this.o.stepTimeoutMs + this.o.perPositionTimeoutMs * (hidden.length / this.o.hiddenSize)
+  }
+
+  private async plan (from: number, to: number, refresh: boolean, signal?: AbortSignal): Promise<PlannedHop[]> {
+    const candidates = await this.source.candidates(refresh, signal)
+    return planChain(candidates, from, to, { banned: this.bans.active(), cacheTokensNeeded: this.o.maxLength })
+  }
+
+  private async openHops (plan: PlannedHop[], signal?: AbortSignal): Promise<Hop[]> {
+    const hops: Hop[] = []
+    try {
+      for (const p of plan) {
+        const session = await RemoteSpanSession.open(this.node, p, {
+          modelId: this.o.modelId, sessionId: randomUUID(), maxLength: this.o.maxLength, wireDtype: this.o.wireDtype, hiddenSize: this.o.hiddenSize, openTimeoutMs: this.o.openTimeoutMs
+        }, signal)
+        hops.push({ plan: p, session, history: [] })
+      }
+      return hops
+    } catch (err) {
+      await Promise.all(hops.map(async (h) => await h.session.close()))
+      throw err
+    }
+  }
+
+  /**
+   * Replaces the failed hop i (and, when needed, its neighbours) and replays history through
+   * the replacement. `current` is the input hop i was given for the step in progress.
+   * Returns the index of the hop to continue with and the hidden states entering it.
+   */
+  private async recover (i: number, failure: PeerFailure, current: { position: number, hidden: Float32Array }, signal?: AbortSignal): Promise<{ next: number, output: Float32Array }> {
+    const t0 = performance.now()
+    const banMs = this.bans.ban(failure.peerId)
+    this.o.log.warn({ peer: failure.peerId, reason: failure.reason, banMs, span: [this.hops[i].plan.start, this.hops[i].plan.end] }, `re-routing: ${failure.message}`)
+    this.hops[i].session.abort()
+    let lastError: unknown = failure
+    for (let attempt = 0; attempt <= this.o.maxRecoveries; attempt++) {
+      signal?.throwIfAborted()
+      for (const [j, k] of this.ranges(i)) {
+        const from = this.hops[j].plan.start
+        const to = this.hops[k].plan.end
+        let plan: PlannedHop[]
+        try {
+          plan = await this.plan(from, to, true, signal)
+        } catch (err) {
+          if (err instanceof NoRouteError) { lastError = err; continue }
+          throw err
+        }
+        // replay: what hop j was sent (which, for j < i, includes the step in progress)
+        const inputs = j === i ? [...this.hops[j].history, current] : [...this.hops[j].history]
+        let fresh: Hop[] = []
+        try {
+          fresh = await this.openHops(plan, signal)
+          let out: Float32Array = new Float32Array(0)
+          for (const step of inputs) {
+            let x = step.hidden
+            for (const hop of fresh) {
+              const y = await hop.session.step(x, step.position, this.timeoutFor(x), signal)
+              hop.history.push({ position: step.position, hidden: x })
+              x = y
+            }
+            out = x
+          }
+          for (let m = j; m <= k; m++) if (m !== i) await this.hops[m].session.close()
+          this.hops.splice(j, k - j + 1, ...fresh)
+          this.rerouteCount++
+          const event: RerouteEvent = { failedPeer: failure.peerId, reason: failure.reason, start: from, end: to, replacement: plan, recoveryMs: performance.now() - t0 }
+          this.rerouteLog.push(event)
+          this.o.log.warn({ ...event, replacement: plan.map((p) => `${p.peerId.slice(-8)}[${p.start},${p.end})`) }, 're-routed')
+          return { next: j + fresh.length, output: out }
+        } catch (err) {
+          for (const hop of fresh) hop.session.abort()
+          if (!(err instanceof PeerFailure)) throw err
+          this.bans.ban(err.peerId)
+          lastError = err
+          break // re-plan with the new ban
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 50 * 2 ** attempt)))
+    }
+    throw lastError instanceof NoRouteError ? lastError : new Error(`could not re-route around peer ${failure.peerId}: ${(lastError as Error).message}`)
+  }
+
+  /** Hop ranges [j, k] to try replacing, narrowest first: the failed hop alone, then wider. */
+  private ranges (i: number): Array<[number, number]> {
+    const out: Array<[number, number]> = []
+    const n = this.hops.length
+    for (let width = 0; width < n; width++) {
+      for (let j = Math.max(0, i - width); j <= i; j++) {
+        const k = j + width
+        if (k < n && k >= i) out.push([j, k])
+      }
+    }
+    return out
+  }
+}

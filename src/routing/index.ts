@@ -1,0 +1,21 @@
+// Public API of the routing layer: the swarm node, signed peer records, the info protocol,
+// span announcement and peer discovery. Other modules are internal.
+export { createSwarmNode, waitForRoutingTable, DHT_PROTOCOL, PROVIDER_TTL_MS } from './node.ts'
+export type { SwarmNode, SwarmNodeOptions, SwarmServices } from './node.ts'
+export { BootstrapAddressError } from './bootstrap-keeper.ts'
+export { loadOrCreateIdentity, IdentityFileError } from './identity.ts'
+export {
+  signRecord, verifyRecord,
+  RecordError, RecordMalformedError, RecordSignatureError, RecordExpiredError, RecordSpanError, RecordModelError,
+  MAX_RECORD_BYTES, MAX_RECORD_TTL_MS, MAX_MULTIADDRS, MAX_BLOCKS
+} from './records.ts'
+export type { PeerRecord, PeerState, VerifyRecordOptions } from './records.ts'
+export {
+  serveInfo, fetchInfo, INFO_PROTOCOL, MAX_INFO_FRAME_BYTES, DEFAULT_INFO_TIMEOUT_MS,
+  InfoError, InfoFrameTooLargeError, InfoMissingError
+} from './info.ts'
+export type { ServeInfoOptions, FetchInfoOptions } from './info.ts'
+export { announceSpan, Announcement, AnnounceError, findModelPeers, findBlockPeers } from './dht.ts'
+export type { Span, AnnounceOptions, AnnounceRound, DiscoveredPeer, DiscoverOptions } from './dht.ts'
+export { modelKey, blockKey } from './content-keys.ts'
+export type { Logger } from './logger.ts'
