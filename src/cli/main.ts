@@ -5,6 +5,9 @@ import { registerMakeModel } from './make-model.ts'
 import { registerGenerate } from './generate.ts'
 import { registerDemo } from './demo.ts'
 import { registerPeer } from './peer.ts'
+import { registerHealth } from './health.ts'
+import { registerServe } from './serve.ts'
+import { registerChaos } from './chaos.ts'
 
 const program = new Command('strata')
   .description('Decentralized LLM inference swarm: run a peer, generate through the swarm, watch its health')
@@ -12,6 +15,9 @@ const program = new Command('strata')
 registerMakeModel(program)
 registerGenerate(program)
 registerPeer(program)
+registerHealth(program)
+registerServe(program)
+registerChaos(program)
 registerDemo(program)
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -1,8 +1,8 @@
 // Runs the real `strata` CLI as a child process.
 import { spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
+import { STRATA_BIN } from '../../src/cli/local-swarm.ts'
 
-export const STRATA_BIN = fileURLToPath(new URL('../../bin/strata.js', import.meta.url))
+export { STRATA_BIN }
 
 export interface CliResult { code: number | null, stdout: string, stderr: string }
 

@@ -1,0 +1,55 @@
+import type { Command } from 'commander'
+import { loadModelConfig, modelIdFor } from '../shards/config.ts'
+import { createSwarmNode, waitForRoutingTable } from '../routing/index.ts'
+import { SwarmHealthProbe, recordOfPeer, type ProbeTarget } from '../serve/health-probe.ts'
+import { renderHealthTable } from '../serve/health-table.ts'
+import { collect, int } from './flags.ts'
+
+const CLEAR_SCREEN = '\x1b[2J\x1b[H'
+
+export function registerHealth (program: Command): void {
+  program.command('health')
+    .description('coverage, throughput and peers of a model in the swarm (from any machine that reaches a bootstrap peer)')
+    .requiredOption('--bootstrap <multiaddr>', 'bootstrap peer of the swarm (repeatable)', collect, [])
+    .option('--model-id <id>', 'model id (default: from --model, else the model the bootstrap peer serves)')
+    .option('--model <dir>', 'model directory: its id and block count')
+    .option('--watch', 'refresh until interrupted')
+    .option('--interval-ms <n>', 'refresh period with --watch, ms', int(200), 2000)
+    .option('--connect-timeout-ms <n>', 'how long to wait for a bootstrap peer, ms', int(100), 10_000)
+    .option('--json', 'print the report as one JSON object (one per refresh with --watch)')
+    .action(async (o) => {
+      const controller = new AbortController()
+      process.once('SIGINT', () => { controller.abort(new Error('interrupted')) })
+      const node = await createSwarmNode({ bootstrap: o.bootstrap, dhtMode: 'client' })
+      try {
+        const connect = AbortSignal.any([controller.signal, AbortSignal.timeout(o.connectTimeoutMs)])
+        await waitForRoutingTable(node, 1, connect).catch((err: Error) => {
+          throw new Error(`could not reach any bootstrap peer (${o.bootstrap.join(', ')}): ${err.message}`)
+        })
+        const target: ProbeTarget = o.modelId !== undefined
+          ? { modelId: o.modelId, numBlocks: o.model !== undefined ? loadModelConfig(o.model).numLayers : undefined }
+          : o.model !== undefined
+            ? { modelId: modelIdFor(o.model), numBlocks: loadModelConfig(o.model).numLayers }
+            : { modelId: (await recordOfPeer(node, o.bootstrap[0], controller.signal)).modelId }
+        const probe = new SwarmHealthProbe(node, target)
+        do {
+          const started = Date.now()
+          const report = await probe.report(controller.signal)
+          if (o.json === true) process.stdout.write(JSON.stringify(report) + '\n')
+          else process.stdout.write((o.watch === true ? CLEAR_SCREEN : '') + renderHealthTable(report))
+          if (o.watch === true) await sleep(Math.max(0, o.intervalMs - (Date.now() - started)), controller.signal)
+        } while (o.watch === true && !controller.signal.aborted)
+      } catch (err) {
+        if (!controller.signal.aborted) throw err
+      } finally {
+        await node.stop()
+      }
+    })
+}
+
+async function sleep (ms: number, signal: AbortSignal): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms)
+    signal.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
+  })
+}

@@ -1,0 +1,113 @@
+// Local swarms of real `strata peer` processes (demo, chaos, end-to-end tests): start them,
+// wait for their ready lines, watch their events, kill them.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+
+export const STRATA_BIN = fileURLToPath(new URL('../../bin/strata.js', import.meta.url))
+
+export interface PeerEventLine { event: string, [k: string]: any }
+
+export class PeerProcess {
+  readonly events: PeerEventLine[] = []
+  stderr = ''
+  peerId = ''
+  multiaddrs: string[] = []
+  blocks: [number, number] = [0, 0]
+  readonly exited: Promise<number | null>
+  private readonly waiters = new Set<() => void>()
+
+  constructor (readonly proc: ChildProcess, readonly label: string) {
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      try { this.events.push(JSON.parse(line)) } catch { return }
+      for (const w of this.waiters) w()
+    })
+    proc.stderr!.on('data', (d: Buffer) => { this.stderr += d.toString() })
+    this.exited = new Promise((resolve) => proc.on('exit', (code) => { for (const w of this.waiters) w(); resolve(code) }))
+  }
+
+  get running (): boolean { return this.proc.exitCode === null && this.proc.signalCode === null }
+
+  /** Resolves with the first event matching `pred` (past or future); rejects after `timeoutMs`. */
+  async waitFor (pred: (e: PeerEventLine) => boolean, timeoutMs = 30_000): Promise<PeerEventLine> {
+    return await new Promise((resolve, reject) => {
+      const check = (): void => {
+        const hit = this.events.find(pred)
+        if (hit !== undefined) { done(); resolve(hit) } else if (!this.running) { done(); reject(new Error(`${this.label} exited (${this.proc.exitCode ?? this.proc.signalCode}) before the awaited event\n${this.stderr}`)) }
+      }
+      const timer = setTimeout(() => { done(); reject(new Error(`${this.label}: timed out after ${timeoutMs} ms waiting for an event\n${this.stderr}`)) }, timeoutMs)
+      const done = (): void => { clearTimeout(timer); this.waiters.delete(check) }
+      this.waiters.add(check)
+      check()
+    })
+  }
+
+  kill (signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (this.running) this.proc.kill(signal)
+  }
+}
+
+/** Starts `strata peer … --json` and waits for its ready line. */
+export async function startPeer (modelDir: string, args: string[], label = 'peer', timeoutMs = 60_000): Promise<PeerProcess> {
+  const proc = spawn(process.execPath, [STRATA_BIN, 'peer', '--model', modelDir, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const p = new PeerProcess(proc, label)
+  try {
+    const ready = await p.waitFor((e) => e.event === 'ready', timeoutMs)
+    p.peerId = ready.peerId
+    p.multiaddrs = ready.multiaddrs
+    p.blocks = ready.blocks
+    return p
+  } catch (err) {
+    p.kill()
+    throw err
+  }
+}
+
+export interface TestSwarm { bootstrap: string, peers: PeerProcess[] }
+
+/**
+ * Starts one peer per span: the first one is the bootstrap peer, the others join through it.
+ * `extra[i]` adds flags to peer i.
+ */
+export async function startSwarm (modelDir: string, spans: Array<[number, number]>, extra: string[][] = []): Promise<TestSwarm> {
+  const peers: PeerProcess[] = []
+  try {
+    peers.push(await startPeer(modelDir, ['--blocks', `${spans[0][0]}:${spans[0][1]}`, ...(extra[0] ?? [])], `peer[${spans[0].join(',')})`))
+    const bootstrap = peers[0].multiaddrs[0]
+    const rest = await Promise.all(spans.slice(1).map(async ([a, b], i) =>
+      await startPeer(modelDir, ['--blocks', `${a}:${b}`, '--bootstrap', bootstrap, ...(extra[i + 1] ?? [])], `peer[${a},${b})`)))
+    peers.push(...rest)
+    return { bootstrap, peers }
+  } catch (err) {
+    await stopPeers(peers)
+    throw err
+  }
+}
+
+export async function stopPeers (peers: PeerProcess[]): Promise<void> {
+  for (const p of peers) p.kill('SIGKILL')
+  await Promise.all(peers.map(async (p) => await p.exited))
+}
+
+/** A running `strata generate --json` whose events can be awaited one by one. */
+export class GenerateProcess {
+  readonly events: PeerEventLine[] = []
+  stderr = ''
+  readonly exited: Promise<number | null>
+  private readonly peer: PeerProcess
+
+  constructor (args: string[]) {
+    const proc = spawn(process.execPath, [STRATA_BIN, 'generate', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    this.peer = new PeerProcess(proc, 'generate')
+    this.events = this.peer.events
+    this.exited = this.peer.exited
+  }
+
+  get errors (): string { return this.peer.stderr }
+
+  async waitFor (pred: (e: PeerEventLine) => boolean, timeoutMs = 60_000): Promise<PeerEventLine> {
+    return await this.peer.waitFor(pred, timeoutMs)
+  }
+
+  kill (): void { this.peer.kill('SIGKILL') }
+}

@@ -1,0 +1,38 @@
+import type { Command } from 'commander'
+import { GatewayServer } from '../serve/serve.ts'
+import { int, collect } from './flags.ts'
+
+export function registerServe (program: Command): void {
+  program.command('serve')
+    .description('OpenAI-compatible HTTP gateway to the swarm, with /health, /metrics and a dashboard at /')
+    .requiredOption('--model <dir>', 'model directory (config, tokenizer, embeddings and head; block weights are not read)')
+    .requiredOption('--bootstrap <multiaddr>', 'bootstrap peer of the swarm (repeatable)', collect, [])
+    .option('--port <n>', 'HTTP port (0 picks a free one)', int(0, 65535), 8080)
+    .option('--host <host>', 'HTTP listen address (0.0.0.0 to serve other machines)', '127.0.0.1')
+    .option('--model-id <id>', 'model id in the swarm (default: derived from config.json)')
+    .option('--body-limit-kb <n>', 'largest request body accepted, KiB', int(1), 1024)
+    .option('--threads <n>', 'compute threads for the embeddings and head', int(1))
+    .option('--json', 'print the listening line as JSON')
+    .action(async (o) => {
+      const server = await GatewayServer.start({
+        modelDir: o.model,
+        bootstrap: o.bootstrap,
+        modelId: o.modelId,
+        port: o.port,
+        host: o.host,
+        bodyLimit: o.bodyLimitKb * 1024,
+        threads: o.threads
+      })
+      if (o.json === true) process.stdout.write(JSON.stringify({ event: 'listening', url: server.url, model: server.modelId }) + '\n')
+      else process.stdout.write(`strata serve: ${server.url}/v1 (model ${server.modelId}); dashboard ${server.url}/\n`)
+      let stopping = false
+      const shutdown = (signal: string): void => {
+        if (stopping) return
+        stopping = true
+        process.stderr.write(`${signal}: closing the gateway…\n`)
+        server.close().then(() => process.exit(0), (err: Error) => { process.stderr.write(`strata: error while stopping: ${err.message}\n`); process.exit(1) })
+      }
+      process.on('SIGINT', () => { shutdown('SIGINT') })
+      process.on('SIGTERM', () => { shutdown('SIGTERM') })
+    })
+}
