@@ -31,7 +31,7 @@ export interface AnnounceOptions {
   retryMs?: number
   /** bound on one round, including waiting for a first DHT peer, ms (default 15 000) */
   roundTimeoutMs?: number
-  /** provide this many keys at once (default 4) */
+  /** provide this many keys at once (default 8) */
   concurrency?: number
   logger?: Logger
 }
@@ -88,7 +88,7 @@ export class Announcement {
     this.refreshMs = opts.refreshMs ?? PROVIDER_TTL_MS / 3
     this.retryMs = opts.retryMs ?? 2_000
     this.roundTimeoutMs = opts.roundTimeoutMs ?? 15_000
-    this.concurrency = opts.concurrency ?? 4
+    this.concurrency = opts.concurrency ?? 8
     this.onStop = this.onStop.bind(this)
     this.callerSignal = opts.signal
     this.callerSignal?.addEventListener('abort', this.onStop, { once: true })
@@ -108,12 +108,17 @@ export class Announcement {
   /** Switches to another span: stops re-providing blocks left, provides the new ones now. */
   async update (span: Span): Promise<AnnounceRound> {
     checkSpan(span)
-    const old = this.blockKeys()
-    this.span = { ...span }
-    const kept = new Set(this.blockKeys().map(String))
-    for (const key of old.filter((k) => !kept.has(k.toString()))) {
-      await this.node.services.dht.cancelReprovide(key)
-    }
+    // after any running round, so that it cannot re-provide a key cancelled here
+    const switched = this.queue.then(async () => {
+      const kept = new Set(blockKeys(this.modelId, span).map(String))
+      const left = this.blockKeys().filter((key) => !kept.has(key.toString()))
+      this.span = { ...span }
+      for (const key of left) {
+        await this.node.services.dht.cancelReprovide(key)
+      }
+    })
+    this.queue = switched.catch(() => {})
+    await switched
     return await this.announceNow()
   }
 
@@ -205,12 +210,16 @@ export class Announcement {
   }
 
   private blockKeys (): CID[] {
-    const keys: CID[] = []
-    for (let b = this.span.start; b < this.span.end; b++) {
-      keys.push(blockKey(this.modelId, b))
-    }
-    return keys
+    return blockKeys(this.modelId, this.span)
   }
+}
+
+function blockKeys (modelId: string, span: Span): CID[] {
+  const keys: CID[] = []
+  for (let b = span.start; b < span.end; b++) {
+    keys.push(blockKey(modelId, b))
+  }
+  return keys
 }
 
 /** A verified peer record and the round-trip time of fetching it over an open connection. */

@@ -6,11 +6,11 @@
 // The server ignores anything a client sends; the client rejects a frame over the size limit
 // before reading it. The bytes are returned unverified: callers run verifyRecord on them.
 import * as lp from 'it-length-prefixed'
+import { Uint8ArrayList } from 'uint8arraylist'
 import { withTimeout } from './abort.ts'
 import { componentLogger, type Logger } from './logger.ts'
 import { MAX_RECORD_BYTES } from './records.ts'
 import type { SwarmNode } from './node.ts'
-import { Uint8ArrayList } from 'uint8arraylist'
 import type { PeerId, Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { announceSpan, findBlockPeers, findModelPeers, type Announcement, type Span } from '../../src/routing/dht.ts'
+import { BootstrapAddressError } from '../../src/routing/bootstrap-keeper.ts'
 import { serveInfo } from '../../src/routing/info.ts'
 import { waitForRoutingTable, type SwarmNode } from '../../src/routing/node.ts'
 import { signRecord, type PeerRecord } from '../../src/routing/records.ts'
@@ -48,10 +49,9 @@ describe('routing/dht: announce and discover (real libp2p swarm on 127.0.0.1)', 
     return peer
   }
 
+  /** A client in DHT client mode; discovery itself waits for its first DHT peer. */
   async function startClient (): Promise<SwarmNode> {
-    const client = await pool.create({ bootstrap: [bootAddr], dhtMode: 'client' })
-    await waitForRoutingTable(client, 1, AbortSignal.timeout(5_000))
-    return client
+    return await pool.create({ bootstrap: [bootAddr], dhtMode: 'client' })
   }
 
   function spansOf (found: Array<{ record: PeerRecord }>): string[] {
@@ -159,6 +159,10 @@ describe('routing/dht: announce and discover (real libp2p swarm on 127.0.0.1)', 
     const early = await pool.create({ bootstrap: [addr] })
     await pool.create({ privateKey: bootId.key, listen: [addr.replace(/\/p2p\/.*$/, '')] })
     await waitForRoutingTable(early, 1, AbortSignal.timeout(5_000))
+  })
+
+  it('rejects a bootstrap address without a peer id', async () => {
+    await assert.rejects(pool.create({ bootstrap: ['/ip4/127.0.0.1/tcp/1'] }), BootstrapAddressError)
   })
 
   it('bounds every wait on a node without peers', async () => {

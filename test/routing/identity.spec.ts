@@ -5,6 +5,7 @@ import path from 'node:path'
 import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { IdentityFileError, loadOrCreateIdentity } from '../../src/routing/identity.ts'
+import { createSwarmNode } from '../../src/routing/node.ts'
 
 describe('routing/identity', () => {
   let dir: string
@@ -25,6 +26,17 @@ describe('routing/identity', () => {
     const again = await loadOrCreateIdentity(file)
     assert.equal(peerIdFromPrivateKey(again).toString(), peerIdFromPrivateKey(first).toString())
     assert.deepEqual(await readFile(file), Buffer.from(privateKeyToProtobuf(first)))
+  })
+
+  it('gives a swarm node the same peer id across restarts', async () => {
+    const file = path.join(dir, 'peer.key')
+    const ids: string[] = []
+    for (let i = 0; i < 2; i++) {
+      const node = await createSwarmNode({ privateKey: await loadOrCreateIdentity(file) })
+      ids.push(node.peerId.toString())
+      await node.stop()
+    }
+    assert.equal(ids[0], ids[1])
   })
 
   it('gives concurrent creators the same identity', async () => {
