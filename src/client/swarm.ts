@@ -89,7 +89,7 @@ export class Swarm {
     let reported = 0
     try {
       for await (const e of runGeneration(this.head, chain, this.tokenizer, { ids }, opts)) {
-        while (reported < chain.rerouteLog.length) opts.onReroute?.(chain.rerouteLog[reported++])
+        for (; reported < chain.rerouteLog.length; reported++) opts.onReroute?.(chain.rerouteLog[reported])
         yield e
       }
     } finally {

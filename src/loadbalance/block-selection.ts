@@ -29,15 +29,14 @@ export interface ShouldMoveOptions {
   balanceQuality: number
 }
 
-export interface MoveDecision {
-  move: boolean
-  /** Where the peer would go; the peer should still re-choose after draining, the swarm moves on. */
-  to?: BlockRange
-  /** Weakest block throughput after rebalancing / before (Infinity when a gap would be closed; 1 if not evaluated). */
-  gain: number
-  /** Why, in words, for logs and the `rebalanced` event. */
-  reason: string
-}
+/**
+ * `to`: where the peer should go; it announces that span as `joining` while its old one drains.
+ * `gain`: weakest block throughput after rebalancing / before (Infinity when a gap would be closed,
+ * 1 when not evaluated). `reason`: why, in words, for logs and the `rebalanced` event.
+ */
+export type MoveDecision =
+  | { move: true; to: BlockRange; gain: number; reason: string }
+  | { move: false; to?: undefined; gain: number; reason: string }
 
 /**
  * Summed throughput of every block. Joining peers count (so simultaneous joiners spread out),
@@ -49,22 +48,21 @@ export function blockThroughputs(spans: readonly SpanInfo[], numBlocks: number):
 }
 
 /**
- * The `spanLength` blocks a newcomer should host. `spans` must not contain the caller's own span.
+ * The `spanLength` blocks a newcomer should host (Petals' rule). `spans` must not contain the
+ * caller's own span. Picks the window whose throughputs, sorted ascending, are lexicographically
+ * smallest: the one holding the weakest blocks, so uncovered blocks are filled first (as many as the
+ * window reaches). Ties go to the lowest start.
  *
- * Without `ownThroughput`, Petals' rule: the window whose throughputs, sorted ascending, are
- * lexicographically smallest, i.e. the one holding the weakest blocks. With it, the window that leaves
- * the whole swarm's sorted throughputs lexicographically largest once the newcomer is added: first the
- * highest minimum, then the highest second-weakest block, and so on. Both fill uncovered blocks first
- * (as many as the window can reach) and break ties by the lowest start.
+ * The newcomer's own throughput does not matter: for any positive throughput this window is also the
+ * one that leaves the whole swarm's sorted throughputs lexicographically largest after joining
+ * (highest minimum, then highest second-weakest block, ...). Two windows differ only in the blocks
+ * they do not share, and whichever holds the smallest of those leaves it behind if not chosen.
  */
-export function chooseBestSpan(spans: readonly SpanInfo[], numBlocks: number, spanLength: number, ownThroughput?: number): BlockRange {
+export function chooseBestSpan(spans: readonly SpanInfo[], numBlocks: number, spanLength: number): BlockRange {
   checkBlockCount(numBlocks)
   if (!Number.isInteger(spanLength) || spanLength < 1) throw new RangeError(`spanLength must be a positive integer, got ${spanLength}`)
   const length = Math.min(spanLength, numBlocks)
-  const throughputs = blockThroughputs(spans, numBlocks)
-  const start = ownThroughput === undefined
-    ? weakestWindowStart(throughputs, length, newScratch(numBlocks))
-    : bestStartAfterJoining(throughputs, length, ownThroughput)
+  const start = weakestWindowStart(blockThroughputs(spans, numBlocks), length, newScratch(numBlocks))
   return { start, end: start + length }
 }
 
@@ -170,11 +168,7 @@ function sumThroughputs(spans: readonly SpanInfo[], numBlocks: number): Float64A
 }
 
 function addPlacement(throughputs: Float64Array, p: Placement, amount: number): void {
-  addToWindow(throughputs, p.start, p.length, amount)
-}
-
-function addToWindow(throughputs: Float64Array, start: number, length: number, amount: number): void {
-  for (let block = start; block < start + length; block++) throughputs[block] += amount
+  for (let block = p.start; block < p.start + p.length; block++) throughputs[block] += amount
 }
 
 /** Remove a peer, over-subtracting by EPS so that its current window looks (slightly) weakest. */
@@ -263,22 +257,6 @@ function windowMinima(values: Float64Array, length: number, out: Float64Array, d
     if (deque[head] <= i - length) head++
     if (i >= length - 1) out[i - length + 1] = values[deque[head]]
   }
-}
-
-/** The window after which the swarm's sorted throughputs are lexicographically largest. */
-function bestStartAfterJoining(throughputs: Float64Array, length: number, own: number): number {
-  let best = 0
-  let bestSorted: Float64Array | undefined
-  for (let s = 0; s + length <= throughputs.length; s++) {
-    const after = throughputs.slice()
-    addToWindow(after, s, length, own)
-    after.sort()
-    if (bestSorted === undefined || compareLex(after, bestSorted) > 0) {
-      best = s
-      bestSorted = after
-    }
-  }
-  return best
 }
 
 function compareLex(a: Float64Array, b: Float64Array): number {

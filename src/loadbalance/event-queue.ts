@@ -11,10 +11,6 @@ export class EventQueue<T> {
   private readonly heap: Array<Entry<T>> = []
   private pushed = 0
 
-  get size(): number {
-    return this.heap.length
-  }
-
   push(time: number, event: T): void {
     this.heap.push({ time, seq: this.pushed++, event })
     this.siftUp(this.heap.length - 1)

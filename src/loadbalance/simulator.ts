@@ -1,4 +1,5 @@
-// An in-memory swarm under churn, to measure the load balancer against random span choice.
+// An in-memory swarm under churn, to measure the load balancer against two baselines: the same
+// join-time choice without ever moving, and random span choice.
 //
 // Time is in minutes. One churn schedule (who arrives when, with what hardware, and how and when it
 // leaves) is drawn from the seed first; every policy then replays that same schedule, so the
@@ -10,7 +11,7 @@ import { exponential, logNormal, mulberry32, uniformInt, type Random } from './r
 import type { BlockRange, SpanInfo } from './types.ts'
 
 export interface SimulationConfig {
-  /** Peers in the swarm at steady state; each departure is replaced by a newcomer. Default 200. */
+  /** Peers that form the swarm; leavers are replaced by newcomers (see `replacement`). Default 200. */
   peers: number
   /** Transformer blocks in the model. Default 80. */
   blocks: number
@@ -20,6 +21,8 @@ export interface SimulationConfig {
   churnPerHour: number
   /** Share of departures that are crashes (gone at once, no drain). Default 0.5. */
   crashFraction: number
+  /** Share of departures replaced by a newcomer; below 1 the swarm shrinks, which is when moving matters. Default 1. */
+  replacement: number
   /** Seed of everything random: the churn schedule, hardware, check timing, random spans. Default 1. */
   seed: number
   /** `shouldMove`'s hysteresis (Petals' balance_quality). Default 0.75. */
@@ -38,7 +41,7 @@ export interface SimulationConfig {
   replaceMinutes: number
   /** Minutes between metric samples. Default 10. */
   sampleMinutes: number
-  /** Hours left out of the summary while the swarm forms. Default 2. */
+  /** Hours left out of the summary while the swarm forms (unless that leaves no samples). Default 2. */
   settleHours: number
 }
 
@@ -48,6 +51,7 @@ export const defaultSimulationConfig: Readonly<SimulationConfig> = {
   hours: 24,
   churnPerHour: 0.1,
   crashFraction: 0.5,
+  replacement: 1,
   seed: 1,
   balanceQuality: 0.75,
   targetRatio: 0.75,
@@ -60,7 +64,11 @@ export const defaultSimulationConfig: Readonly<SimulationConfig> = {
   settleHours: 2
 }
 
-export type PolicyName = 'balanced' | 'random'
+/**
+ * `balanced`: chooseBestSpan on joining, shouldMove while online. `join-only`: the same choice on
+ * joining, never moves (what the moves add). `random`: a uniformly random start, never moves.
+ */
+export type PolicyName = 'balanced' | 'join-only' | 'random'
 
 /** The swarm as clients see it at one moment; only online peers count. */
 export interface Sample {
@@ -111,13 +119,14 @@ export interface PolicyRun {
 
 export interface SimulationResult {
   config: SimulationConfig
-  /** Peers that arrived over the run (identical for both policies). */
+  /** Peers that arrived over the run (identical for every policy). */
   arrivals: number
   balanced: PolicyRun
+  joinOnly: PolicyRun
   random: PolicyRun
 }
 
-/** Runs the same churn schedule under the balancer and under random span choice. */
+/** Runs the same churn schedule under each policy. */
 export function simulate(overrides: Partial<SimulationConfig> = {}): SimulationResult {
   const config = { ...defaultSimulationConfig, ...overrides }
   validate(config)
@@ -126,6 +135,7 @@ export function simulate(overrides: Partial<SimulationConfig> = {}): SimulationR
     config,
     arrivals: plans.length,
     balanced: runPolicy(config, plans, 'balanced'),
+    joinOnly: runPolicy(config, plans, 'join-only'),
     random: runPolicy(config, plans, 'random')
   }
 }
@@ -168,7 +178,7 @@ interface SimPeer extends SpanInfo {
 type SimEvent =
   | { kind: 'arrive'; plan: PeerPlan }
   | { kind: 'leave'; plan: PeerPlan }
-  | { kind: 'online' | 'check' | 'rejoin' | 'remove'; id: string; epoch: number }
+  | { kind: 'online' | 'check' | 'remove'; id: string; epoch: number }
   | { kind: 'sample' }
 
 interface Policy {
@@ -184,12 +194,17 @@ function validate(config: SimulationConfig): void {
   for (const key of ['hours', 'checkPeriodMinutes', 'sampleMinutes'] as const) {
     if (!(config[key] > 0)) throw new RangeError(`${key} must be positive, got ${config[key]}`)
   }
+  if (config.sampleMinutes > config.hours * 60) throw new RangeError(`sampleMinutes (${config.sampleMinutes}) must fit in the run`)
   if (!(config.churnPerHour >= 0)) throw new RangeError(`churnPerHour must be >= 0, got ${config.churnPerHour}`)
+  for (const key of ['crashFraction', 'replacement', 'balanceQuality'] as const) {
+    if (!(config[key] >= 0 && config[key] <= 1)) throw new RangeError(`${key} must be in [0, 1], got ${config[key]}`)
+  }
 }
 
 /**
- * The churn schedule: initial arrivals over the ramp, then a replacement for every departure. Ids
- * follow arrival order, so the swarm's peer list is already in the id order the balancer sorts by.
+ * The churn schedule: initial arrivals over the ramp, then a replacement for (a `replacement` share
+ * of) the departures. Ids follow arrival order, so the swarm's peer list is already in the id order
+ * the balancer sorts by, which keeps that sort cheap.
  */
 function planPeers(config: SimulationConfig): PeerPlan[] {
   const random = mulberry32(config.seed)
@@ -201,7 +216,7 @@ function planPeers(config: SimulationConfig): PeerPlan[] {
     const arriveAt = arrivals[i]
     const leaveAt = arriveAt + (Number.isFinite(meanLifetime) ? exponential(random, meanLifetime) : Infinity)
     plans.push({ arriveAt, leaveAt, crash: random() < config.crashFraction, ...drawHardware(random, config.blocks) })
-    if (leaveAt < horizon) arrivals.push(leaveAt + exponential(random, config.replaceMinutes))
+    if (leaveAt < horizon && random() < config.replacement) arrivals.push(leaveAt + exponential(random, config.replaceMinutes))
   }
   return plans
     .filter((p) => p.arriveAt < horizon)
@@ -219,8 +234,8 @@ function drawHardware(random: Random, blocks: number): Pick<PeerPlan, 'spanLengt
 }
 
 function makePolicy(name: PolicyName, config: SimulationConfig): Policy {
-  if (name === 'balanced') {
-    return { name, rebalances: true, place: (others, plan) => chooseBestSpan(others, config.blocks, plan.spanLength, plan.throughput) }
+  if (name !== 'random') {
+    return { name, rebalances: name === 'balanced', place: (others, plan) => chooseBestSpan(others, config.blocks, plan.spanLength) }
   }
   // Its own stream, so random placement cannot disturb anything else drawn from the seed.
   const random = mulberry32(config.seed ^ 0x5eed)
@@ -255,14 +270,6 @@ function runPolicy(config: SimulationConfig, plans: readonly PeerPlan[], name: P
   const scheduleCheck = (now: number, peer: SimPeer): void => {
     if (policy.rebalances) queue.push(now + checkRandom() * 2 * config.checkPeriodMinutes, { kind: 'check', id: peer.peerId, epoch: peer.epoch })
   }
-  const join = (now: number, peer: SimPeer): void => {
-    const others = [...peers.values()].filter((p) => p.peerId !== peer.peerId)
-    const { start, end } = policy.place(others, peer.plan)
-    peer.start = start
-    peer.end = end
-    peer.state = 'joining'
-    queue.push(now + config.loadMinutes, { kind: 'online', id: peer.peerId, epoch: peer.epoch })
-  }
   /** The peer behind a lifecycle event, unless the event belongs to a life it has since left. */
   const current = (event: { id: string; epoch: number }): SimPeer | undefined => {
     const peer = peers.get(event.id)
@@ -274,9 +281,9 @@ function runPolicy(config: SimulationConfig, plans: readonly PeerPlan[], name: P
     switch (event.kind) {
       case 'arrive': {
         const { plan } = event
-        const peer: SimPeer = { peerId: plan.id, start: 0, end: 0, throughput: plan.throughput, state: 'joining', plan, epoch: 0 }
-        peers.set(plan.id, peer)
-        join(now, peer)
+        const { start, end } = policy.place([...peers.values()], plan)
+        peers.set(plan.id, { peerId: plan.id, start, end, throughput: plan.throughput, state: 'joining', plan, epoch: 0 })
+        queue.push(now + config.loadMinutes, { kind: 'online', id: plan.id, epoch: 0 })
         break
       }
       case 'leave': {
@@ -306,17 +313,16 @@ function runPolicy(config: SimulationConfig, plans: readonly PeerPlan[], name: P
           scheduleCheck(now, peer)
           break
         }
-        // Drain the old span, then re-choose: by then the swarm may have changed (Petals does the same).
+        // The destination is announced at once, as joining, while the old span drains its sessions
+        // and the new blocks load: peers checking meanwhile see the gap being filled and do not all
+        // rush to it.
         moves++
         movesSinceSample++
         peer.epoch++
-        peer.state = 'draining'
-        queue.push(now + config.drainMinutes, { kind: 'rejoin', id: peer.peerId, epoch: peer.epoch })
-        break
-      }
-      case 'rejoin': {
-        const peer = current(event)
-        if (peer !== undefined) join(now, peer)
+        peer.start = decision.to.start
+        peer.end = decision.to.end
+        peer.state = 'joining'
+        queue.push(now + config.drainMinutes + config.loadMinutes, { kind: 'online', id: peer.peerId, epoch: peer.epoch })
         break
       }
       case 'remove': {
