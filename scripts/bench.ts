@@ -1,0 +1,128 @@
+// `npm run bench -- [--quick] [--only local] [--out DIR] [--formats f32,int8,int4] [--threads 2] …`
+//
+// Runs the benchmark sections one after another; each prints a table on stdout and writes
+// <out>/<section>.json with the machine description, its settings and its numbers. Comparisons
+// are ratios measured in the same run. Progress goes to stderr.
+import '../src/polyfill.ts'
+import { parseArgs } from 'node:util'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { WeightFormat } from '../src/shards/span-graph.ts'
+import { benchLocal } from './bench/local.ts'
+import { machineInfo, machineLine, renderLocal, writeJson, type MachineInfo } from './bench/report.ts'
+import { log } from './bench/util.ts'
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'int8', 'int4']
+
+const USAGE = `usage: npm run bench -- [options]
+
+  --only <sections>     comma-separated sections to run (default: all): ${'local'}
+  --quick               small model shape (hidden 512, 4 layers, vocab 4096): a smoke test in seconds
+  --out <dir>           where <section>.json goes (<section>-quick.json with --quick;
+                        default: bench-results)
+  --formats <list>      weight formats, comma-separated (default: f32,int8,int4; also f16)
+  --threads <n>         compute threads per engine (default: 2)
+  --cache <dir>         benchmark model directory (default: .cache/bench-tinyllama-f32, or
+                        .cache/bench-quick-f32 with --quick); generated once, then reused
+  --prompt-tokens <n>   prompt length, prefilled in one step (default: 128)
+  --decode-tokens <n>   greedy decode steps after the prompt (default: 64)
+  --repeats <n>         measured generations per format after one warm-up (default: 3)
+  --load-breakdown      also time span loading stage by stage (build / serialise / session)
+  -h, --help            this text
+`
+
+interface Section {
+  run: (ctx: { machine: MachineInfo, args: Args }) => Promise<{ json: unknown, text: string }>
+}
+
+type Args = ReturnType<typeof parse>
+
+function parse (argv: string[]) {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      only: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      out: { type: 'string', default: 'bench-results' },
+      formats: { type: 'string', default: 'f32,int8,int4' },
+      threads: { type: 'string', default: '2' },
+      cache: { type: 'string' },
+      'prompt-tokens': { type: 'string', default: '128' },
+      'decode-tokens': { type: 'string', default: '64' },
+      repeats: { type: 'string', default: '3' },
+      'load-breakdown': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false }
+    }
+  })
+  const int = (name: string, v: string, min: number): number => {
+    const n = Number(v)
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got ${JSON.stringify(v)}`)
+    return n
+  }
+  const formats = values.formats.split(',').map((f) => f.trim()).filter((f) => f !== '')
+  for (const f of formats) if (!FORMATS.includes(f as WeightFormat)) throw new Error(`--formats: unknown format ${JSON.stringify(f)} (known: ${FORMATS.join(', ')})`)
+  if (formats.length === 0) throw new Error('--formats: give at least one format')
+  const only = values.only === undefined ? Object.keys(SECTIONS) : values.only.split(',').map((s) => s.trim())
+  for (const s of only) if (!(s in SECTIONS)) throw new Error(`--only: unknown section ${JSON.stringify(s)} (available: ${Object.keys(SECTIONS).join(', ')})`)
+  return {
+    help: values.help,
+    only,
+    quick: values.quick,
+    out: path.resolve(values.out),
+    formats: [...new Set(formats)] as WeightFormat[],
+    threads: int('threads', values.threads, 1),
+    cache: path.resolve(values.cache ?? path.join(ROOT, '.cache', values.quick ? 'bench-quick-f32' : 'bench-tinyllama-f32')),
+    promptTokens: int('prompt-tokens', values['prompt-tokens'], 1),
+    decodeTokens: int('decode-tokens', values['decode-tokens'], 1),
+    repeats: int('repeats', values.repeats, 1),
+    loadBreakdown: values['load-breakdown']
+  }
+}
+
+const SECTIONS: Record<string, Section> = {
+  local: {
+    async run ({ machine, args }) {
+      const result = await benchLocal({
+        quick: args.quick,
+        formats: args.formats,
+        threads: args.threads,
+        cacheDir: args.cache,
+        promptTokens: args.promptTokens,
+        decodeTokens: args.decodeTokens,
+        repeats: args.repeats,
+        loadBreakdown: args.loadBreakdown
+      })
+      return { json: { date: new Date().toISOString(), machine, ...result }, text: renderLocal(result) }
+    }
+  }
+  // later: swarm (loopback peers), recovery (re-route after a peer is killed)
+}
+
+async function main (): Promise<void> {
+  let args: Args
+  try {
+    args = parse(process.argv.slice(2))
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`)
+    process.exitCode = 2
+    return
+  }
+  if (args.help) { process.stdout.write(USAGE); return }
+  const machine = machineInfo()
+  process.stdout.write(`# strata bench — ${new Date().toISOString()}\n${machineLine(machine)}\n\n`)
+  for (const name of args.only) {
+    log(`section ${name}`)
+    const { json, text } = await SECTIONS[name].run({ machine, args })
+    // quick-mode numbers never overwrite the real ones
+    const file = writeJson(args.out, args.quick ? `${name}-quick` : name, json)
+    const shown = path.relative(process.cwd(), file)
+    process.stdout.write(`${text}\n\nwritten: ${shown.startsWith('..') ? file : shown}\n\n`)
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.message : String(err)}\n`)
+  process.exitCode = 1
+})

@@ -1,0 +1,323 @@
+// Child process of the local benchmark: measures ONE weight format, then exits, so every format
+// starts from a fresh process (peak RSS from getrusage is per process, and memory freed by one
+// format's engines cannot flatter or penalise the next).
+//
+// Protocol: the parent forks this file with an IPC channel and sends one LocalJob; the child
+// answers with { ok: true, result } or { ok: false, error } and exits.
+import '../../src/polyfill.ts'
+import { randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import os, { tmpdir } from 'node:os'
+import path from 'node:path'
+import * as ort from 'onnxruntime-node'
+import { WorkerHeadEngine, WorkerSpanEngine } from '../../src/shards/worker/engine-client.ts'
+import { generateTokens, type BlockPipeline, type Head, type RouteHop } from '../../src/client/generation.ts'
+import { loadModelConfig, type ModelConfig } from '../../src/shards/config.ts'
+import { ModelWeights } from '../../src/shards/weights.ts'
+import { buildSpanGraph, type WeightFormat } from '../../src/shards/span-graph.ts'
+
+export interface LocalJob {
+  mode: 'run' | 'load-breakdown'
+  modelDir: string
+  format: WeightFormat
+  threads: number
+  prompt: number[]
+  /** decode steps measured after the prompt (tokens generated = decodeTokens + 1) */
+  decodeTokens: number
+  /** measured generations (after one warm-up generation) */
+  repeats: number
+  /** greedy tokens of the reference format, for teacher-forced agreement; null: this is the reference (uses its own tokens) */
+  reference: number[] | null
+}
+
+export interface RunTiming {
+  /** prompt → first token: embed + span prefill + head + sampling */
+  prefillSeconds: number
+  /** span forward of the whole prompt alone */
+  prefillSpanSeconds: number
+  /** the `decodeTokens` decode steps, wall time */
+  decodeSeconds: number
+  /** of which: span forward, head (embed + logits) */
+  decodeSpanSeconds: number
+  decodeHeadSeconds: number
+}
+
+export interface LocalRunResult {
+  format: WeightFormat
+  load: {
+    /** head worker (embeddings, final norm, LM head in f32, as LocalModel loads it) */
+    headSeconds: number
+    /** span worker: read weights, build the graph (transpose / quantize), create the onnxruntime session */
+    spanSeconds: number
+    spanBytesRead: number
+  }
+  memory: {
+    rssBeforeLoadBytes: number
+    rssAfterLoadBytes: number
+    /** getrusage max RSS right after loading: the load-time high-water mark */
+    loadPeakRssBytes: number
+    /** getrusage max RSS at the end of the run */
+    peakRssBytes: number
+  }
+  warmup: RunTiming | null
+  runs: RunTiming[]
+  /** greedy tokens of the first measured run */
+  tokens: number[]
+  /** every measured run produced the same tokens */
+  deterministic: boolean
+  /** CPU use during the measured generations, in cores (busy seconds / wall seconds) */
+  cpu: { own: number, others: number }
+  /** argmax of a single prefill over prompt + reference tokens vs the reference, position by position */
+  teacherForced: TeacherForced | null
+}
+
+export interface TeacherForced {
+  matches: number
+  positions: number
+  /** median over positions of (top-1 − top-2 logit) / std of the logits: how close greedy calls are */
+  medianRelativeMargin: number
+}
+
+export interface LoadBreakdown {
+  format: WeightFormat
+  /** read weights from safetensors + build the graph (transposes / quantization in JS) */
+  buildSeconds: number
+  initializerBytes: number
+  /** protobuf encoding (inline) or model.onnx + weights.bin writing (external data) */
+  serializeSeconds: number
+  external: boolean
+  /** onnxruntime InferenceSession.create: parse, optimise, pre-pack */
+  sessionSeconds: number
+  peakRssBytes: number
+}
+
+const maxRssBytes = (): number => process.resourceUsage().maxRSS * 1024
+
+/** A single-span pipeline that can start a fresh KV session for each measured generation. */
+class BenchPipeline implements BlockPipeline {
+  readonly reroutes = 0
+  private sessionId = ''
+  /** span forward durations (s) and row counts of the current generation */
+  forwards: Array<{ rows: number, seconds: number }> = []
+
+  constructor (private readonly engine: WorkerSpanEngine, private readonly H: number, private readonly maxLength: number) {}
+
+  async reset (): Promise<void> {
+    if (this.sessionId !== '') await this.engine.close(this.sessionId)
+    this.sessionId = randomUUID()
+    await this.engine.open(this.sessionId, this.maxLength)
+    this.forwards = []
+  }
+
+  async forward (hidden: Float32Array, position: number): Promise<Float32Array> {
+    const t0 = performance.now()
+    const out = await this.engine.step(this.sessionId, hidden, position)
+    this.forwards.push({ rows: hidden.length / this.H, seconds: (performance.now() - t0) / 1000 })
+    return out
+  }
+
+  route (): RouteHop[] {
+    return [{ peer: 'local', start: this.engine.start, end: this.engine.end }]
+  }
+
+  async close (): Promise<void> {
+    if (this.sessionId !== '') await this.engine.close(this.sessionId)
+  }
+}
+
+/** The head with its time per generation accumulated. */
+class TimedHead implements Head {
+  seconds: number[] = []
+  constructor (private readonly head: WorkerHeadEngine) {}
+  get config (): ModelConfig { return this.head.config }
+  async embed (tokens: number[]): Promise<Float32Array> {
+    const t0 = performance.now()
+    try { return await this.head.embed(tokens) } finally { this.seconds.push((performance.now() - t0) / 1000) }
+  }
+
+  async logits (hidden: Float32Array): Promise<Float32Array> {
+    const t0 = performance.now()
+    try { return await this.head.logits(hidden) } finally { this.seconds.push((performance.now() - t0) / 1000) }
+  }
+}
+
+/** One greedy generation through the real token loop, timed per token. */
+async function generate (head: TimedHead, pipeline: BenchPipeline, prompt: number[], decodeTokens: number): Promise<{ tokens: number[], timing: RunTiming }> {
+  await pipeline.reset()
+  const tokens: number[] = []
+  const at: number[] = []
+  // per token: head time (embed + logits) accumulated since the previous token
+  const headPerToken: number[] = []
+  const t0 = performance.now()
+  for await (const e of generateTokens(head, pipeline, prompt, { maxNewTokens: decodeTokens + 1, temperature: 0, ignoreEos: true })) {
+    at.push(performance.now())
+    tokens.push(e.token)
+    headPerToken.push(head.seconds.reduce((a, b) => a + b, 0))
+    head.seconds = []
+  }
+  const f = pipeline.forwards
+  return {
+    tokens,
+    timing: {
+      prefillSeconds: (at[0] - t0) / 1000,
+      prefillSpanSeconds: f[0].seconds,
+      decodeSeconds: (at[at.length - 1] - at[0]) / 1000,
+      decodeSpanSeconds: f.slice(1).reduce((a, b) => a + b.seconds, 0),
+      decodeHeadSeconds: headPerToken.slice(1).reduce((a, b) => a + b, 0)
+    }
+  }
+}
+
+/** Arg-max and the gap to the runner-up relative to the logits' standard deviation. */
+function top2 (xs: Float32Array): { best: number, relativeMargin: number } {
+  let best = 0
+  let second = -1
+  let sum = 0
+  let sumSq = 0
+  for (let i = 0; i < xs.length; i++) {
+    sum += xs[i]
+    sumSq += xs[i] * xs[i]
+    if (i === 0) continue
+    if (xs[i] > xs[best]) { second = best; best = i } else if (second < 0 || xs[i] > xs[second]) second = i
+  }
+  const mean = sum / xs.length
+  const std = Math.sqrt(Math.max(0, sumSq / xs.length - mean * mean))
+  return { best, relativeMargin: second < 0 || std === 0 ? 0 : (xs[best] - xs[second]) / std }
+}
+
+/** Busy CPU time of the whole machine and of this process, in seconds. */
+function cpuTimes (): { machine: number, own: number } {
+  let busy = 0
+  for (const c of os.cpus()) busy += c.times.user + c.times.nice + c.times.sys + c.times.irq
+  const u = process.cpuUsage()
+  return { machine: busy / 1000, own: (u.user + u.system) / 1e6 }
+}
+
+/**
+ * Teacher forcing: one prefill over prompt + reference[0 .. n-2]; the argmax at each position
+ * from the prompt's last onward is compared with the reference token generated there. Unlike
+ * free-running agreement, one early disagreement does not derail every later position.
+ */
+async function teacherForced (head: WorkerHeadEngine, pipeline: BenchPipeline, prompt: number[], reference: number[]): Promise<TeacherForced> {
+  await pipeline.reset()
+  const H = head.config.hiddenSize
+  const input = [...prompt, ...reference.slice(0, -1)]
+  const hidden = await pipeline.forward(await head.embed(input), 0)
+  let matches = 0
+  const margins: number[] = []
+  for (let i = 0; i < reference.length; i++) {
+    const row = prompt.length - 1 + i
+    const t = top2(await head.logits(hidden.slice(row * H, (row + 1) * H)))
+    if (t.best === reference[i]) matches++
+    margins.push(t.relativeMargin)
+  }
+  margins.sort((a, b) => a - b)
+  return { matches, positions: reference.length, medianRelativeMargin: margins[margins.length >> 1] }
+}
+
+async function run (job: LocalJob): Promise<LocalRunResult> {
+  const rssBeforeLoadBytes = process.memoryUsage().rss
+  let t = performance.now()
+  const headEngine = await WorkerHeadEngine.load(job.modelDir, { threads: job.threads })
+  const headSeconds = (performance.now() - t) / 1000
+  let span: WorkerSpanEngine | null = null
+  try {
+    t = performance.now()
+    span = await WorkerSpanEngine.load(job.modelDir, { start: 0, end: headEngine.config.numLayers, weightFormat: job.format, threads: job.threads })
+    const spanSeconds = (performance.now() - t) / 1000
+    const loadPeakRssBytes = maxRssBytes()
+    const rssAfterLoadBytes = process.memoryUsage().rss
+
+    const head = new TimedHead(headEngine)
+    const pipeline = new BenchPipeline(span, headEngine.config.hiddenSize, job.prompt.length + job.decodeTokens + 1)
+    // warm-up: same prompt length (allocates the prefill-sized buffers once), a few decode steps
+    const warmup = job.repeats > 0 ? (await generate(head, pipeline, job.prompt, Math.min(4, job.decodeTokens))).timing : null
+    const runs: RunTiming[] = []
+    let tokens: number[] = []
+    let deterministic = true
+    const cpu0 = cpuTimes()
+    const wall0 = performance.now()
+    for (let r = 0; r < job.repeats; r++) {
+      const g = await generate(head, pipeline, job.prompt, job.decodeTokens)
+      runs.push(g.timing)
+      if (r === 0) tokens = g.tokens
+      else if (g.tokens.some((x, i) => x !== tokens[i])) deterministic = false
+    }
+    const cpu1 = cpuTimes()
+    const wall = (performance.now() - wall0) / 1000
+    const cpu = { own: (cpu1.own - cpu0.own) / wall, others: Math.max(0, (cpu1.machine - cpu0.machine) - (cpu1.own - cpu0.own)) / wall }
+    const tf = tokens.length > 0 ? await teacherForced(headEngine, pipeline, job.prompt, job.reference ?? tokens) : null
+    await pipeline.close()
+    return {
+      format: job.format,
+      load: { headSeconds, spanSeconds, spanBytesRead: span.info.bytesRead },
+      memory: { rssBeforeLoadBytes, rssAfterLoadBytes, loadPeakRssBytes, peakRssBytes: maxRssBytes() },
+      warmup,
+      runs,
+      tokens,
+      deterministic,
+      cpu,
+      teacherForced: tf
+    }
+  } finally {
+    await span?.dispose()
+    await headEngine.dispose()
+  }
+}
+
+/**
+ * Where span load time goes, measured in this thread with the same steps SpanEngine.load and
+ * createSession (src/shards/ort-session.ts) take, each timed separately. Diagnostic only: the
+ * session options here must be kept in step with createSession's.
+ */
+async function loadBreakdown (job: LocalJob): Promise<LoadBreakdown> {
+  const cfg = loadModelConfig(job.modelDir)
+  const weights = new ModelWeights(job.modelDir)
+  let t = performance.now()
+  let graph
+  try {
+    graph = buildSpanGraph(cfg, weights, { start: 0, end: cfg.numLayers, weightFormat: job.format })
+  } finally {
+    weights.close()
+  }
+  const buildSeconds = (performance.now() - t) / 1000
+  const initializerBytes = graph.initializerBytes
+  const external = initializerBytes >= 1.5 * 1024 ** 3
+  const options: ort.InferenceSession.SessionOptions = {
+    executionMode: 'sequential', interOpNumThreads: 1, graphOptimizationLevel: 'all', logSeverityLevel: 4, intraOpNumThreads: job.threads
+  }
+  let session: ort.InferenceSession
+  let serializeSeconds: number
+  t = performance.now()
+  if (!external) {
+    const bytes = graph.toBytes()
+    graph = null
+    serializeSeconds = (performance.now() - t) / 1000
+    t = performance.now()
+    session = await ort.InferenceSession.create(bytes, options)
+  } else {
+    const dir = mkdtempSync(path.join(tmpdir(), 'strata-bench-graph-'))
+    try {
+      const file = graph.toDirectory(dir)
+      graph = null
+      serializeSeconds = (performance.now() - t) / 1000
+      t = performance.now()
+      session = await ort.InferenceSession.create(file, options)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }
+  const sessionSeconds = (performance.now() - t) / 1000
+  await session.release()
+  return { format: job.format, buildSeconds, initializerBytes, serializeSeconds, external, sessionSeconds, peakRssBytes: maxRssBytes() }
+}
+
+process.once('message', (job: LocalJob) => {
+  const work = job.mode === 'run' ? run(job) : loadBreakdown(job)
+  work.then(
+    (result) => process.send?.({ ok: true, result }, () => process.exit(0)),
+    (err: unknown) => {
+      const e = err instanceof Error ? err : new Error(String(err))
+      process.send?.({ ok: false, error: { name: e.name, message: e.message, stack: e.stack } }, () => process.exit(1))
+    })
+})

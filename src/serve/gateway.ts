@@ -1,0 +1,161 @@
+// The HTTP gateway: OpenAI-compatible completions and chat completions over the swarm, models,
+// health, Prometheus metrics, recent events and the dashboard page.
+import { performance } from 'node:perf_hooks'
+import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify'
+import { componentLogger, type Logger } from '../routing/logger.ts'
+import { ApiError, ClientDisconnectedError, InvalidRequestError } from './errors.ts'
+import { DASHBOARD_HTML } from './dashboard.ts'
+import { EventLog } from './events.ts'
+import type { HealthSource } from './health-probe.ts'
+import { GatewayMetrics, type Endpoint } from './metrics.ts'
+import { chatChunk, chatResponse, completionChunk, completionResponse, newMeta, usage, usageChunk, type FinishReason, type ResponseMeta } from './openai-format.ts'
+import { parseChatRequest, parseCompletionRequest } from './requests.ts'
+import { prepareRequest, runRequest, toApiError, type Backend, type PreparedRequest, type RunEvent } from './run.ts'
+import { SseWriter, disconnectSignal } from './sse.ts'
+
+/** request bodies above this are refused with 413 */
+export const DEFAULT_BODY_LIMIT = 1024 * 1024
+
+export interface GatewayOptions {
+  backend: Backend
+  health: HealthSource
+  metrics?: GatewayMetrics
+  events?: EventLog
+  bodyLimit?: number
+  logger?: Logger
+}
+
+export type Gateway = ReturnType<typeof createGateway>
+
+export function createGateway (opts: GatewayOptions) {
+  const log = componentLogger('serve', opts.logger)
+  const metrics = opts.metrics ?? new GatewayMetrics()
+  const events = opts.events ?? new EventLog()
+  const { backend } = opts
+  // on close, open streams are cut: their generations abort and free the peers' caches
+  const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT
+  const app = Fastify({ bodyLimit, loggerInstance: log,
+    logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true })
+  const startedAt = Math.floor(Date.now() / 1000)
+
+  app.addHook('onRequest', async (req, reply) => {
+    // counted on close so that streamed (hijacked) responses are counted too
+    reply.raw.once('close', () => {
+      metrics.requests.inc({ route: req.routeOptions.url ?? 'unmatched', method: req.method, status: reply.raw.statusCode })
+    })
+  })
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err instanceof ClientDisconnectedError) {
+      metrics.errors.inc({ kind: 'client_disconnect' })
+      return
+    }
+    const api = err instanceof ApiError ? err : fromFastifyError(err, bodyLimit)
+    metrics.errors.inc({ kind: api.kind })
+    if (api.status >= 500) log.warn({ url: req.url, err: err.message }, 'request failed')
+    void reply.status(api.status).send(api.body())
+  })
+
+  app.setNotFoundHandler((req, reply) => {
+    const api = new ApiError(404, `Invalid URL (${req.method} ${req.url})`, 'invalid_request_error', null, 'not_found')
+    metrics.errors.inc({ kind: api.kind })
+    void reply.status(404).send(api.body())
+  })
+
+  app.get('/', async (_req, reply) => await reply.type('text/html; charset=utf-8').send(DASHBOARD_HTML))
+
+  app.get('/health', async (_req, reply) => {
+    const report = await opts.health.report()
+    // 503 while some block has no online peer, so load balancers can use it as a readiness probe
+    return await reply.status(report.numBlocks > 0 && report.missingBlocks.length === 0 ? 200 : 503).send(report)
+  })
+
+  app.get('/metrics', async (_req, reply) => await reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()))
+
+  app.get('/v1/strata/events', async () => events.snapshot())
+
+  const model = (): object => ({ id: backend.modelId, object: 'model', created: startedAt, owned_by: 'strata', max_model_len: backend.config.maxPositions })
+  app.get('/v1/models', async () => ({ object: 'list', data: [model()] }))
+  app.get<{ Params: { model: string } }>('/v1/models/:model', async (req, reply) => {
+    if (req.params.model !== backend.modelId) {
+      throw new ApiError(404, `The model '${req.params.model}' does not exist`, 'invalid_request_error', 'model', 'model_not_found')
+    }
+    return await reply.send(model())
+  })
+
+  const generation = (endpoint: Endpoint) => async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const startedAt = performance.now()
+    const parsed = endpoint === 'chat' ? parseChatRequest(req.body) : parseCompletionRequest(req.body)
+    const prepared = prepareRequest(backend, endpoint, parsed)
+    const meta = newMeta(endpoint === 'chat' ? 'chat' : 'completion', backend.modelId)
+    const run = runRequest(backend, prepared, { id: meta.id, signal: disconnectSignal(reply.raw), startedAt, metrics, events, log })
+    if (parsed.stream) await stream(run, prepared, meta, reply)
+    else await reply.send(await collect(run, prepared, meta))
+  }
+  app.post('/v1/completions', generation('completions'))
+  app.post('/v1/chat/completions', generation('chat'))
+
+  /** Streams chunks; the headers wait for the first token so that early failures keep their status code. */
+  async function stream (run: AsyncGenerator<RunEvent>, req: PreparedRequest, meta: ResponseMeta, reply: FastifyReply): Promise<void> {
+    const first = await run.next()
+    reply.hijack()
+    const sse = new SseWriter(reply.raw)
+    const chat = req.endpoint === 'chat'
+    const extras = (ids: number[]): { token_ids?: number[] } => req.request.returnTokenIds ? { token_ids: ids } : {}
+    const chunk = (text: string, finish: FinishReason | null, ids: number[]): object => chat
+      ? chatChunk(meta, finish === null ? { content: text } : {}, finish, extras(ids))
+      : completionChunk(meta, text, finish, extras(ids))
+    try {
+      sse.open()
+      if (chat) sse.send(chatChunk(meta, { role: 'assistant', content: '' }, null))
+      for (let r = first; r.done !== true; r = await run.next()) {
+        const e = r.value
+        if (e.type === 'delta') {
+          if (e.text !== '' || (req.request.returnTokenIds && e.tokenIds.length > 0)) sse.send(chunk(e.text, null, e.tokenIds))
+          continue
+        }
+        sse.send(chunk('', e.finishReason, []))
+        if (req.request.includeUsage) sse.send(usageChunk(chat ? 'chat' : 'completion', meta, usage(e.promptTokens, e.completionTokens)))
+      }
+      sse.done()
+    } catch (err) {
+      const api = err instanceof ClientDisconnectedError ? null : toApiError(err)
+      metrics.errors.inc({ kind: api?.kind ?? 'client_disconnect' })
+      if (api !== null) {
+        log.warn({ id: meta.id, err: api.message }, 'stream failed')
+        sse.fail(api)
+      }
+    } finally {
+      await run.return(undefined)
+    }
+  }
+
+  async function collect (run: AsyncGenerator<RunEvent>, req: PreparedRequest, meta: ResponseMeta): Promise<object> {
+    let text = ''
+    for await (const e of run) {
+      if (e.type === 'delta') {
+        text += e.text
+        continue
+      }
+      const u = usage(e.promptTokens, e.completionTokens)
+      const extras = req.request.returnTokenIds ? { token_ids: e.tokenIds } : {}
+      return req.endpoint === 'chat' ? chatResponse(meta, text, e.finishReason, u, extras) : completionResponse(meta, text, e.finishReason, u, extras)
+    }
+    throw new Error('the generation ended without a summary')
+  }
+
+  return app
+}
+
+/** Fastify's own errors (body parsing, limits) in OpenAI's shape. */
+function fromFastifyError (err: FastifyError, bodyLimit: number): ApiError {
+  const status = err.statusCode ?? 500
+  if (status >= 500) return toApiError(err)
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE': return new ApiError(413, `the request body is larger than the limit of ${bodyLimit} bytes`, 'invalid_request_error', null, 'payload_too_large')
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return new ApiError(415, 'the request body must be JSON (content-type: application/json)', 'invalid_request_error', null, 'unsupported_media_type')
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY': return new InvalidRequestError('the request body is empty: expected a JSON object', null, 'invalid_json')
+    case 'FST_ERR_CTP_INVALID_JSON_BODY': return new InvalidRequestError(`the request body is not valid JSON: ${err.message}`, null, 'invalid_json')
+    default: return new ApiError(status, err.message, 'invalid_request_error', null, err.code?.toLowerCase() ?? null)
+  }
+}

@@ -1,0 +1,94 @@
+// Gathers the health report over the network: verified records of every reachable peer of the
+// model (DHT providers, plus directly connected peers, whose own provider records a DHT node
+// does not hand out). Peers that cannot be reached or whose records fail verification are left
+// out, so a peer that left disappears at the next probe.
+import { performance } from 'node:perf_hooks'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { PeerId } from '@libp2p/interface'
+import { fetchInfo, findModelPeers, verifyRecord, type PeerRecord, type SwarmNode } from '../routing/index.ts'
+import { componentLogger, type Logger } from '../routing/logger.ts'
+import { buildHealthReport, type HealthReport, type ObservedPeer } from './health.ts'
+
+/** bound on one info exchange with a connected peer, ms */
+const INFO_TIMEOUT_MS = 2_000
+/** bound on one DHT provider search, ms */
+const DISCOVERY_TIMEOUT_MS = 5_000
+
+export class HealthProbeError extends Error {
+  override name = 'HealthProbeError'
+}
+
+export interface ProbeTarget {
+  modelId: string
+  /** the model's block count; unknown: inferred from the spans found */
+  numBlocks?: number
+}
+
+export interface HealthSource {
+  report (signal?: AbortSignal): Promise<HealthReport>
+}
+
+export class SwarmHealthProbe implements HealthSource {
+  private readonly log: Logger
+
+  constructor (private readonly node: SwarmNode, readonly target: ProbeTarget, logger?: Logger) {
+    this.log = componentLogger('serve:health', logger)
+  }
+
+  async report (signal?: AbortSignal): Promise<HealthReport> {
+    return buildHealthReport({ ...this.target, peers: await this.observe(signal) })
+  }
+
+  async observe (signal?: AbortSignal): Promise<ObservedPeer[]> {
+    const { modelId, numBlocks } = this.target
+    const found = await findModelPeers(this.node, modelId, { numBlocks, signal, timeoutMs: DISCOVERY_TIMEOUT_MS })
+    const seenAt = Date.now()
+    const peers: ObservedPeer[] = found.map((p) => ({ ...p, seenAt }))
+    const known = new Set(peers.map((p) => p.record.peerId))
+    const direct = await Promise.all(this.node.getPeers().filter((id) => !known.has(id.toString())).map(async (id) => await this.probe(id, signal)))
+    for (const p of direct) if (p !== null) peers.push(p)
+    return peers
+  }
+
+  private async probe (id: PeerId, signal?: AbortSignal): Promise<ObservedPeer | null> {
+    try {
+      const started = performance.now()
+      const bytes = await fetchInfo(this.node, id, { signal, timeoutMs: INFO_TIMEOUT_MS })
+      const latencyMs = performance.now() - started
+      const record = verifyRecord(bytes, { expectedPeerId: id.toString(), modelId: this.target.modelId, numBlocks: this.target.numBlocks })
+      return { record, latencyMs, seenAt: Date.now() }
+    } catch (err) {
+      this.log.debug({ peer: id.toString(), err: (err as Error).message }, 'connected peer has no usable record')
+      return null
+    }
+  }
+}
+
+/** The verified record of the peer at `address` (a multiaddr ending in /p2p/<id>): tells which model a swarm serves. */
+export async function recordOfPeer (node: SwarmNode, address: string, signal?: AbortSignal): Promise<PeerRecord> {
+  const match = /\/p2p\/([^/]+)$/.exec(address)
+  if (match === null) throw new HealthProbeError(`bootstrap address ${address} does not end in /p2p/<peer id>`)
+  const id = peerIdFromString(match[1])
+  try {
+    return verifyRecord(await fetchInfo(node, id, { signal, timeoutMs: INFO_TIMEOUT_MS }), { expectedPeerId: id.toString() })
+  } catch (err) {
+    throw new HealthProbeError(`could not learn the model from ${address} (${(err as Error).message}); pass --model-id or --model`)
+  }
+}
+
+/** Reuses a recent report and shares one probe between concurrent callers. */
+export class HealthMonitor implements HealthSource {
+  private last: { at: number, report: HealthReport } | null = null
+  private running: Promise<HealthReport> | null = null
+
+  constructor (private readonly source: HealthSource, private readonly maxAgeMs = 1_000) {}
+
+  async report (): Promise<HealthReport> {
+    if (this.last !== null && Date.now() - this.last.at < this.maxAgeMs) return this.last.report
+    this.running ??= this.source.report().then((report) => {
+      this.last = { at: Date.now(), report }
+      return report
+    }).finally(() => { this.running = null })
+    return await this.running
+  }
+}

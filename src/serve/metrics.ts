@@ -1,0 +1,41 @@
+// Prometheus metrics of the gateway (GET /metrics), on a registry of its own.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+export type Endpoint = 'completions' | 'chat'
+
+export class GatewayMetrics {
+  readonly registry = new Registry()
+  readonly requests: Counter<'route' | 'method' | 'status'>
+  readonly promptTokens: Counter<'endpoint'>
+  readonly generatedTokens: Counter<'endpoint'>
+  readonly reroutes: Counter<'reason'>
+  readonly errors: Counter<'kind'>
+  readonly active: Gauge
+  readonly latency: Histogram<'endpoint'>
+  readonly timeToFirstToken: Histogram<'endpoint'>
+
+  constructor () {
+    const registers = [this.registry]
+    this.requests = new Counter({ name: 'strata_http_requests_total', help: 'HTTP requests answered, by route and status', labelNames: ['route', 'method', 'status'], registers })
+    this.promptTokens = new Counter({ name: 'strata_prompt_tokens_total', help: 'prompt tokens processed', labelNames: ['endpoint'], registers })
+    this.generatedTokens = new Counter({ name: 'strata_generated_tokens_total', help: 'tokens generated', labelNames: ['endpoint'], registers })
+    this.reroutes = new Counter({ name: 'strata_reroutes_total', help: 'chains re-routed around a failed peer, by failure reason', labelNames: ['reason'], registers })
+    this.errors = new Counter({ name: 'strata_errors_total', help: 'failed requests, by kind', labelNames: ['kind'], registers })
+    this.active = new Gauge({ name: 'strata_active_generations', help: 'generations in progress', registers })
+    this.latency = new Histogram({
+      name: 'strata_generation_duration_seconds',
+      help: 'wall time of a whole generation',
+      labelNames: ['endpoint'],
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+      registers
+    })
+    this.timeToFirstToken = new Histogram({
+      name: 'strata_time_to_first_token_seconds',
+      help: 'from the request to the first generated token (chain setup and prefill)',
+      labelNames: ['endpoint'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers
+    })
+    collectDefaultMetrics({ register: this.registry, prefix: 'strata_' })
+  }
+}

@@ -1,0 +1,47 @@
+// `strata serve`: connects to the swarm as a client and serves the HTTP gateway.
+import type { AddressInfo } from 'node:net'
+import { Swarm } from '../client/swarm.ts'
+import type { Logger } from '../routing/logger.ts'
+import { createGateway, type Gateway } from './gateway.ts'
+import { HealthMonitor, SwarmHealthProbe } from './health-probe.ts'
+
+export interface ServeOptions {
+  modelDir: string
+  bootstrap: string[]
+  /** default: derived from config.json, as peers do */
+  modelId?: string
+  /** default 8080; 0 picks a free port */
+  port?: number
+  /** default 127.0.0.1 */
+  host?: string
+  bodyLimit?: number
+  threads?: number
+  logger?: Logger
+}
+
+export class GatewayServer {
+  private constructor (private readonly swarm: Swarm, private readonly app: Gateway, readonly url: string) {}
+
+  static async start (opts: ServeOptions): Promise<GatewayServer> {
+    const swarm = await Swarm.connect({ bootstrap: opts.bootstrap, modelDir: opts.modelDir, modelId: opts.modelId, threads: opts.threads, logger: opts.logger })
+    try {
+      const probe = new SwarmHealthProbe(swarm.node, { modelId: swarm.modelId, numBlocks: swarm.config.numLayers }, opts.logger)
+      const app = createGateway({ backend: swarm, health: new HealthMonitor(probe), bodyLimit: opts.bodyLimit, logger: opts.logger })
+      await app.listen({ port: opts.port ?? 8080, host: opts.host ?? '127.0.0.1' })
+      const address = app.server.address() as AddressInfo
+      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+      return new GatewayServer(swarm, app, `http://${host}:${address.port}`)
+    } catch (err) {
+      await swarm.close()
+      throw err
+    }
+  }
+
+  get modelId (): string { return this.swarm.modelId }
+
+  /** Stops accepting requests, cuts open streams (their chains close), leaves the swarm. */
+  async close (): Promise<void> {
+    await this.app.close()
+    await this.swarm.close()
+  }
+}
