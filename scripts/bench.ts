@@ -9,7 +9,11 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { WeightFormat } from '../src/shards/span-graph.ts'
 import { benchLocal } from './bench/local.ts'
-import { machineInfo, machineLine, renderLocal, writeJson, type MachineInfo } from './bench/report.ts'
+import { machineInfo, machineLine, renderLocal, renderTable, writeJson, type MachineInfo } from './bench/report.ts'
+import { existsSync } from 'node:fs'
+import { runChaos } from '../src/cli/chaos.ts'
+import { DEMO_SHAPE } from '../src/cli/demo.ts'
+import { makeModel } from '../src/shards/make-model.ts'
 import { log } from './bench/util.ts'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -17,7 +21,7 @@ const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'int8', 'int4']
 
 const USAGE = `usage: npm run bench -- [options]
 
-  --only <sections>     comma-separated sections to run (default: all): ${'local'}
+  --only <sections>     comma-separated sections to run (default: all): local, recovery
   --quick               small model shape (hidden 512, 4 layers, vocab 4096): a smoke test in seconds
   --out <dir>           where <section>.json goes (<section>-quick.json with --quick;
                         default: bench-results)
@@ -96,8 +100,19 @@ const SECTIONS: Record<string, Section> = {
       })
       return { json: { date: new Date().toISOString(), machine, ...result }, text: renderLocal(result) }
     }
+  },
+  recovery: {
+    // time from a SIGKILL of a serving peer to the next token, over a redundant local swarm
+    async run ({ machine }) {
+      const modelDir = path.join(ROOT, '.cache', 'demo-model')
+      if (!existsSync(path.join(modelDir, 'config.json'))) makeModel({ ...DEMO_SHAPE, out: modelDir })
+      const r = await runChaos({ modelDir, rounds: 20, tokens: 40, seed: 1, log })
+      const text = renderTable(['kills', 'identical outputs', 're-routes', 'recovery p50 (ms)', 'recovery p95 (ms)'],
+        [[String(r.rounds), String(r.rounds - r.mismatches), String(r.reroutes), r.p50.toFixed(0), r.p95.toFixed(0)]])
+      return { json: { machine, section: 'recovery', model: DEMO_SHAPE, ...r }, text }
+    }
   }
-  // later: swarm (loopback peers), recovery (re-route after a peer is killed)
+  // later: swarm throughput over loopback peers vs local
 }
 
 async function main (): Promise<void> {
