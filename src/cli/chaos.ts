@@ -7,6 +7,7 @@ import { LocalModel } from '../client/local-model.ts'
 import { Swarm } from '../client/swarm.ts'
 import { startPeer, stopPeers, type PeerProcess } from './local-swarm.ts'
 import { int } from './flags.ts'
+import { mulberry32 } from '../loadbalance/random.ts'
 import { DEMO_SHAPE } from './demo.ts'
 
 export interface ChaosOptions {
@@ -39,7 +40,7 @@ export async function runChaos (o: ChaosOptions): Promise<ChaosResult> {
   const cfg = loadModelConfig(o.modelDir)
   const half = Math.floor(cfg.numLayers / 2)
   const spans: Array<[number, number]> = [[0, half], [0, half], [half, cfg.numLayers], [half, cfg.numLayers]]
-  const rand = mulberry(o.seed)
+  const rand = mulberry32(o.seed)
   const prompt = [1, 5, 9, 13]
   const local = await LocalModel.load(o.modelDir, { threads: 1 })
   let expected: number[] = []
@@ -98,15 +99,6 @@ function percentile (sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]
 }
 
-function mulberry (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = Math.imul(a ^ (a >>> 15), a | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 export function registerChaos (program: Command): void {
   program.command('chaos')
