@@ -22,19 +22,19 @@ export function registerHealth (program: Command): void {
       process.once('SIGINT', () => { controller.abort(new Error('interrupted')) })
       const node = await createSwarmNode({ bootstrap: o.bootstrap, dhtMode: 'client' })
       try {
-        const connect = AbortSignal.any([controller.signal, AbortSignal.timeout(o.connectTimeoutMs)])
-        await waitForRoutingTable(node, 1, connect).catch((err: Error) => {
+        await waitForRoutingTable(node, 1, deadline(o.connectTimeoutMs, controller.signal)).catch((err: Error) => {
           throw new Error(`could not reach any bootstrap peer (${o.bootstrap.join(', ')}): ${err.message}`)
         })
         const target: ProbeTarget = o.modelId !== undefined
           ? { modelId: o.modelId, numBlocks: o.model !== undefined ? loadModelConfig(o.model).numLayers : undefined }
           : o.model !== undefined
             ? { modelId: modelIdFor(o.model), numBlocks: loadModelConfig(o.model).numLayers }
-            : { modelId: (await recordOfPeer(node, o.bootstrap[0], controller.signal)).modelId }
+            : { modelId: (await recordOfPeer(node, o.bootstrap[0])).modelId }
         const probe = new SwarmHealthProbe(node, target)
         do {
           const started = Date.now()
-          const report = await probe.report(controller.signal)
+          // not cancelled midway: a report takes well under a second, and its own deadlines bound it
+          const report = await probe.report()
           if (o.json === true) process.stdout.write(JSON.stringify(report) + '\n')
           else process.stdout.write((o.watch === true ? CLEAR_SCREEN : '') + renderHealthTable(report))
           if (o.watch === true) await sleep(Math.max(0, o.intervalMs - (Date.now() - started)), controller.signal)
@@ -47,9 +47,26 @@ export function registerHealth (program: Command): void {
     })
 }
 
+/**
+ * Aborts after `ms` or with `parent`. Not AbortSignal.any([parent, AbortSignal.timeout(ms)]): on
+ * Node 20 the timeout is lost once garbage collected, and the wait would never end.
+ */
+function deadline (ms: number, parent: AbortSignal): AbortSignal {
+  const controller = new AbortController()
+  const timer = setTimeout(() => { controller.abort(new Error(`timed out after ${ms} ms`)) }, ms).unref()
+  parent.addEventListener('abort', () => { clearTimeout(timer); controller.abort(parent.reason) }, { once: true })
+  return controller.signal
+}
+
+/** Resolves after `ms`, or early when `signal` aborts. */
 async function sleep (ms: number, signal: AbortSignal): Promise<void> {
   await new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms)
-    signal.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
+    const wake = (): void => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', wake)
+      resolve()
+    }
+    const timer = setTimeout(wake, ms)
+    signal.addEventListener('abort', wake, { once: true })
   })
 }

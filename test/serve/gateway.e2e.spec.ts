@@ -326,6 +326,14 @@ describe('strata serve and strata health over a real swarm', function () {
     await waitUntil('the gateway to drop the stopped peer', async () => (await http('/health')).body.peers.some((p: any) => p.peerId === victim.peerId) ? undefined : true)
   })
 
+  it('strata health fails with a clear message when no bootstrap peer answers', async function () {
+    const nobody = `/ip4/127.0.0.1/tcp/9/p2p/${swarm!.peers[0].peerId}`
+    const r = await runCli(['health', '--bootstrap', nobody, '--connect-timeout-ms', '1000', '--json'], 20_000)
+    assert.equal(r.code, 1)
+    assert.match(r.stderr, /could not reach any bootstrap peer .*timed out after 1000 ms/)
+    assert.equal(r.stdout, '')
+  })
+
   it('shuts down cleanly on SIGTERM', async function () {
     serve!.proc.kill('SIGTERM')
     assert.equal(await Promise.race([serve!.proc.exited, new Promise((resolve) => setTimeout(() => resolve('timeout'), 10_000))]), 0, serve!.proc.stderr)
