@@ -5,7 +5,8 @@
 import type { Stream, Connection } from '@libp2p/interface'
 import { MessageChannel, ChannelClosedError } from '../protocol/channel.ts'
 import { ProtocolError, LimitExceededError } from '../protocol/errors.ts'
-import type { ErrorCode, Message, OpenMessage } from '../protocol/messages.ts'
+import { DEFAULT_FRAME_LIMITS, type ErrorCode, type FrameLimits, type Message, type OpenMessage } from '../protocol/messages.ts'
+import type { ModelConfig } from '../shards/config.ts'
 import { EngineInputError } from '../shards/errors.ts'
 import type { WorkerSpanEngine } from '../shards/worker/engine-client.ts'
 import type { Logger } from '../routing/logger.ts'
@@ -38,7 +39,7 @@ class SessionEnd extends Error {
 }
 
 export async function handleSession (stream: Stream, connection: Connection, ctx: SessionContext): Promise<void> {
-  const channel = new MessageChannel(stream)
+  const channel = new MessageChannel(stream, frameLimitsFor(ctx.engine.config))
   const remote = connection.remotePeer.toString()
   let key: string | null = null
   let steps = 0
@@ -91,6 +92,20 @@ export async function handleSession (stream: Stream, connection: Connection, ctx
       ctx.emit({ event: 'session_closed', peer: remote, steps, tokens })
     }
     finished.resolve()
+  }
+}
+
+/**
+ * The largest frames this peer accepts: one step of at most the model's positions of its hidden
+ * size, batch 1 — so a hostile client cannot make it buffer more than one real step's bytes.
+ */
+export function frameLimitsFor (cfg: ModelConfig): FrameLimits {
+  return {
+    ...DEFAULT_FRAME_LIMITS,
+    maxBatch: 1,
+    maxHidden: cfg.hiddenSize,
+    maxPositions: cfg.maxPositions,
+    maxFrameBytes: Math.min(DEFAULT_FRAME_LIMITS.maxFrameBytes, cfg.maxPositions * cfg.hiddenSize * 4 + 64 * 1024)
   }
 }
 

@@ -96,6 +96,15 @@ describe('swarm generation equals local generation (real peer processes)', funct
         assert.equal(reply.kind, 'error')
         assert.equal((reply as { code: string }).code, 'bad_request')
       }
+      // a length prefix announcing a 512 MiB frame is refused before anything is buffered
+      {
+        const stream = await node.dialProtocol(peerIdFromString(target.peerId), INFERENCE_PROTOCOL)
+        const ch = new MessageChannel(stream)
+        stream.send(new Uint8Array([0x80, 0x80, 0x80, 0x80, 0x02]))
+        const reply = await ch.receive(AbortSignal.timeout(5000))
+        assert.equal(reply.kind, 'error')
+        assert.match((reply as { message: string }).message, /limit/)
+      }
       // an open session with a wrong hidden size is refused, and a wrong model too
       const stream = await node.dialProtocol(peerIdFromString(target.peerId), INFERENCE_PROTOCOL)
       const ch = new MessageChannel(stream)
