@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { Option } from 'commander'
 import { PeerServer } from '../peer/server.ts'
-import { int, collect, span } from './flags.ts'
+import { int, num, collect, span } from './flags.ts'
 
 export function registerPeer (program: Command): void {
   program.command('peer')
@@ -17,6 +17,8 @@ export function registerPeer (program: Command): void {
     .option('--model-id <id>', 'announce under this model id (default: derived from config.json)')
     .addOption(new Option('--quantize <format>', 'quantize weights on load').choices(['int8', 'int4']))
     .option('--threads <n>', 'compute threads', int(1))
+    .option('--network-mbps <n>', "this link's speed in Mbit/s, for the announced throughput (default: measured against the bootstrap peer)", num(0.001))
+    .option('--rebalance-interval-ms <n>', 'mean time between checks whether to move to other blocks (±50%; peers with --blocks never move)', int(100), 60_000)
     .addOption(new Option('--inject-fault <kind>', 'tests and demos only: misbehave on purpose').choices(['corrupt', 'slow', 'drop']))
     .option('--json', 'print one JSON event per line')
     .action(async (o) => {
@@ -37,11 +39,13 @@ export function registerPeer (program: Command): void {
         identityFile: o.identity,
         weightFormat: o.quantize,
         threads: o.threads,
+        networkMbps: o.networkMbps,
+        rebalanceIntervalMs: o.rebalanceIntervalMs,
         fault: o.injectFault
       })
       server.on('event', print)
       if (o.injectFault !== undefined) process.stderr.write(`WARNING: fault injection "${o.injectFault}" is on: this peer misbehaves on purpose\n`)
-      print({ event: 'ready', peerId: server.peerId, multiaddrs: server.multiaddrs, blocks: server.span, modelId: server.modelId, throughput: server.throughput })
+      print({ event: 'ready', peerId: server.peerId, multiaddrs: server.multiaddrs, blocks: server.span, modelId: server.modelId, throughput: server.throughput, computeThroughput: server.measured.compute, networkThroughput: server.measured.network })
       let stopping = false
       const shutdown = (signal: string): void => {
         if (stopping) return

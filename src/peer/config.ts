@@ -33,6 +33,12 @@ export interface PeerConfig {
   weightFormat?: WeightFormat
   /** compute threads (default: all cores) */
   threads?: number
+  /** mean time between rebalancing checks of a peer without `blocks`, ms, ±50% at random (default 60 000) */
+  rebalanceIntervalMs?: number
+  /** the link's speed, Mbit/s, for the announced throughput (default: measured against a bootstrap peer) */
+  networkMbps?: number
+  /** where measured compute throughput is cached (default: $STRATA_CACHE_DIR or ~/.cache/strata) */
+  cacheDir?: string
   /** tests and demos only: misbehave on purpose */
   fault?: Fault
   logger?: Logger

@@ -1,17 +1,22 @@
 // The peer daemon: loads its span, serves inference sessions over libp2p, and announces itself
-// in the DHT with signed records until it drains and leaves.
+// in the DHT with signed records until it drains and leaves. A peer that chose its own blocks
+// (no --blocks) also rebalances: it moves to other blocks when the swarm needs it there.
 import { EventEmitter } from 'node:events'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { WorkerSpanEngine } from '../shards/worker/engine-client.ts'
 import { loadModelConfig, modelIdFor, type ModelConfig } from '../shards/config.ts'
 import { INFERENCE_PROTOCOL } from '../protocol/messages.ts'
-import { createSwarmNode, loadOrCreateIdentity, signRecord, serveInfo, announceSpan, Announcement, findModelPeers, type SwarmNode, type PeerRecord, type PeerState } from '../routing/index.ts'
+import { createSwarmNode, loadOrCreateIdentity, signRecord, serveInfo, announceSpan, Announcement, type SwarmNode, type PeerRecord, type PeerState } from '../routing/index.ts'
 import { componentLogger, type Logger } from '../routing/logger.ts'
+import type { BlockRange } from '../loadbalance/index.ts'
 import { CacheBudget } from './cache-budget.ts'
 import { handleSession, type LiveSession } from './session-handler.ts'
-import { measureComputeThroughput } from './throughput.ts'
+import { peerThroughput, type PeerThroughput } from './announced-throughput.ts'
+import { defaultCacheDir } from './throughput-cache.ts'
 import { chooseSpan } from './placement.ts'
+import { swarmRecords } from './swarm-view.ts'
+import { Rebalancer, rebalanceDefaults } from './rebalance.ts'
 import { peerDefaults, type PeerConfig } from './config.ts'
 
 export const SOFTWARE_VERSION = '0.1.0'
@@ -22,20 +27,28 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
   private state: PeerState = 'joining'
   private seq = 0
   private announcement: Announcement | null = null
+  private rebalancer: Rebalancer | null = null
   private readonly sessions = new Map<string, LiveSession>()
   private cachedRecord: { bytes: Uint8Array, at: number } | null = null
   private stopping: Promise<void> | null = null
+  /** the span announced: while moving, the new one before its engine is loaded */
+  private current: BlockRange
 
   private constructor (
     readonly node: SwarmNode,
     private readonly privateKey: PrivateKey,
-    readonly engine: WorkerSpanEngine,
+    /** replaced when the peer moves */
+    private engine: WorkerSpanEngine,
+    private readonly model: ModelConfig,
     readonly modelId: string,
     private readonly budget: CacheBudget,
-    readonly throughput: number,
+    readonly measured: PeerThroughput,
     private readonly cfg: PeerConfig,
     private readonly log: Logger
-  ) { super() }
+  ) {
+    super()
+    this.current = { start: engine.start, end: engine.end }
+  }
 
   /** Starts a peer: node up, span chosen and loaded, throughput measured, sessions served, announced. */
   static async start (cfg: PeerConfig): Promise<PeerServer> {
@@ -46,13 +59,15 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
     const node = await createSwarmNode({ listen: cfg.listen, bootstrap: cfg.bootstrap, privateKey, logger: cfg.logger })
     let engine: WorkerSpanEngine | null = null
     try {
-      const [start, end] = cfg.blocks ?? await chooseSpan(model, cfg, async () => (await findModelPeers(node, modelId, { numBlocks: model.numLayers })).map((p) => p.record))
+      const [start, end] = cfg.blocks ?? await chooseSpan(model, cfg, async () => await swarmRecords(node, modelId, model.numLayers, log))
       if (start < 0 || end > model.numLayers || start >= end) throw new RangeError(`--blocks ${start}:${end} is outside the model's ${model.numLayers} blocks`)
       if (cfg.fault !== undefined) log.warn({ fault: cfg.fault }, `FAULT INJECTION ENABLED (${cfg.fault}): this peer misbehaves on purpose`)
       engine = await WorkerSpanEngine.load(cfg.modelDir, { start, end, weightFormat: cfg.weightFormat, threads: cfg.threads })
-      const throughput = await measureComputeThroughput(engine)
-      const server = new PeerServer(node, privateKey, engine, modelId, new CacheBudget(cfg.cacheBytes ?? peerDefaults.cacheBytes), throughput, cfg, log)
-      await server.serve(model)
+      const measured = await peerThroughput(engine, node, {
+        modelId, threads: cfg.threads, cacheDir: cfg.cacheDir ?? defaultCacheDir(), networkMbps: cfg.networkMbps, bootstrap: cfg.bootstrap ?? []
+      }, log)
+      const server = new PeerServer(node, privateKey, engine, model, modelId, new CacheBudget(cfg.cacheBytes ?? peerDefaults.cacheBytes), measured, cfg, log)
+      await server.serve()
       return server
     } catch (err) {
       await engine?.dispose()
@@ -61,10 +76,12 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
     }
   }
 
-  get span (): [number, number] { return [this.engine.start, this.engine.end] }
+  get span (): [number, number] { return [this.current.start, this.current.end] }
   get peerId (): string { return this.node.peerId.toString() }
   get multiaddrs (): string[] { return this.node.getMultiaddrs().map(String) }
   get openSessions (): number { return this.sessions.size }
+  /** tokens/s announced: min(compute, network) */
+  get throughput (): number { return this.measured.announced }
 
   /** The current record, freshly signed (cached for a second). */
   signedRecord (): Uint8Array {
@@ -80,8 +97,8 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       peerId: this.peerId,
       modelId: this.modelId,
       multiaddrs: this.multiaddrs.slice(0, 16),
-      start: this.engine.start,
-      end: this.engine.end,
+      start: this.current.start,
+      end: this.current.end,
       state: this.state,
       throughput: this.throughput,
       cacheTokensLeft: Math.floor(this.budget.freeBytes / this.engine.info.kvBytesPerToken),
@@ -92,9 +109,10 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
     }
   }
 
-  private async serve (model: ModelConfig): Promise<void> {
+  private async serve (): Promise<void> {
     const ctx = {
-      engine: this.engine,
+      engine: () => this.engine,
+      model: this.model,
       modelId: this.modelId,
       budget: this.budget,
       maxSessions: this.cfg.maxSessions ?? peerDefaults.maxSessions,
@@ -102,7 +120,7 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       fault: this.cfg.fault,
       log: this.log,
       sessions: this.sessions,
-      isDraining: () => this.state === 'draining',
+      isServing: () => this.state === 'online',
       emit: (e: Record<string, unknown>) => { this.emitEvent(e) }
     }
     await this.node.handle(INFERENCE_PROTOCOL, async (stream, connection) => {
@@ -112,17 +130,75 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
     }, { maxInboundStreams: ctx.maxSessions + 8 })
     await serveInfo(this.node, () => this.signedRecord(), { logger: this.cfg.logger })
     this.state = 'online'
-    const span = { start: this.engine.start, end: this.engine.end }
     const announceOpts = { logger: this.cfg.logger, refreshMs: Math.min((this.cfg.recordTtlMs ?? peerDefaults.recordTtlMs) / 3, 200_000) }
     if ((this.cfg.bootstrap ?? []).length > 0) {
       // joining a swarm: ready only once the records are out
-      this.announcement = await announceSpan(this.node, this.modelId, span, announceOpts)
+      this.announcement = await announceSpan(this.node, this.modelId, this.current, announceOpts)
     } else {
       // the first peer of a swarm has nobody to announce to yet; rounds retry as peers arrive
-      this.announcement = new Announcement(this.node, this.modelId, span, announceOpts)
+      this.announcement = new Announcement(this.node, this.modelId, this.current, announceOpts)
       this.announcement.announceNow().catch((err: Error) => { this.log.debug({ err: err.message }, 'first announce round failed') })
     }
-    this.log.info({ modelId: this.modelId, span: this.span, layers: model.numLayers, throughput: this.throughput }, 'serving')
+    if (this.cfg.blocks === undefined) this.startRebalancing()
+    this.log.info({ modelId: this.modelId, span: this.span, layers: this.model.numLayers, throughput: this.throughput }, 'serving')
+  }
+
+  private startRebalancing (): void {
+    this.rebalancer = new Rebalancer({
+      self: () => ({ peerId: this.peerId, ...this.current, throughput: this.throughput, state: this.state }),
+      numBlocks: this.model.numLayers,
+      records: async (signal) => await swarmRecords(this.node, this.modelId, this.model.numLayers, this.log, signal),
+      move: async (to, reason, signal) => { await this.moveTo(to, reason, signal) },
+      log: this.log
+    }, { ...rebalanceDefaults, intervalMs: this.cfg.rebalanceIntervalMs ?? rebalanceDefaults.intervalMs })
+    this.rebalancer.start()
+  }
+
+  /**
+   * Moves to other blocks of the same length: drain (new sessions refused, open ones handed back),
+   * announce the new span as joining (so peers choosing meanwhile count it), load it, swap, back
+   * online. The old span stays loaded until the new one is, so a failed load just goes back to it
+   * (at the cost of holding both spans' weights for the length of the load). Shutting down cuts
+   * the move short after the drain.
+   */
+  private async moveTo (to: BlockRange, reason: string, signal: AbortSignal): Promise<void> {
+    const from = this.current
+    this.setState('draining')
+    await this.drainSessions(signal)
+    if (signal.aborted) return
+    await this.announce(to, 'joining')
+    let engine: WorkerSpanEngine
+    try {
+      engine = await WorkerSpanEngine.load(this.cfg.modelDir, { ...to, weightFormat: this.cfg.weightFormat, threads: this.cfg.threads })
+    } catch (err) {
+      this.log.error({ err: (err as Error).message, from, to }, 'could not load the new blocks; staying on the old ones')
+      await this.announce(from, 'online')
+      throw err
+    }
+    const old = this.engine
+    this.engine = engine
+    this.setState('online')
+    await old.dispose()
+    this.emitEvent({ event: 'rebalanced', from: [from.start, from.end], to: [to.start, to.end], reason })
+  }
+
+  private async announce (span: BlockRange, state: PeerState): Promise<void> {
+    this.current = span
+    this.setState(state)
+    await this.announcement?.update(span)
+  }
+
+  private setState (state: PeerState): void {
+    this.state = state
+    this.cachedRecord = null
+  }
+
+  /** Hands every open session back and waits (bounded by the drain timeout) for them to end. */
+  private async drainSessions (signal?: AbortSignal): Promise<void> {
+    for (const s of this.sessions.values()) s.handBack()
+    const deadline = AbortSignal.any([AbortSignal.timeout(this.cfg.drainTimeoutMs ?? peerDefaults.drainTimeoutMs), ...(signal !== undefined ? [signal] : [])])
+    const all = Promise.all([...this.sessions.values()].map(async (s) => await s.done))
+    await Promise.race([all, new Promise((resolve) => deadline.addEventListener('abort', resolve, { once: true }))])
   }
 
   private emitEvent (e: Record<string, unknown>): void {
@@ -132,16 +208,14 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
   /**
    * Graceful shutdown: mark draining (clients move away: open sessions get a `draining` reply
    * on their next step), wait for sessions to end (bounded), leave the swarm, free the span.
+   * A move in progress is cut short first.
    */
   async stop (): Promise<void> {
     this.stopping ??= (async () => {
-      this.state = 'draining'
-      this.cachedRecord = null
+      await this.rebalancer?.stop()
+      this.setState('draining')
       this.emitEvent({ event: 'draining', sessions: this.sessions.size })
-      for (const s of this.sessions.values()) s.handBack()
-      const deadline = AbortSignal.timeout(this.cfg.drainTimeoutMs ?? peerDefaults.drainTimeoutMs)
-      const all = Promise.all([...this.sessions.values()].map(async (s) => await s.done))
-      await Promise.race([all, new Promise((resolve) => deadline.addEventListener('abort', resolve, { once: true }))])
+      await this.drainSessions()
       await this.announcement?.stop()
       await this.node.stop()
       await this.engine.dispose()

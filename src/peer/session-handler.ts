@@ -14,7 +14,9 @@ import type { CacheBudget } from './cache-budget.ts'
 import { peerDefaults, type Fault } from './config.ts'
 
 export interface SessionContext {
-  engine: WorkerSpanEngine
+  /** the loaded span (it changes when the peer moves; a session keeps the one it opened on) */
+  engine: () => WorkerSpanEngine
+  model: ModelConfig
   modelId: string
   budget: CacheBudget
   maxSessions: number
@@ -23,7 +25,8 @@ export interface SessionContext {
   log: Logger
   /** live sessions, keyed by remote peer + session id */
   sessions: Map<string, LiveSession>
-  isDraining: () => boolean
+  /** false while draining (shutting down or moving): new sessions and steps get `draining` */
+  isServing: () => boolean
   emit: (event: Record<string, unknown>) => void
 }
 
@@ -39,9 +42,10 @@ class SessionEnd extends Error {
 }
 
 export async function handleSession (stream: Stream, connection: Connection, ctx: SessionContext): Promise<void> {
-  const channel = new MessageChannel(stream, frameLimitsFor(ctx.engine.config))
+  const channel = new MessageChannel(stream, frameLimitsFor(ctx.model))
   const remote = connection.remotePeer.toString()
   let key: string | null = null
+  let engine: WorkerSpanEngine | null = null
   let steps = 0
   let tokens = 0
   let handedBack = false
@@ -50,31 +54,31 @@ export async function handleSession (stream: Stream, connection: Connection, ctx
     const open = await receive(channel, ctx)
     if (open.kind !== 'open') throw new SessionEnd('bad_request', `expected open, got ${open.kind}`)
     key = `${remote}/${open.sessionId}`
-    admit(open, key, ctx)
+    engine = admit(open, key, ctx)
     ctx.sessions.set(key, { key, handBack: () => { handedBack = true }, done: finished.promise })
-    await ctx.engine.open(key, open.maxLength, open.end)
+    await engine.open(key, open.maxLength, open.end)
     await channel.send({ kind: 'opened', sessionId: open.sessionId, start: open.start, end: open.end, maxLength: open.maxLength })
     ctx.emit({ event: 'session_opened', sessionId: open.sessionId, peer: remote, start: open.start, end: open.end, maxLength: open.maxLength })
     for (;;) {
       const msg = await receive(channel, ctx)
       if (msg.kind === 'close') break
-      if (handedBack || ctx.isDraining()) throw new SessionEnd('draining', 'this peer is shutting down; continue elsewhere')
+      if (handedBack || !ctx.isServing()) throw new SessionEnd('draining', 'this peer is shutting down or moving to other blocks; continue elsewhere')
       if (msg.kind === 'step') {
         const [batch, n, hidden] = msg.hidden.shape
-        if (batch !== 1 || hidden !== ctx.engine.config.hiddenSize) throw new SessionEnd('bad_request', `hidden states must be (1, n, ${ctx.engine.config.hiddenSize}), got (${msg.hidden.shape.join(', ')})`)
+        if (batch !== 1 || hidden !== engine.config.hiddenSize) throw new SessionEnd('bad_request', `hidden states must be (1, n, ${engine.config.hiddenSize}), got (${msg.hidden.shape.join(', ')})`)
         if (ctx.fault === 'drop' && steps >= peerDefaults.dropFaultSteps) {
           ctx.log.warn({ sessionId: open.sessionId }, 'FAULT INJECTION: dropping the session stream')
           channel.abort('fault injection: drop')
           return
         }
         if (ctx.fault === 'slow') await new Promise((resolve) => setTimeout(resolve, peerDefaults.slowFaultMs))
-        const out = await ctx.engine.step(key, msg.hidden.data, msg.position)
+        const out = await engine.step(key, msg.hidden.data, msg.position)
         if (ctx.fault === 'corrupt') for (let i = 0; i < out.length; i += 7) out[i] += 0.5
         steps++
         tokens += n
         await channel.send({ kind: 'result', stepId: msg.stepId, position: msg.position + n, hidden: { dtype: msg.hidden.dtype, shape: [1, n, hidden], data: out } })
       } else if (msg.kind === 'truncate') {
-        await ctx.engine.truncate(key, msg.length)
+        await engine.truncate(key, msg.length)
         tokens = msg.length
         await channel.send({ kind: 'truncated', length: msg.length })
       } else {
@@ -88,7 +92,7 @@ export async function handleSession (stream: Stream, connection: Connection, ctx
     if (key !== null && ctx.sessions.get(key)?.done === finished.promise) {
       ctx.sessions.delete(key)
       ctx.budget.release(key)
-      await ctx.engine.close(key).catch(() => false)
+      await engine?.close(key).catch(() => false)
       ctx.emit({ event: 'session_closed', peer: remote, steps, tokens })
     }
     finished.resolve()
@@ -109,19 +113,20 @@ export function frameLimitsFor (cfg: ModelConfig): FrameLimits {
   }
 }
 
-/** Checks an `open` against model, span, state and capacity; reserves its KV cache. */
-function admit (open: OpenMessage, key: string, ctx: SessionContext): void {
-  const { engine } = ctx
+/** Checks an `open` against model, state, span and capacity; reserves its KV cache. Returns the engine to run it on. */
+function admit (open: OpenMessage, key: string, ctx: SessionContext): WorkerSpanEngine {
+  const engine = ctx.engine()
   if (open.modelId !== ctx.modelId) throw new SessionEnd('wrong_model', `this peer serves model ${ctx.modelId}, not ${open.modelId}`)
+  if (!ctx.isServing()) throw new SessionEnd('draining', 'this peer is shutting down or moving to other blocks')
   if (open.start !== engine.start || open.end <= open.start || open.end > engine.end) {
     throw new SessionEnd('bad_request', `this peer serves blocks [${engine.start}, ${engine.end}); sessions must start at ${engine.start} and end within it, got [${open.start}, ${open.end})`)
   }
   if (open.maxLength > engine.config.maxPositions) throw new SessionEnd('too_long', `max length ${open.maxLength} exceeds the model's ${engine.config.maxPositions} positions`)
-  if (ctx.isDraining()) throw new SessionEnd('draining', 'this peer is shutting down')
   if (ctx.sessions.has(key)) throw new SessionEnd('bad_request', `session ${open.sessionId} is already open`)
   if (ctx.sessions.size >= ctx.maxSessions) throw new SessionEnd('busy', `all ${ctx.maxSessions} session slots are in use`)
   const bytes = open.maxLength * engine.info.kvBytesPerToken
   if (!ctx.budget.reserve(key, bytes)) throw new SessionEnd('busy', `not enough KV-cache memory for ${open.maxLength} positions (${ctx.budget.freeBytes} of ${ctx.budget.capacityBytes} bytes free)`)
+  return engine
 }
 
 async function receive (channel: MessageChannel, ctx: SessionContext): Promise<Message> {
