@@ -41,6 +41,10 @@ export interface PeerConfig {
   cacheDir?: string
   /** tests and demos only: misbehave on purpose */
   fault?: Fault
+  /** serve Prometheus metrics at http://metricsHost:metricsPort/metrics (default: off; 0 = any free port) */
+  metricsPort?: number
+  /** address for the metrics endpoint (default 127.0.0.1) */
+  metricsHost?: string
   logger?: Logger
 }
 

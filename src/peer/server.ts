@@ -10,7 +10,9 @@ import { INFERENCE_PROTOCOL } from '../protocol/messages.ts'
 import { createSwarmNode, loadOrCreateIdentity, signRecord, serveInfo, announceSpan, Announcement, type SwarmNode, type PeerRecord, type PeerState } from '../routing/index.ts'
 import { componentLogger, type Logger } from '../routing/logger.ts'
 import type { BlockRange } from '../loadbalance/index.ts'
+import type { Server } from 'node:http'
 import { CacheBudget } from './cache-budget.ts'
+import { PeerMetrics } from './metrics.ts'
 import { handleSession, type LiveSession } from './session-handler.ts'
 import { peerThroughput, type PeerThroughput } from './announced-throughput.ts'
 import { defaultCacheDir } from './throughput-cache.ts'
@@ -31,6 +33,11 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
   private readonly sessions = new Map<string, LiveSession>()
   private cachedRecord: { bytes: Uint8Array, at: number } | null = null
   private stopping: Promise<void> | null = null
+  /** Prometheus metrics, when --metrics-port is given */
+  private metrics: PeerMetrics | null = null
+  private metricsServer: Server | null = null
+  /** the bound metrics port, when metrics are served */
+  metricsPort: number | null = null
   /** the span announced: while moving, the new one before its engine is loaded */
   private current: BlockRange
 
@@ -110,6 +117,16 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
   }
 
   private async serve (): Promise<void> {
+    if (this.cfg.metricsPort !== undefined) {
+      this.metrics = new PeerMetrics({
+        openSessions: () => this.sessions.size,
+        kvUsedBytes: () => this.budget.usedBytes,
+        kvCapacityBytes: () => this.budget.capacityBytes
+      }, () => ({ peerId: this.peerId, modelId: this.modelId, start: this.current.start, end: this.current.end, version: SOFTWARE_VERSION }))
+      const bound = await this.metrics.listen(this.cfg.metricsPort, this.cfg.metricsHost)
+      this.metricsServer = bound.server
+      this.metricsPort = bound.port
+    }
     const ctx = {
       engine: () => this.engine,
       model: this.model,
@@ -121,7 +138,8 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       log: this.log,
       sessions: this.sessions,
       isServing: () => this.state === 'online',
-      emit: (e: Record<string, unknown>) => { this.emitEvent(e) }
+      emit: (e: Record<string, unknown>) => { this.emitEvent(e) },
+      observer: this.metrics ?? undefined
     }
     await this.node.handle(INFERENCE_PROTOCOL, async (stream, connection) => {
       this.cachedRecord = null
@@ -219,6 +237,7 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       await this.announcement?.stop()
       await this.node.stop()
       await this.engine.dispose()
+      await new Promise((resolve) => this.metricsServer === null ? resolve(null) : this.metricsServer.close(resolve))
       this.emitEvent({ event: 'stopped' })
     })()
     await this.stopping

@@ -28,6 +28,18 @@ export interface SessionContext {
   /** false while draining (shutting down or moving): new sessions and steps get `draining` */
   isServing: () => boolean
   emit: (event: Record<string, unknown>) => void
+  /** measurements for metrics (optional) */
+  observer?: SessionObserver
+}
+
+/** What the session handler reports as it goes (the peer's metrics implement it). */
+export interface SessionObserver {
+  opened: () => void
+  /** an `open` was refused (busy, draining, wrong model, …) */
+  refused: (code: ErrorCode) => void
+  /** an open session ended with an error */
+  ended: (code: ErrorCode) => void
+  step: (positions: number, seconds: number) => void
 }
 
 export interface LiveSession {
@@ -47,6 +59,7 @@ export async function handleSession (stream: Stream, connection: Connection, ctx
   let key: string | null = null
   let engine: WorkerSpanEngine | null = null
   let steps = 0
+  let opened = false
   let tokens = 0
   let handedBack = false
   const finished = Promise.withResolvers<void>()
@@ -58,6 +71,8 @@ export async function handleSession (stream: Stream, connection: Connection, ctx
     ctx.sessions.set(key, { key, handBack: () => { handedBack = true }, done: finished.promise })
     await engine.open(key, open.maxLength, open.end)
     await channel.send({ kind: 'opened', sessionId: open.sessionId, start: open.start, end: open.end, maxLength: open.maxLength })
+    opened = true
+    ctx.observer?.opened()
     ctx.emit({ event: 'session_opened', sessionId: open.sessionId, peer: remote, start: open.start, end: open.end, maxLength: open.maxLength })
     for (;;) {
       const msg = await receive(channel, ctx)
@@ -72,7 +87,9 @@ export async function handleSession (stream: Stream, connection: Connection, ctx
           return
         }
         if (ctx.fault === 'slow') await new Promise((resolve) => setTimeout(resolve, peerDefaults.slowFaultMs))
+        const t0 = performance.now()
         const out = await engine.step(key, msg.hidden.data, msg.position)
+        ctx.observer?.step(n, (performance.now() - t0) / 1000)
         if (ctx.fault === 'corrupt') for (let i = 0; i < out.length; i += 7) out[i] += 0.5
         steps++
         tokens += n
@@ -87,7 +104,11 @@ export async function handleSession (stream: Stream, connection: Connection, ctx
     }
     await channel.close()
   } catch (err) {
-    await refuse(channel, err, ctx, remote)
+    const code = await refuse(channel, err, ctx, remote)
+    if (code !== null) {
+      if (opened) ctx.observer?.ended(code)
+      else ctx.observer?.refused(code)
+    }
   } finally {
     if (key !== null && ctx.sessions.get(key)?.done === finished.promise) {
       ctx.sessions.delete(key)
@@ -139,8 +160,8 @@ async function receive (channel: MessageChannel, ctx: SessionContext): Promise<M
 }
 
 /** Tells the client why the session ends (when the stream still works) and closes it. */
-async function refuse (channel: MessageChannel, err: unknown, ctx: SessionContext, remote: string): Promise<void> {
-  if (err instanceof ChannelClosedError) return
+async function refuse (channel: MessageChannel, err: unknown, ctx: SessionContext, remote: string): Promise<ErrorCode | null> {
+  if (err instanceof ChannelClosedError) return null
   let code: ErrorCode = 'internal'
   const message = (err as Error).message
   if (err instanceof SessionEnd) code = err.code
@@ -155,4 +176,5 @@ async function refuse (channel: MessageChannel, err: unknown, ctx: SessionContex
   } catch {
     channel.abort('session ended')
   }
+  return code
 }

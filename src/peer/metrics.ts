@@ -1,0 +1,84 @@
+// Prometheus metrics of a peer (`strata peer --metrics-port N` → GET /metrics), on a registry
+// of its own: sessions, positions computed, step latency, KV-cache memory, errors by kind.
+import { createServer, type Server } from 'node:http'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { ErrorCode } from '../protocol/messages.ts'
+import type { SessionObserver } from './session-handler.ts'
+
+export interface PeerGauges {
+  openSessions: () => number
+  kvUsedBytes: () => number
+  kvCapacityBytes: () => number
+}
+
+export class PeerMetrics implements SessionObserver {
+  readonly registry = new Registry()
+  readonly sessions: Counter<'outcome'>
+  readonly positions: Counter
+  readonly steps: Histogram<'kind'>
+  readonly errors: Counter<'code'>
+
+  constructor (gauges: PeerGauges, info: () => { peerId: string, modelId: string, start: number, end: number, version: string }) {
+    const registers = [this.registry]
+    this.sessions = new Counter({ name: 'strata_peer_sessions_total', help: 'inference sessions, by outcome (opened, refused)', labelNames: ['outcome'], registers })
+    this.positions = new Counter({ name: 'strata_peer_positions_total', help: 'token positions computed through this span (prefill and decode)', registers })
+    this.steps = new Histogram({
+      name: 'strata_peer_step_seconds',
+      help: 'time to compute one step of a session on this span, by kind (prefill: several positions, decode: one)',
+      labelNames: ['kind'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers
+    })
+    this.errors = new Counter({ name: 'strata_peer_errors_total', help: 'sessions ended with an error, by code', labelNames: ['code'], registers })
+    new Gauge({ name: 'strata_peer_open_sessions', help: 'sessions currently open', registers, collect () { this.set(gauges.openSessions()) } })
+    new Gauge({ name: 'strata_peer_kv_cache_bytes', help: 'KV-cache bytes reserved by open sessions', registers, collect () { this.set(gauges.kvUsedBytes()) } })
+    new Gauge({ name: 'strata_peer_kv_cache_capacity_bytes', help: 'KV-cache memory budget', registers, collect () { this.set(gauges.kvCapacityBytes()) } })
+    new Gauge({
+      name: 'strata_peer_info',
+      help: 'constant 1, labelled with what this peer serves now',
+      labelNames: ['peer_id', 'model', 'start', 'end', 'version'],
+      registers,
+      collect () {
+        const i = info()
+        this.reset()
+        this.set({ peer_id: i.peerId, model: i.modelId, start: String(i.start), end: String(i.end), version: i.version }, 1)
+      }
+    })
+    collectDefaultMetrics({ register: this.registry, prefix: 'strata_peer_' })
+  }
+
+  opened (): void { this.sessions.inc({ outcome: 'opened' }) }
+
+  refused (code: ErrorCode): void {
+    this.sessions.inc({ outcome: 'refused' })
+    this.errors.inc({ code })
+  }
+
+  ended (code: ErrorCode): void { this.errors.inc({ code }) }
+
+  step (positions: number, seconds: number): void {
+    this.positions.inc(positions)
+    this.steps.observe({ kind: positions > 1 ? 'prefill' : 'decode' }, seconds)
+  }
+
+  /** Serves GET /metrics on `host:port`; resolves with the bound port. */
+  async listen (port: number, host = '127.0.0.1'): Promise<{ server: Server, port: number }> {
+    const server = createServer((req, res) => {
+      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try GET /metrics\n')
+        return
+      }
+      this.registry.metrics().then((text) => {
+        res.writeHead(200, { 'content-type': this.registry.contentType }).end(text)
+      }, (err: Error) => {
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`)
+      })
+    })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, host, () => { server.off('error', reject); resolve() })
+    })
+    const address = server.address()
+    return { server, port: typeof address === 'object' && address !== null ? address.port : port }
+  }
+}
