@@ -2,10 +2,9 @@
 // model (DHT providers, plus directly connected peers, whose own provider records a DHT node
 // does not hand out). Peers that cannot be reached or whose records fail verification are left
 // out, so a peer that left disappears at the next probe.
-import { performance } from 'node:perf_hooks'
 import { peerIdFromString } from '@libp2p/peer-id'
-import type { PeerId } from '@libp2p/interface'
-import { fetchInfo, findModelPeers, verifyRecord, type PeerRecord, type SwarmNode } from '../routing/index.ts'
+import { fetchInfo, verifyRecord, type PeerRecord, type SwarmNode } from '../routing/index.ts'
+import { findSwarmPeers } from '../routing/swarm-peers.ts'
 import { componentLogger, type Logger } from '../routing/logger.ts'
 import { buildHealthReport, type HealthReport, type ObservedPeer } from './health.ts'
 
@@ -41,26 +40,9 @@ export class SwarmHealthProbe implements HealthSource {
 
   async observe (signal?: AbortSignal): Promise<ObservedPeer[]> {
     const { modelId, numBlocks } = this.target
-    const found = await findModelPeers(this.node, modelId, { numBlocks, signal, timeoutMs: DISCOVERY_TIMEOUT_MS })
+    const found = await findSwarmPeers(this.node, modelId, { numBlocks, signal, timeoutMs: DISCOVERY_TIMEOUT_MS, infoTimeoutMs: INFO_TIMEOUT_MS, logger: this.log })
     const seenAt = Date.now()
-    const peers: ObservedPeer[] = found.map((p) => ({ ...p, seenAt }))
-    const known = new Set(peers.map((p) => p.record.peerId))
-    const direct = await Promise.all(this.node.getPeers().filter((id) => !known.has(id.toString())).map(async (id) => await this.probe(id, signal)))
-    for (const p of direct) if (p !== null) peers.push(p)
-    return peers
-  }
-
-  private async probe (id: PeerId, signal?: AbortSignal): Promise<ObservedPeer | null> {
-    try {
-      const started = performance.now()
-      const bytes = await fetchInfo(this.node, id, { signal, timeoutMs: INFO_TIMEOUT_MS })
-      const latencyMs = performance.now() - started
-      const record = verifyRecord(bytes, { expectedPeerId: id.toString(), modelId: this.target.modelId, numBlocks: this.target.numBlocks })
-      return { record, latencyMs, seenAt: Date.now() }
-    } catch (err) {
-      this.log.debug({ peer: id.toString(), err: (err as Error).message }, 'connected peer has no usable record')
-      return null
-    }
+    return found.map((p) => ({ ...p, seenAt }))
   }
 }
 
