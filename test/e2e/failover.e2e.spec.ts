@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { GenerateProcess, startSwarm, stopPeers, type PeerProcess, type TestSwarm } from '../helpers/swarm.ts'
 import { tinyModel } from '../helpers/models.ts'
-import { e2eShape, localTokens } from './swarm.e2e.spec.ts'
+import { e2eShape, localTokens } from '../helpers/local.ts'
 
 const N = 150
 

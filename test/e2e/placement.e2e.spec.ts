@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { runCli, jsonLines } from '../helpers/cli.ts'
 import { startPeer, stopPeers, type PeerProcess } from '../helpers/swarm.ts'
 import { tempDir, tinyModel } from '../helpers/models.ts'
-import { LocalModel } from '../../src/client/local-model.ts'
+import { localTokens } from '../helpers/local.ts'
 
 const BLOCKS = 6
 const shape = { layers: BLOCKS, hidden: 64, heads: 4, kvHeads: 2, intermediate: 96, vocab: 320, seed: 41 }
@@ -21,15 +21,6 @@ function uncovered (spans: Array<[number, number]>): number[] {
   return Array.from({ length: BLOCKS }, (_, b) => b).filter((b) => !spans.some(([s, e]) => s <= b && b < e))
 }
 
-async function localTokens (dir: string, prompt: number[], n: number): Promise<number[]> {
-  const model = await LocalModel.load(dir, { threads: 1 })
-  try {
-    for await (const e of model.generate({ ids: prompt }, { maxNewTokens: n, ignoreEos: true })) if (e.event === 'done') return e.tokens
-  } finally {
-    await model.close()
-  }
-  throw new Error('local generation ended without a done event')
-}
 
 async function waitForCoverage (peers: PeerProcess[], signal: AbortSignal): Promise<void> {
   while (uncovered(peers.map(currentSpan)).length > 0) {

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { LocalModel } from '../../src/client/local-model.ts'
+import { e2eShape, localTokens } from '../helpers/local.ts'
 import { createSwarmNode } from '../../src/routing/index.ts'
 import { MessageChannel } from '../../src/protocol/channel.ts'
 import { INFERENCE_PROTOCOL } from '../../src/protocol/messages.ts'
@@ -11,17 +11,7 @@ import { runCli, jsonLines } from '../helpers/cli.ts'
 import { startSwarm, stopPeers, type TestSwarm } from '../helpers/swarm.ts'
 import { tinyModel } from '../helpers/models.ts'
 
-export const e2eShape = { layers: 4, hidden: 64, heads: 4, kvHeads: 2, intermediate: 96, vocab: 320, seed: 31 }
-
-export async function localTokens (dir: string, prompt: number[], n: number): Promise<number[]> {
-  const model = await LocalModel.load(dir, { threads: 1 })
-  try {
-    for await (const e of model.generate({ ids: prompt }, { maxNewTokens: n, ignoreEos: true })) if (e.event === 'done') return e.tokens
-  } finally {
-    await model.close()
-  }
-  throw new Error('no done event')
-}
+export { e2eShape, localTokens }
 
 async function swarmTokens (dir: string, bootstrap: string, prompt: number[], n: number): Promise<{ tokens: number[], routes: any[] }> {
   const r = await runCli(['generate', '--model', dir, '--prompt-ids', prompt.join(','), '--max-new-tokens', String(n), '--ignore-eos', '--json', '--bootstrap', bootstrap])

@@ -3,18 +3,10 @@
 import assert from 'node:assert/strict'
 import { MESSAGE_KIND_IDS, ProtocolError, WIRE_VERSION, decodeMessage, encodeMessage } from '../../src/protocol/index.ts'
 import { sampleMessages } from './samples.ts'
+import { mulberry32 } from '../../src/loadbalance/random.ts'
 
-/** mulberry32: tiny, fast, good enough to drive a fuzzer. */
-function prng (seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** seeded, so a failing case reproduces */
+const prng = mulberry32
 
 type Rng = () => number
 const int = (rng: Rng, n: number): number => Math.floor(rng() * n)
