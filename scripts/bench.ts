@@ -12,6 +12,7 @@ import { benchLocal } from './bench/local.ts'
 import { machineInfo, machineLine, renderLocal, renderTable, writeJson, type MachineInfo } from './bench/report.ts'
 import { existsSync } from 'node:fs'
 import { runChaos } from '../src/cli/chaos.ts'
+import { benchSwarm, renderSwarm } from './bench/swarm.ts'
 import { DEMO_SHAPE } from '../src/cli/demo.ts'
 import { makeModel } from '../src/shards/make-model.ts'
 import { log } from './bench/util.ts'
@@ -21,7 +22,7 @@ const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'int8', 'int4']
 
 const USAGE = `usage: npm run bench -- [options]
 
-  --only <sections>     comma-separated sections to run (default: all): local, recovery
+  --only <sections>     comma-separated sections to run (default: all): local, swarm, recovery
   --quick               small model shape (hidden 512, 4 layers, vocab 4096): a smoke test in seconds
   --out <dir>           where <section>.json goes (<section>-quick.json with --quick;
                         default: bench-results)
@@ -33,6 +34,8 @@ const USAGE = `usage: npm run bench -- [options]
   --decode-tokens <n>   greedy decode steps after the prompt (default: 64)
   --repeats <n>         measured generations per format after one warm-up (default: 3)
   --load-breakdown      also time span loading stage by stage (build / serialise / session)
+  --idle-wait <s>       before each measured generation, wait up to s seconds for other
+                        processes to stop using the CPU (default: 30; 0 = don't wait)
   -h, --help            this text
 `
 
@@ -57,6 +60,7 @@ function parse (argv: string[]) {
       'decode-tokens': { type: 'string', default: '64' },
       repeats: { type: 'string', default: '3' },
       'load-breakdown': { type: 'boolean', default: false },
+      'idle-wait': { type: 'string', default: '30' },
       help: { type: 'boolean', short: 'h', default: false }
     }
   })
@@ -81,7 +85,8 @@ function parse (argv: string[]) {
     promptTokens: int('prompt-tokens', values['prompt-tokens'], 1),
     decodeTokens: int('decode-tokens', values['decode-tokens'], 1),
     repeats: int('repeats', values.repeats, 1),
-    loadBreakdown: values['load-breakdown']
+    loadBreakdown: values['load-breakdown'],
+    idleWaitSeconds: int('idle-wait', values['idle-wait'], 0)
   }
 }
 
@@ -96,9 +101,17 @@ const SECTIONS: Record<string, Section> = {
         promptTokens: args.promptTokens,
         decodeTokens: args.decodeTokens,
         repeats: args.repeats,
-        loadBreakdown: args.loadBreakdown
+        loadBreakdown: args.loadBreakdown,
+        idleWaitSeconds: args.idleWaitSeconds
       })
       return { json: { date: new Date().toISOString(), machine, ...result }, text: renderLocal(result) }
+    }
+  },
+  swarm: {
+    // the same model local vs through 3 peer processes on loopback, f32 and f16 wire
+    async run ({ machine, args }) {
+      const r = await benchSwarm({ quick: args.quick, cacheDir: args.cache, peers: 3, threads: args.threads, promptTokens: args.promptTokens, decodeTokens: args.decodeTokens, repeats: args.repeats })
+      return { json: { date: new Date().toISOString(), machine, ...r }, text: renderSwarm(r) }
     }
   },
   recovery: {
@@ -112,7 +125,6 @@ const SECTIONS: Record<string, Section> = {
       return { json: { machine, section: 'recovery', model: DEMO_SHAPE, ...r }, text }
     }
   }
-  // later: swarm throughput over loopback peers vs local
 }
 
 async function main (): Promise<void> {

@@ -20,6 +20,9 @@ export async function createSession (graph: GraphBuilder, opts: RuntimeOptions =
     graphOptimizationLevel: 'all',
     // errors reach callers as exceptions; onnxruntime's own stderr logging would duplicate them
     logSeverityLevel: 4,
+    // no busy-waiting between runs: a span computes for a moment per token and then waits for the
+    // network; spinning threads would steal the cores other spans on this host need right then
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
     ...(opts.threads !== undefined ? { intraOpNumThreads: opts.threads } : {})
   }
   if (graph.initializerBytes < INLINE_LIMIT_BYTES) return await ort.InferenceSession.create(graph.toBytes(), sessionOptions)

@@ -1,0 +1,125 @@
+// Section "swarm": the same model run locally and through a local swarm of peer processes on
+// 127.0.0.1 (the blocks split into equal spans), measured in the same run: decode tokens/s of
+// each, their ratio, the per-hop overhead per token, and the accuracy cost of an f16 wire
+// (greedy-token agreement with the exact f32 wire).
+import { LocalModel } from '../../src/client/local-model.ts'
+import { Swarm } from '../../src/client/swarm.ts'
+import { startPeer, stopPeers, type PeerProcess } from '../../src/cli/local-swarm.ts'
+import type { WireDtype } from '../../src/protocol/tensor.ts'
+import { ensureBenchModel, QUICK_SHAPE, TINYLLAMA_SHAPE, type BenchShape } from './model-cache.ts'
+import { log, median, round, randomTokens } from './util.ts'
+
+export interface SwarmBenchOptions {
+  quick: boolean
+  cacheDir: string
+  peers: number
+  threads: number
+  promptTokens: number
+  decodeTokens: number
+  repeats: number
+}
+
+export interface SwarmBenchResult {
+  section: 'swarm'
+  shape: BenchShape
+  peers: Array<{ start: number, end: number }>
+  threads: number
+  promptTokens: number
+  decodeTokens: number
+  local: { decodeTokensPerSecond: number, msPerToken: number }
+  swarm: { decodeTokensPerSecond: number, msPerToken: number, identicalToLocal: boolean }
+  /** swarm / local decode speed */
+  ratio: number
+  /** (swarm − local) ms per token, divided by the number of hops */
+  overheadMsPerHopPerToken: number
+  f16Wire: { decodeTokensPerSecond: number, prefixMatch: number, positionsEqual: number, positions: number }
+}
+
+type Gen = (prompt: number[]) => AsyncIterable<{ event: string, index?: number, tokens?: number[] }>
+
+/** Decode speed (tokens after the first, which includes the prefill) and the tokens. */
+async function timeDecode (gen: Gen, prompt: number[]): Promise<{ tokensPerSecond: number, tokens: number[] }> {
+  let t1 = 0
+  let tokens: number[] = []
+  for await (const e of gen(prompt)) {
+    if (e.event === 'token' && e.index === 0) t1 = performance.now()
+    if (e.event === 'done') tokens = e.tokens ?? []
+  }
+  const seconds = (performance.now() - t1) / 1000
+  return { tokensPerSecond: (tokens.length - 1) / seconds, tokens }
+}
+
+async function measure (gen: Gen, prompt: number[], repeats: number): Promise<{ tokensPerSecond: number, tokens: number[] }> {
+  await timeDecode(gen, prompt.slice(0, 8)) // warm-up
+  const runs = []
+  for (let i = 0; i < repeats; i++) runs.push(await timeDecode(gen, prompt))
+  return { tokensPerSecond: median(runs.map((r) => r.tokensPerSecond)), tokens: runs[0].tokens }
+}
+
+export async function benchSwarm (o: SwarmBenchOptions): Promise<SwarmBenchResult> {
+  const shape = o.quick ? QUICK_SHAPE : TINYLLAMA_SHAPE
+  const { dir } = await ensureBenchModel(o.cacheDir, shape)
+  const prompt = randomTokens(o.promptTokens, 3, shape.vocab, 7)
+  const genOpts = { maxNewTokens: o.decodeTokens, ignoreEos: true }
+
+  log(`swarm: local baseline (${o.threads} threads)`)
+  const local = await LocalModel.load(dir, { threads: o.threads })
+  const localRun = await measure((p) => local.generate({ ids: p }, genOpts), prompt, o.repeats)
+  await local.close()
+
+  const cut = (i: number): number => Math.round((i * shape.layers) / o.peers)
+  const spans = Array.from({ length: o.peers }, (_, i) => ({ start: cut(i), end: cut(i + 1) }))
+  log(`swarm: starting ${o.peers} peers ${spans.map((s) => `[${s.start},${s.end})`).join(' ')}`)
+  const peers: PeerProcess[] = []
+  try {
+    const flags = ['--threads', String(o.threads), '--network-mbps', '100000']
+    peers.push(await startPeer(dir, ['--blocks', `${spans[0].start}:${spans[0].end}`, ...flags], 'peer0', 600_000))
+    const bootstrap = peers[0].multiaddrs[0]
+    for (const s of spans.slice(1)) peers.push(await startPeer(dir, ['--blocks', `${s.start}:${s.end}`, '--bootstrap', bootstrap, ...flags], 'peer', 600_000))
+    const runOver = async (wireDtype: WireDtype): Promise<{ tokensPerSecond: number, tokens: number[] }> => {
+      const swarm = await Swarm.connect({ bootstrap: [bootstrap], modelDir: dir, threads: o.threads, wireDtype, stepTimeoutMs: 60_000 })
+      try {
+        return await measure((p) => swarm.generate({ ids: p }, genOpts), prompt, o.repeats)
+      } finally {
+        await swarm.close()
+      }
+    }
+    log('swarm: f32 wire')
+    const f32 = await runOver('f32')
+    log('swarm: f16 wire')
+    const f16 = await runOver('f16')
+    const same = (a: number[], b: number[]): boolean => a.length === b.length && a.every((t, i) => t === b[i])
+    let prefix = 0
+    while (prefix < f32.tokens.length && f16.tokens[prefix] === f32.tokens[prefix]) prefix++
+    const localMs = 1000 / localRun.tokensPerSecond
+    const swarmMs = 1000 / f32.tokensPerSecond
+    return {
+      section: 'swarm',
+      shape,
+      peers: spans,
+      threads: o.threads,
+      promptTokens: o.promptTokens,
+      decodeTokens: o.decodeTokens,
+      local: { decodeTokensPerSecond: round(localRun.tokensPerSecond, 2), msPerToken: round(localMs, 3) },
+      swarm: { decodeTokensPerSecond: round(f32.tokensPerSecond, 2), msPerToken: round(swarmMs, 3), identicalToLocal: same(f32.tokens, localRun.tokens) },
+      ratio: round(f32.tokensPerSecond / localRun.tokensPerSecond, 3),
+      overheadMsPerHopPerToken: round((swarmMs - localMs) / o.peers, 3),
+      f16Wire: { decodeTokensPerSecond: round(f16.tokensPerSecond, 2), prefixMatch: prefix, positionsEqual: f16.tokens.filter((t, i) => t === f32.tokens[i]).length, positions: f32.tokens.length }
+    }
+  } finally {
+    await stopPeers(peers)
+  }
+}
+
+export function renderSwarm (r: SwarmBenchResult): string {
+  return [
+    `| run | decode tok/s | ms/token |`,
+    `|:--|--:|--:|`,
+    `| local (1 process) | ${r.local.decodeTokensPerSecond} | ${r.local.msPerToken} |`,
+    `| swarm, ${r.peers.length} peers, f32 wire | ${r.swarm.decodeTokensPerSecond} | ${r.swarm.msPerToken} |`,
+    `| swarm, f16 wire | ${r.f16Wire.decodeTokensPerSecond} | ${round(1000 / r.f16Wire.decodeTokensPerSecond, 3)} |`,
+    '',
+    `swarm / local: ${r.ratio}×; overhead ${r.overheadMsPerHopPerToken} ms per hop per token; swarm tokens identical to local: ${r.swarm.identicalToLocal ? 'yes' : 'NO'}`,
+    `f16 wire: first ${r.f16Wire.prefixMatch}/${r.f16Wire.positions} greedy tokens equal to the f32 wire (${r.f16Wire.positionsEqual} positions equal overall)`
+  ].join('\n')
+}
