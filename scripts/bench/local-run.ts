@@ -26,6 +26,10 @@ export interface LocalJob {
   decodeTokens: number
   /** measured generations (after one warm-up generation) */
   repeats: number
+  /** before each measured generation, wait up to this many seconds for other processes to go quiet */
+  idleWaitSeconds: number
+  /** "quiet": other processes use fewer cores than this */
+  idleCores: number
   /** greedy tokens of the reference format, for teacher-forced agreement; null: this is the reference (uses its own tokens) */
   reference: number[] | null
 }
@@ -40,6 +44,11 @@ export interface RunTiming {
   /** of which: span forward, head (embed + logits) */
   decodeSpanSeconds: number
   decodeHeadSeconds: number
+  /** CPU busy during this generation, in cores: this process, and all other processes */
+  cpuOwnCores: number
+  cpuOtherCores: number
+  /** seconds spent waiting for the machine to go quiet before this generation */
+  idleWaitSeconds: number
 }
 
 export interface LocalRunResult {
@@ -53,7 +62,10 @@ export interface LocalRunResult {
   }
   memory: {
     rssBeforeLoadBytes: number
+    /** right after loading: still holds the JS-side copies of the weights until the worker's GC runs */
     rssAfterLoadBytes: number
+    /** after the measured generations: the steady state (weights in onnxruntime, KV caches) */
+    rssAfterRunsBytes: number
     /** getrusage max RSS right after loading: the load-time high-water mark */
     loadPeakRssBytes: number
     /** getrusage max RSS at the end of the run */
@@ -65,7 +77,7 @@ export interface LocalRunResult {
   tokens: number[]
   /** every measured run produced the same tokens */
   deterministic: boolean
-  /** CPU use during the measured generations, in cores (busy seconds / wall seconds) */
+  /** CPU use during the measured generations, in cores (busy seconds / wall seconds, time-weighted) */
   cpu: { own: number, others: number }
   /** argmax of a single prefill over prompt + reference tokens vs the reference, position by position */
   teacherForced: TeacherForced | null
@@ -142,12 +154,13 @@ class TimedHead implements Head {
 }
 
 /** One greedy generation through the real token loop, timed per token. */
-async function generate (head: TimedHead, pipeline: BenchPipeline, prompt: number[], decodeTokens: number): Promise<{ tokens: number[], timing: RunTiming }> {
+async function generate (head: TimedHead, pipeline: BenchPipeline, prompt: number[], decodeTokens: number, idleWaitSeconds = 0): Promise<{ tokens: number[], timing: RunTiming }> {
   await pipeline.reset()
   const tokens: number[] = []
   const at: number[] = []
   // per token: head time (embed + logits) accumulated since the previous token
   const headPerToken: number[] = []
+  const cpu0 = cpuTimes()
   const t0 = performance.now()
   for await (const e of generateTokens(head, pipeline, prompt, { maxNewTokens: decodeTokens + 1, temperature: 0, ignoreEos: true })) {
     at.push(performance.now())
@@ -155,6 +168,8 @@ async function generate (head: TimedHead, pipeline: BenchPipeline, prompt: numbe
     headPerToken.push(head.seconds.reduce((a, b) => a + b, 0))
     head.seconds = []
   }
+  const wall = (performance.now() - t0) / 1000
+  const cpu1 = cpuTimes()
   const f = pipeline.forwards
   return {
     tokens,
@@ -163,7 +178,10 @@ async function generate (head: TimedHead, pipeline: BenchPipeline, prompt: numbe
       prefillSpanSeconds: f[0].seconds,
       decodeSeconds: (at[at.length - 1] - at[0]) / 1000,
       decodeSpanSeconds: f.slice(1).reduce((a, b) => a + b.seconds, 0),
-      decodeHeadSeconds: headPerToken.slice(1).reduce((a, b) => a + b, 0)
+      decodeHeadSeconds: headPerToken.slice(1).reduce((a, b) => a + b, 0),
+      cpuOwnCores: (cpu1.own - cpu0.own) / wall,
+      cpuOtherCores: Math.max(0, (cpu1.machine - cpu0.machine) - (cpu1.own - cpu0.own)) / wall,
+      idleWaitSeconds
     }
   }
 }
@@ -191,6 +209,24 @@ function cpuTimes (): { machine: number, own: number } {
   for (const c of os.cpus()) busy += c.times.user + c.times.nice + c.times.sys + c.times.irq
   const u = process.cpuUsage()
   return { machine: busy / 1000, own: (u.user + u.system) / 1e6 }
+}
+
+/**
+ * Waits until other processes use fewer than `cores` cores over a 1 s window, for at most
+ * `maxSeconds`; returns the seconds waited. The benchmark shares its machine with whatever else
+ * runs there, and every competing process lowers the measured speeds.
+ */
+async function waitIdle (maxSeconds: number, cores: number): Promise<number> {
+  const t0 = performance.now()
+  while ((performance.now() - t0) / 1000 < maxSeconds) {
+    const a = cpuTimes()
+    const w0 = performance.now()
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    const b = cpuTimes()
+    const others = Math.max(0, (b.machine - a.machine) - (b.own - a.own)) / ((performance.now() - w0) / 1000)
+    if (others < cores) break
+  }
+  return (performance.now() - t0) / 1000
 }
 
 /**
@@ -235,23 +271,23 @@ async function run (job: LocalJob): Promise<LocalRunResult> {
     const runs: RunTiming[] = []
     let tokens: number[] = []
     let deterministic = true
-    const cpu0 = cpuTimes()
-    const wall0 = performance.now()
     for (let r = 0; r < job.repeats; r++) {
-      const g = await generate(head, pipeline, job.prompt, job.decodeTokens)
+      const waited = job.idleWaitSeconds > 0 ? await waitIdle(job.idleWaitSeconds, job.idleCores) : 0
+      const g = await generate(head, pipeline, job.prompt, job.decodeTokens, waited)
       runs.push(g.timing)
       if (r === 0) tokens = g.tokens
       else if (g.tokens.some((x, i) => x !== tokens[i])) deterministic = false
     }
-    const cpu1 = cpuTimes()
-    const wall = (performance.now() - wall0) / 1000
-    const cpu = { own: (cpu1.own - cpu0.own) / wall, others: Math.max(0, (cpu1.machine - cpu0.machine) - (cpu1.own - cpu0.own)) / wall }
+    const rssAfterRunsBytes = process.memoryUsage().rss
+    // time-weighted over the measured generations (idle waits excluded)
+    const busy = (f: (t: RunTiming) => number): number => runs.reduce((n, t) => n + f(t) * (t.prefillSeconds + t.decodeSeconds), 0) / runs.reduce((n, t) => n + t.prefillSeconds + t.decodeSeconds, 0)
+    const cpu = { own: busy((t) => t.cpuOwnCores), others: busy((t) => t.cpuOtherCores) }
     const tf = tokens.length > 0 ? await teacherForced(headEngine, pipeline, job.prompt, job.reference ?? tokens) : null
     await pipeline.close()
     return {
       format: job.format,
       load: { headSeconds, spanSeconds, spanBytesRead: span.info.bytesRead },
-      memory: { rssBeforeLoadBytes, rssAfterLoadBytes, loadPeakRssBytes, peakRssBytes: maxRssBytes() },
+      memory: { rssBeforeLoadBytes, rssAfterLoadBytes, rssAfterRunsBytes, loadPeakRssBytes, peakRssBytes: maxRssBytes() },
       warmup,
       runs,
       tokens,

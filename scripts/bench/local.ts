@@ -19,6 +19,8 @@ export interface LocalBenchOptions {
   repeats: number
   /** also time the stages of span loading (build / serialise / session), in extra processes */
   loadBreakdown: boolean
+  /** before each measured generation, wait up to this many seconds for other processes to go quiet (0: don't) */
+  idleWaitSeconds: number
 }
 
 export interface Agreement {
@@ -43,7 +45,9 @@ export interface Agreement {
 export interface LocalFormatResult {
   format: WeightFormat
   load: { seconds: number, headSeconds: number, spanSeconds: number, spanBytesRead: number }
-  memory: { rssAfterLoadMiB: number, loadPeakRssMiB: number, peakRssMiB: number }
+  /** rssAfterLoad still includes the JS copies of the weights awaiting GC; rssSteady is after the runs */
+  memory: { rssAfterLoadMiB: number, rssSteadyMiB: number, loadPeakRssMiB: number, peakRssMiB: number }
+  /** speeds: medians over the uncontended measured runs (see cpu.runsUsed); per-run values cover all runs */
   prefill: { tokens: number, tokensPerSecond: number, spanTokensPerSecond: number, secondsPerRun: number[] }
   decode: {
     tokens: number
@@ -61,7 +65,18 @@ export interface LocalFormatResult {
    * CPU in cores during the measured generations: this process, and everything else on the
    * machine (other processes competing for the cores make every speed here lower)
    */
-  cpu: { ownCores: number, otherCores: number, loadAverageBefore: number }
+  cpu: {
+    ownCores: number
+    otherCores: number
+    otherCoresPerRun: number[]
+    /** time waited for other processes to go quiet before each measured run */
+    idleWaitSecondsPerRun: number[]
+    /** speeds are medians over the measured runs with otherCores < CONTENDED_CORES (all runs if none) */
+    runsUsed: number
+    /** every measured run competed with other processes: the speeds are low */
+    contended: boolean
+    loadAverageBefore: number
+  }
   tokens: number[]
   /** vs the reference format's greedy tokens (f32 when measured; for the reference, vs itself) */
   agreement: Agreement | null
@@ -71,12 +86,12 @@ export interface LocalFormatResult {
 export interface LocalBenchResult {
   section: 'local'
   shape: BenchShape & { headDim: number, params: ShapeCounts, name: string }
-  settings: { threads: number, promptTokens: number, decodeTokens: number, repeats: number, quick: boolean, headFormat: 'f32', aggregate: 'median' }
+  settings: { threads: number, promptTokens: number, decodeTokens: number, repeats: number, idleWaitSeconds: number, quick: boolean, headFormat: 'f32', aggregate: string }
   model: { dir: string, generated: boolean, generateSeconds: number }
   referenceFormat: WeightFormat
   formats: LocalFormatResult[]
   /** same-run ratios: format vs reference (>1 = larger value than the reference) */
-  ratios: Array<{ format: WeightFormat, vs: WeightFormat, decodeSpeed: number, prefillSpeed: number, loadTime: number, peakRss: number, rssAfterLoad: number }>
+  ratios: Array<{ format: WeightFormat, vs: WeightFormat, decodeSpeed: number, prefillSpeed: number, loadTime: number, peakRss: number, steadyRss: number }>
 }
 
 const CHILD = new URL('./local-run.ts', import.meta.url)
@@ -122,16 +137,22 @@ export function agreement (tokens: number[], reference: number[], teacherForced:
   }
 }
 
+/** other processes' average CPU use (cores) above which a generation counts as contended */
+export const CONTENDED_CORES = 0.15
+
 function summarise (r: LocalRunResult, o: LocalBenchOptions, breakdown: LoadBreakdown | null, loadAverageBefore: number): LocalFormatResult {
-  const med = (f: (t: RunTiming) => number): number => median(r.runs.map(f))
-  const decodeTps = r.runs.map((t) => o.decodeTokens / t.decodeSeconds)
+  // on a shared machine, keep the generations no other process competed with (all if none)
+  const clean = r.runs.filter((t) => t.cpuOtherCores < CONTENDED_CORES)
+  const runs = clean.length > 0 ? clean : r.runs
+  const med = (f: (t: RunTiming) => number): number => median(runs.map(f))
+  const decodeTps = runs.map((t) => o.decodeTokens / t.decodeSeconds)
   const decodeSeconds = med((t) => t.decodeSeconds)
   // span/head shares from the run with the median decode time
-  const mid = r.runs.reduce((best, t) => Math.abs(t.decodeSeconds - decodeSeconds) < Math.abs(best.decodeSeconds - decodeSeconds) ? t : best)
+  const mid = runs.reduce((best, t) => Math.abs(t.decodeSeconds - decodeSeconds) < Math.abs(best.decodeSeconds - decodeSeconds) ? t : best)
   return {
     format: r.format,
     load: { seconds: round(r.load.headSeconds + r.load.spanSeconds), headSeconds: round(r.load.headSeconds), spanSeconds: round(r.load.spanSeconds), spanBytesRead: r.load.spanBytesRead },
-    memory: { rssAfterLoadMiB: round(r.memory.rssAfterLoadBytes / MiB, 0), loadPeakRssMiB: round(r.memory.loadPeakRssBytes / MiB, 0), peakRssMiB: round(r.memory.peakRssBytes / MiB, 0) },
+    memory: { rssAfterLoadMiB: round(r.memory.rssAfterLoadBytes / MiB, 0), rssSteadyMiB: round(r.memory.rssAfterRunsBytes / MiB, 0), loadPeakRssMiB: round(r.memory.loadPeakRssBytes / MiB, 0), peakRssMiB: round(r.memory.peakRssBytes / MiB, 0) },
     prefill: {
       tokens: o.promptTokens,
       tokensPerSecond: round(o.promptTokens / med((t) => t.prefillSeconds), 2),
@@ -144,11 +165,19 @@ function summarise (r: LocalRunResult, o: LocalBenchOptions, breakdown: LoadBrea
       msPerToken: round((1000 * decodeSeconds) / o.decodeTokens),
       spanMsPerToken: round((1000 * mid.decodeSpanSeconds) / o.decodeTokens),
       headMsPerToken: round((1000 * mid.decodeHeadSeconds) / o.decodeTokens),
-      tokensPerSecondPerRun: decodeTps.map((x) => round(x, 2)),
+      tokensPerSecondPerRun: r.runs.map((t) => round(o.decodeTokens / t.decodeSeconds, 2)),
       warmupTokensPerSecond: r.warmup === null || r.warmup.decodeSeconds === 0 ? null : round(Math.min(4, o.decodeTokens) / r.warmup.decodeSeconds, 2)
     },
     deterministic: r.deterministic,
-    cpu: { ownCores: round(r.cpu.own, 2), otherCores: round(r.cpu.others, 2), loadAverageBefore: round(loadAverageBefore, 2) },
+    cpu: {
+      ownCores: round(r.cpu.own, 2),
+      otherCores: round(r.cpu.others, 2),
+      otherCoresPerRun: r.runs.map((t) => round(t.cpuOtherCores, 2)),
+      idleWaitSecondsPerRun: r.runs.map((t) => round(t.idleWaitSeconds, 1)),
+      runsUsed: runs.length,
+      contended: clean.length === 0,
+      loadAverageBefore: round(loadAverageBefore, 2)
+    },
     tokens: r.tokens,
     agreement: null,
     loadBreakdown: breakdown === null
@@ -173,7 +202,10 @@ export async function benchLocal (o: LocalBenchOptions): Promise<LocalBenchResul
   const results: LocalFormatResult[] = []
   let reference: number[] | null = null
   for (const format of order) {
-    const job: LocalJob = { mode: 'run', modelDir: model.dir, format, threads: o.threads, prompt, decodeTokens: o.decodeTokens, repeats: o.repeats, reference }
+    const job: LocalJob = {
+      mode: 'run', modelDir: model.dir, format, threads: o.threads, prompt, decodeTokens: o.decodeTokens, repeats: o.repeats,
+      idleWaitSeconds: o.idleWaitSeconds, idleCores: CONTENDED_CORES, reference
+    }
     let breakdown: LoadBreakdown | null = null
     if (o.loadBreakdown) {
       log(`${format}: load breakdown (separate process) …`)
@@ -188,7 +220,7 @@ export async function benchLocal (o: LocalBenchOptions): Promise<LocalBenchResul
     // checks that one batched prefill picks the same tokens as step-by-step decoding
     s.agreement = agreement(r.tokens, reference, r.teacherForced)
     log(`${format}: load ${s.load.seconds.toFixed(1)} s, prefill ${s.prefill.tokensPerSecond.toFixed(1)} tok/s, decode ${s.decode.tokensPerSecond.toFixed(2)} tok/s, ` +
-      `peak RSS ${s.memory.peakRssMiB} MiB, CPU ${s.cpu.ownCores} cores (other processes: ${s.cpu.otherCores})`)
+      `peak RSS ${s.memory.peakRssMiB} MiB, CPU ${s.cpu.ownCores} cores (other processes: ${s.cpu.otherCores}; ${s.cpu.contended ? 'every run contended: numbers are low' : `${s.cpu.runsUsed} of ${o.repeats} runs uncontended`})`)
     results.push(s)
   }
   const ref = results[0]
@@ -199,12 +231,12 @@ export async function benchLocal (o: LocalBenchOptions): Promise<LocalBenchResul
     prefillSpeed: round(s.prefill.tokensPerSecond / ref.prefill.tokensPerSecond),
     loadTime: round(s.load.seconds / ref.load.seconds),
     peakRss: round(s.memory.peakRssMiB / ref.memory.peakRssMiB),
-    rssAfterLoad: round(s.memory.rssAfterLoadMiB / ref.memory.rssAfterLoadMiB)
+    steadyRss: round(s.memory.rssSteadyMiB / ref.memory.rssSteadyMiB)
   }))
   return {
     section: 'local',
     shape: { name: o.quick ? 'quick (small Llama)' : 'TinyLlama-1.1B (random weights)', ...shape, headDim: shape.hidden / shape.heads, params: counts },
-    settings: { threads: o.threads, promptTokens: o.promptTokens, decodeTokens: o.decodeTokens, repeats: o.repeats, quick: o.quick, headFormat: 'f32', aggregate: 'median' },
+    settings: { threads: o.threads, promptTokens: o.promptTokens, decodeTokens: o.decodeTokens, repeats: o.repeats, idleWaitSeconds: o.idleWaitSeconds, quick: o.quick, headFormat: 'f32', aggregate: `median over measured runs where other processes used < ${CONTENDED_CORES} cores (all runs if none)` },
     model: { dir: model.dir, generated: model.generated, generateSeconds: round(model.seconds) },
     referenceFormat: ref.format,
     formats: results,

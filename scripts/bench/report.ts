@@ -64,15 +64,15 @@ export function renderLocal (r: LocalBenchResult): string {
   out.push(`hidden ${s.hidden}, ${s.layers} layers, ${s.heads} heads / ${s.kvHeads} kv (head dim ${s.headDim}), intermediate ${s.intermediate}, vocab ${s.vocab}: ` +
     `${(s.params.totalParams / 1e9).toFixed(3)} B params (${(s.params.blockParams / 1e9).toFixed(3)} B in blocks). ` +
     `threads=${r.settings.threads}, prompt ${r.settings.promptTokens} tokens in one step, then ${r.settings.decodeTokens} greedy decode steps; ` +
-    `median of ${r.settings.repeats} run(s) after a warm-up; head (embeddings + LM head) in f32 as LocalModel loads it.`)
+    `median of ${r.settings.repeats} run(s) after a warm-up (uncontended runs only, when any${r.settings.idleWaitSeconds > 0 ? `; each run waits up to ${r.settings.idleWaitSeconds} s for the machine to go quiet` : ''}); head (embeddings + LM head) in f32 as LocalModel loads it.`)
   out.push('')
   out.push(renderTable(
-    ['format', 'load s', 'RSS after load MiB', 'peak RSS MiB', 'prefill tok/s', 'decode tok/s', 'ms/token (span + head)', 'agree prefix', 'agree overall', 'teacher-forced', 'margin', 'CPU own/others'],
+    ['format', 'load s', 'peak RSS MiB', 'steady RSS MiB', 'prefill tok/s', 'decode tok/s', 'ms/token (span + head)', 'agree prefix', 'agree overall', 'teacher-forced', 'margin', 'CPU own/others'],
     r.formats.map((f) => [
       f.format,
       fixed(f.load.seconds, 1),
-      String(f.memory.rssAfterLoadMiB),
       String(f.memory.peakRssMiB),
+      String(f.memory.rssSteadyMiB),
       fixed(f.prefill.tokensPerSecond, 1),
       fixed(f.decode.tokensPerSecond, 2),
       `${fixed(f.decode.msPerToken, 1)} (${fixed(f.decode.spanMsPerToken, 1)} + ${fixed(f.decode.headMsPerToken, 1)})`,
@@ -86,19 +86,22 @@ export function renderLocal (r: LocalBenchResult): string {
   out.push(`agreement: greedy tokens vs ${r.referenceFormat} over the ${n} generated tokens — "prefix" = positions before the first difference, ` +
     `"overall" = same token at the same index, "teacher-forced" = argmax of one prefill over prompt + ${r.referenceFormat}'s tokens ` +
     `(for ${r.referenceFormat} itself: batched prefill vs step-by-step decode); "margin" = median (top-1 − top-2) / std of the logits there. ` +
-    '"CPU own/others" = cores busy in this process / in all other processes during the measured runs.')
-  const busy = r.formats.filter((f) => f.cpu.otherCores > CONTENDED_CORES)
+    '"steady RSS" = after the measured runs (right after loading, RSS still holds the JS copies of the weights until GC). ' +
+    '"CPU own/others" = cores busy in this process / in all other processes during the measured runs (a busy machine lowers every speed).')
+  const busy = r.formats.filter((f) => f.cpu.contended)
   if (busy.length > 0) {
-    out.push(`warning: other processes used CPU during the measured runs (${busy.map((f) => `${f.format}: ${f.cpu.otherCores.toFixed(2)} cores`).join(', ')}); ` +
-      'those numbers are low and the ratios skewed — rerun on an idle machine')
+    out.push(`warning: other processes used CPU during every measured run of ${busy.map((f) => `${f.format} (${f.cpu.otherCores.toFixed(2)} cores)`).join(', ')}: ` +
+      'those speeds are low and the ratios skewed — rerun on an idle machine')
   }
+  const dropped = r.formats.filter((f) => !f.cpu.contended && f.cpu.runsUsed < r.settings.repeats)
+  if (dropped.length > 0) out.push(`note: contended runs left out of the medians: ${dropped.map((f) => `${f.format} ${r.settings.repeats - f.cpu.runsUsed}`).join(', ')}`)
   const nondet = r.formats.filter((f) => !f.deterministic).map((f) => f.format)
   if (nondet.length > 0) out.push(`warning: repeated runs produced different tokens for ${nondet.join(', ')}`)
   if (r.ratios.length > 0) {
     out.push('')
     out.push(`ratios vs ${r.referenceFormat}, measured in this run (>1 = more than ${r.referenceFormat}):`)
-    out.push(renderTable(['format', 'decode speed', 'prefill speed', 'load time', 'peak RSS', 'RSS after load'],
-      r.ratios.map((x) => [x.format, fixed(x.decodeSpeed, 2) + '×', fixed(x.prefillSpeed, 2) + '×', fixed(x.loadTime, 2) + '×', fixed(x.peakRss, 2) + '×', fixed(x.rssAfterLoad, 2) + '×'])))
+    out.push(renderTable(['format', 'decode speed', 'prefill speed', 'load time', 'peak RSS', 'steady RSS'],
+      r.ratios.map((x) => [x.format, fixed(x.decodeSpeed, 2) + '×', fixed(x.prefillSpeed, 2) + '×', fixed(x.loadTime, 2) + '×', fixed(x.peakRss, 2) + '×', fixed(x.steadyRss, 2) + '×'])))
   }
   const lb = r.formats.filter((f) => f.loadBreakdown !== null)
   if (lb.length > 0) {
@@ -112,9 +115,6 @@ export function renderLocal (r: LocalBenchResult): string {
   }
   return out.join('\n')
 }
-
-/** other processes' average CPU use (cores) above which a measurement is flagged as contended */
-const CONTENDED_CORES = 0.15
 
 export function writeJson (dir: string, section: string, body: unknown): string {
   mkdirSync(dir, { recursive: true })

@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import { Option } from 'commander'
 import { LocalModel } from '../client/local-model.ts'
 import { Swarm } from '../client/swarm.ts'
-import type { RerouteEvent } from '../routing/chain-session.ts'
+import type { RerouteEvent } from '../routing/index.ts'
 import type { GenerationEvent } from '../client/session.ts'
 import { int, num, idList, collect } from './flags.ts'
 
@@ -21,13 +21,13 @@ export function registerGenerate (program: Command): void {
     .option('--seed <n>', 'sampling seed', int(0, 2 ** 32 - 1))
     .option('--ignore-eos', 'keep generating past the end-of-sequence token')
     .option('--bootstrap <multiaddr>', 'bootstrap peer of the swarm (repeatable)', collect, [])
-    .option('--verify', 'check swarm outputs against local recomputation')
+    .option('--verify', 'check every peer\'s output against local recomputation (needs the block weights) and route around peers that differ')
     .addOption(new Option('--quantize <format>', 'local weights: quantize on load').choices(['int8', 'int4']))
-    .option('--threads <n>', 'compute threads (local)', int(1))
+    .option('--threads <n>', 'compute threads per engine (local blocks, head; with --verify also each verifying span)', int(1))
     .option('--json', 'print one JSON event per line')
     .action(async (o) => {
       if ((o.prompt === undefined) === (o.promptIds === undefined)) throw new Error('give exactly one of --prompt or --prompt-ids')
-      if (o.verify === true) throw new Error('--verify is not implemented yet')
+      if (o.verify === true && o.bootstrap.length === 0) throw new Error('--verify checks swarm peers: give --bootstrap too')
       const prompt = o.promptIds !== undefined ? { ids: o.promptIds } : o.chat === true ? { messages: [{ role: 'user', content: o.prompt }] } : { text: o.prompt }
       const opts = {
         maxNewTokens: o.maxNewTokens,
@@ -41,7 +41,7 @@ export function registerGenerate (program: Command): void {
       const controller = new AbortController()
       process.once('SIGINT', () => { controller.abort(new Error('interrupted')) })
       if (o.bootstrap.length > 0) {
-        const swarm = await Swarm.connect({ bootstrap: o.bootstrap, modelDir: o.model, threads: o.threads, signal: controller.signal })
+        const swarm = await Swarm.connect({ bootstrap: o.bootstrap, modelDir: o.model, threads: o.threads, verify: o.verify === true, signal: controller.signal })
         try {
           const onReroute = (e: RerouteEvent): void => {
             if (o.json !== true) process.stderr.write(`\n[re-routed around ${e.failedPeer.slice(-8)} (${e.reason}) for blocks [${e.start}, ${e.end}) in ${e.recoveryMs.toFixed(0)} ms]\n`)
@@ -70,7 +70,9 @@ export async function printEvents (events: AsyncIterable<GenerationEvent>, json:
       process.stdout.write(hasTokenizer ? e.text : `${e.index === 0 ? '' : ','}${e.token}`)
     } else {
       process.stdout.write('\n')
-      process.stderr.write(`[${e.tokens.length} tokens, ${e.tokensPerSecond.toFixed(1)} tok/s, first token ${e.timeToFirstTokenMs.toFixed(0)} ms${e.reroutes > 0 ? `, ${e.reroutes} re-routes` : ''}]\n`)
+      const verified = e.verifiedSteps === undefined ? '' : `, ${e.verifiedSteps} hop steps verified`
+      const rejected = e.rejectedPeers === undefined || e.rejectedPeers.length === 0 ? '' : `, wrong outputs from ${e.rejectedPeers.map((p) => p.slice(-8)).join(', ')}`
+      process.stderr.write(`[${e.tokens.length} tokens, ${e.tokensPerSecond.toFixed(1)} tok/s, first token ${e.timeToFirstTokenMs.toFixed(0)} ms${e.reroutes > 0 ? `, ${e.reroutes} re-routes` : ''}${verified}${rejected}]\n`)
     }
   }
 }

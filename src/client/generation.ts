@@ -31,7 +31,14 @@ export interface GenerateOptions extends SamplingOptions {
   signal?: AbortSignal
 }
 
-export interface TokenEvent { event: 'token', index: number, token: number, route: RouteHop[] }
+export interface TokenEvent {
+  event: 'token'
+  index: number
+  token: number
+  route: RouteHop[]
+  /** no token follows (the limit is reached or it is EOS) */
+  last: boolean
+}
 
 export class GenerationError extends Error {
   override name = 'GenerationError'
@@ -56,8 +63,9 @@ export async function * generateTokens (head: Head, pipeline: BlockPipeline, pro
     position += input.length
     const token = sampler.next(await head.logits(hidden), seen)
     seen.push(token)
-    yield { event: 'token', index, token, route: pipeline.route() }
-    if (opts.ignoreEos !== true && cfg.eosTokenIds.includes(token)) return
+    const eos = opts.ignoreEos !== true && cfg.eosTokenIds.includes(token)
+    yield { event: 'token', index, token, route: pipeline.route(), last: eos || index === maxNew - 1 }
+    if (eos) return
     input = [token]
   }
 }

@@ -17,7 +17,14 @@ export interface DoneOutput {
   finishReason: 'stop' | 'length'
   /** time to the first token, ms (prefill + first step) */
   timeToFirstTokenMs: number
+  /** swarm only: each re-route, in order */
+  rerouteLog?: RerouteSummary[]
+  /** swarm with verification only: hop steps whose outputs matched the local recomputation */
+  verifiedSteps?: number
+  /** swarm with verification only: peers whose outputs did not match, routed around */
+  rejectedPeers?: string[]
 }
+export interface RerouteSummary { failedPeer: string, reason: string, start: number, end: number, recoveryMs: number, replacement: RouteHop[] }
 export type GenerationEvent = TokenOutput | DoneOutput
 
 export function promptIds (tokenizer: TextTokenizer | null, prompt: Prompt): number[] {
@@ -33,10 +40,11 @@ export async function * runGeneration (head: Head, pipeline: BlockPipeline, toke
   const tokens: number[] = []
   const t0 = performance.now()
   let firstTokenMs = 0
-  for await (const e of generateTokens(head, pipeline, ids, opts)) {
+  for await (const { last, ...e } of generateTokens(head, pipeline, ids, opts)) {
     if (tokens.length === 0) firstTokenMs = performance.now() - t0
     tokens.push(e.token)
-    yield { ...e, text: decode === null ? '' : decode(e.token) }
+    // the last token also releases what the decoder still holds, so the texts add up to done.text
+    yield { ...e, text: decode === null ? '' : decode.push(e.token) + (last ? decode.flush() : '') }
   }
   const seconds = (performance.now() - t0) / 1000
   const last = tokens[tokens.length - 1]

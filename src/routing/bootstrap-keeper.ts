@@ -110,8 +110,8 @@ class BootstrapKeeper implements Startable {
           return
         }
         try {
-          await this.components.connectionManager.openConnection(target.peerId, {
-            signal: withTimeout(this.dialTimeoutMs, signal)
+          await withTimeout(this.dialTimeoutMs, signal, async (deadline) => {
+            await this.components.connectionManager.openConnection(target.peerId, { signal: deadline })
           })
           this.log.debug({ peer: id, attempt }, 'connected to bootstrap peer')
           return

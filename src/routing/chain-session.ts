@@ -7,12 +7,17 @@
 // step by step, in the same step shapes as before, so their KV caches and outputs are
 // bit-identical, and generation continues. Replaying the same step shapes is what keeps the
 // tokens exactly equal to an uninterrupted run.
+//
+// With a verifier, every hop step (replays included) is checked against a recomputation the
+// client trusts; a peer whose output differs is excluded for the rest of the session and routed
+// around like any other failure (reason 'bad_output').
 import { randomUUID } from 'node:crypto'
 import type { SwarmNode } from './node.ts'
 import type { Logger } from './logger.ts'
 import { planChain, NoRouteError, type Candidate, type PlannedHop } from './planner.ts'
 import { RemoteSpanSession, PeerFailure, type FailureReason } from './remote-span.ts'
 import { BanList } from './bans.ts'
+import { delay } from './abort.ts'
 import type { WireDtype } from '../protocol/tensor.ts'
 
 export interface ChainOptions {
@@ -32,7 +37,23 @@ export interface ChainOptions {
   maxRecoveries?: number
   /** when opening, keep looking this long for peers covering missing blocks, ms (default 3 000) */
   coverageWaitMs?: number
+  /** checks every hop step; default: peers are trusted */
+  verifier?: HopVerifier
   log: Logger
+}
+
+/** The hop a step went through. */
+export interface VerifiedHop { peerId: string, start: number, end: number }
+
+/**
+ * Checks peers' outputs. `hopKey` names one hop session: its steps arrive in order, in the shapes
+ * they were sent to the peer, starting at position 0, so a verifier can keep a KV cache per key.
+ */
+export interface HopVerifier {
+  /** true if `output` is what blocks [hop.start, hop.end) compute for `input` at `position` */
+  check (hop: VerifiedHop, hopKey: string, input: Float32Array, position: number, output: Float32Array): Promise<boolean>
+  /** the hop session is over: drop what is kept for it; never throws */
+  release (hopKey: string): Promise<void>
 }
 
 /** Where candidates come from: the DHT, refreshed on demand. */
@@ -51,8 +72,18 @@ export interface RerouteEvent {
   recoveryMs: number
 }
 
+/** Recoveries did not bring the chain back (the last failure is the cause). */
+export class RerouteExhaustedError extends Error {
+  override name = 'RerouteExhaustedError'
+  constructor (message: string, cause: unknown) {
+    super(message, { cause })
+  }
+}
+
 interface Hop {
   plan: PlannedHop
+  /** the session id on the peer, also the verifier's key */
+  key: string
   session: RemoteSpanSession
   /** inputs sent to this hop, in order: (position, hidden (1, n, H)) */
   history: Array<{ position: number, hidden: Float32Array }>
@@ -63,9 +94,12 @@ export class ChainSession {
   private rerouteCount = 0
   private readonly bans = new BanList()
   readonly rerouteLog: RerouteEvent[] = []
+  /** peers whose outputs failed verification, in the order they were caught */
+  readonly rejectedPeers: string[] = []
+  private verified = 0
   private closed = false
 
-  private constructor (private readonly node: SwarmNode, private readonly source: CandidateSource, private readonly o: Required<Omit<ChainOptions, 'log'>> & { log: Logger }) {}
+  private constructor (private readonly node: SwarmNode, private readonly source: CandidateSource, private readonly o: Required<Omit<ChainOptions, 'log' | 'verifier'>> & Pick<ChainOptions, 'log' | 'verifier'>) {}
 
   static async open (node: SwarmNode, source: CandidateSource, opts: ChainOptions, signal?: AbortSignal): Promise<ChainSession> {
     const defined = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as ChainOptions
@@ -82,11 +116,12 @@ export class ChainSession {
         lastError = err
         if (err instanceof NoRouteError && performance.now() < coverageDeadline) {
           // records may still be propagating (a peer that just joined): look again shortly
-          await new Promise((resolve) => setTimeout(resolve, 300))
+          await delay(300, signal)
           continue
         }
         if (!(err instanceof PeerFailure)) throw err
-        chain.bans.ban(err.peerId)
+        const banMs = chain.bans.ban(err.peerId, err.reason)
+        chain.o.log.warn({ peer: err.peerId, reason: err.reason, banMs }, `re-planning the chain: ${err.message}`)
         attempt++
       }
     }
@@ -94,6 +129,9 @@ export class ChainSession {
   }
 
   get reroutes (): number { return this.rerouteCount }
+
+  /** hop steps whose outputs the verifier confirmed (0 without a verifier) */
+  get verifiedSteps (): number { return this.verified }
 
   route (): Array<{ peer: string, start: number, end: number }> {
     return this.hops.map((h) => ({ peer: h.plan.peerId, start: h.plan.start, end: h.plan.end }))
@@ -107,13 +145,11 @@ export class ChainSession {
     for (let i = 0; i < this.hops.length;) {
       const hop = this.hops[i]
       try {
-        const out = await hop.session.step(h, position, this.timeoutFor(h), signal)
-        hop.history.push({ position, hidden: h })
-        h = out
+        h = await this.stepHop(hop, h, position, signal)
         i++
       } catch (err) {
         if (!(err instanceof PeerFailure)) throw err
-        if (++recoveries > this.o.maxRecoveries) throw new Error(`gave up after ${this.o.maxRecoveries} recoveries in one step; last: ${err.message}`)
+        if (++recoveries > this.o.maxRecoveries) throw new RerouteExhaustedError(`gave up after ${this.o.maxRecoveries} recoveries in one step; last: ${err.message}`, err)
         const r = await this.recover(i, err, { position, hidden: h }, signal)
         i = r.next
         h = r.output
@@ -124,8 +160,33 @@ export class ChainSession {
 
   async close (): Promise<void> {
     this.closed = true
-    await Promise.all(this.hops.map(async (h) => await h.session.close()))
+    await this.dropHops(this.hops, true)
     this.hops = []
+  }
+
+  /** One step through one hop: the peer's answer, checked when there is a verifier, then kept in the hop's history. */
+  private async stepHop (hop: Hop, input: Float32Array, position: number, signal?: AbortSignal): Promise<Float32Array> {
+    const output = await hop.session.step(input, position, this.timeoutFor(input), signal)
+    const { peerId, start, end } = hop.plan
+    if (this.o.verifier !== undefined) {
+      if (!await this.o.verifier.check({ peerId, start, end }, hop.key, input, position, output)) {
+        this.bans.exclude(peerId, 'bad_output')
+        if (!this.rejectedPeers.includes(peerId)) this.rejectedPeers.push(peerId)
+        throw new PeerFailure(peerId, 'bad_output', `its output for blocks [${start}, ${end}) at positions [${position}, ${position + input.length / this.o.hiddenSize}) differs from the local recomputation`)
+      }
+      this.verified++
+    }
+    hop.history.push({ position, hidden: input })
+    return output
+  }
+
+  /** Ends hop sessions, politely or at once, and what the verifier keeps for them. */
+  private async dropHops (hops: Hop[], polite: boolean): Promise<void> {
+    await Promise.all(hops.map(async (h) => {
+      if (polite) await h.session.close()
+      else h.session.abort()
+      await this.o.verifier?.release(h.key)
+    }))
   }
 
   private timeoutFor (hidden: Float32Array): number {
@@ -134,21 +195,30 @@ export class ChainSession {
 
   private async plan (from: number, to: number, refresh: boolean, signal?: AbortSignal): Promise<PlannedHop[]> {
     const candidates = await this.source.candidates(refresh, signal)
-    return planChain(candidates, from, to, { banned: this.bans.active(), cacheTokensNeeded: this.o.maxLength })
+    const cacheTokensNeeded = this.o.maxLength
+    try {
+      return planChain(candidates, from, to, { banned: this.bans.active(), cacheTokensNeeded })
+    } catch (err) {
+      if (!(err instanceof NoRouteError)) throw err
+      // a back-off ban must not end a generation when the banned peer is still reachable and the
+      // only way through (a transient error): try it again; peers caught lying stay excluded
+      return planChain(candidates, from, to, { banned: this.bans.excluded(), cacheTokensNeeded })
+    }
   }
 
   private async openHops (plan: PlannedHop[], signal?: AbortSignal): Promise<Hop[]> {
     const hops: Hop[] = []
     try {
       for (const p of plan) {
+        const key = randomUUID()
         const session = await RemoteSpanSession.open(this.node, p, {
-          modelId: this.o.modelId, sessionId: randomUUID(), maxLength: this.o.maxLength, wireDtype: this.o.wireDtype, hiddenSize: this.o.hiddenSize, openTimeoutMs: this.o.openTimeoutMs
+          modelId: this.o.modelId, sessionId: key, maxLength: this.o.maxLength, wireDtype: this.o.wireDtype, hiddenSize: this.o.hiddenSize, openTimeoutMs: this.o.openTimeoutMs
         }, signal)
-        hops.push({ plan: p, session, history: [] })
+        hops.push({ plan: p, key, session, history: [] })
       }
       return hops
     } catch (err) {
-      await Promise.all(hops.map(async (h) => await h.session.close()))
+      await this.dropHops(hops, true)
       throw err
     }
   }
@@ -160,9 +230,10 @@ export class ChainSession {
    */
   private async recover (i: number, failure: PeerFailure, current: { position: number, hidden: Float32Array }, signal?: AbortSignal): Promise<{ next: number, output: Float32Array }> {
     const t0 = performance.now()
-    const banMs = this.bans.ban(failure.peerId)
+    const banMs = this.bans.ban(failure.peerId, failure.reason)
     this.o.log.warn({ peer: failure.peerId, reason: failure.reason, banMs, span: [this.hops[i].plan.start, this.hops[i].plan.end] }, `re-routing: ${failure.message}`)
-    this.hops[i].session.abort()
+    const failed = this.hops[i]
+    await this.dropHops([failed], false)
     let lastError: unknown = failure
     for (let attempt = 0; attempt <= this.o.maxRecoveries; attempt++) {
       signal?.throwIfAborted()
@@ -184,14 +255,10 @@ export class ChainSession {
           let out: Float32Array = new Float32Array(0)
           for (const step of inputs) {
             let x = step.hidden
-            for (const hop of fresh) {
-              const y = await hop.session.step(x, step.position, this.timeoutFor(x), signal)
-              hop.history.push({ position: step.position, hidden: x })
-              x = y
-            }
+            for (const hop of fresh) x = await this.stepHop(hop, x, step.position, signal)
             out = x
           }
-          for (let m = j; m <= k; m++) if (m !== i) await this.hops[m].session.close()
+          await this.dropHops(this.hops.slice(j, k + 1).filter((h) => h !== failed), true)
           this.hops.splice(j, k - j + 1, ...fresh)
           this.rerouteCount++
           const event: RerouteEvent = { failedPeer: failure.peerId, reason: failure.reason, start: from, end: to, replacement: plan, recoveryMs: performance.now() - t0 }
@@ -199,16 +266,16 @@ export class ChainSession {
           this.o.log.warn({ ...event, replacement: plan.map((p) => `${p.peerId.slice(-8)}[${p.start},${p.end})`) }, 're-routed')
           return { next: j + fresh.length, output: out }
         } catch (err) {
-          for (const hop of fresh) hop.session.abort()
+          await this.dropHops(fresh, false)
           if (!(err instanceof PeerFailure)) throw err
-          this.bans.ban(err.peerId)
+          this.bans.ban(err.peerId, err.reason)
           lastError = err
           break // re-plan with the new ban
         }
       }
-      await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 50 * 2 ** attempt)))
+      await delay(Math.min(1000, 50 * 2 ** attempt), signal)
     }
-    throw lastError instanceof NoRouteError ? lastError : new Error(`could not re-route around peer ${failure.peerId}: ${(lastError as Error).message}`)
+    throw lastError instanceof NoRouteError ? lastError : new RerouteExhaustedError(`could not re-route around peer ${failure.peerId}: ${(lastError as Error).message}`, lastError)
   }
 
   /** Hop ranges [j, k] to try replacing, narrowest first: the failed hop alone, then wider. */

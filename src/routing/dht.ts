@@ -175,12 +175,13 @@ export class Announcement {
   private async round (): Promise<AnnounceRound> {
     const started = performance.now()
     const keys = this.allKeys()
-    const signal = withTimeout(this.roundTimeoutMs, this.controller.signal)
     let stored = 0
     try {
-      await waitForRoutingTable(this.node, 1, signal)
-      const results = await mapLimit(keys, this.concurrency, async (key) => await this.provide(key, signal))
-      stored = results.filter(Boolean).length
+      stored = await withTimeout(this.roundTimeoutMs, this.controller.signal, async (signal) => {
+        await waitForRoutingTable(this.node, 1, signal)
+        const results = await mapLimit(keys, this.concurrency, async (key) => await this.provide(key, signal))
+        return results.filter(Boolean).length
+      })
     } catch (err) {
       this.log.debug({ err: (err as Error).message }, 'announce round cut short')
     }
@@ -255,31 +256,32 @@ export async function findBlockPeers (node: SwarmNode, modelId: string, block: n
 async function discover (node: SwarmNode, key: CID, verify: VerifyRecordOptions, opts: DiscoverOptions): Promise<DiscoveredPeer[]> {
   const log = componentLogger('routing:discover', opts.logger)
   opts.signal?.throwIfAborted()
-  const deadline = withTimeout(opts.timeoutMs ?? 5_000, opts.signal)
   const infoTimeoutMs = opts.infoTimeoutMs ?? DEFAULT_INFO_TIMEOUT_MS
-  const seen = new Set<string>()
-  const probes: Array<Promise<DiscoveredPeer | undefined>> = []
-  try {
-    await waitForRoutingTable(node, 1, deadline)
-    for await (const event of node.services.dht.findProviders(key, { signal: deadline })) {
-      if (event.name !== 'PROVIDER') {
-        continue
-      }
-      for (const provider of event.providers) {
-        const id = provider.id.toString()
-        if (!provider.id.equals(node.peerId) && !seen.has(id)) {
-          seen.add(id)
-          probes.push(probe(node, provider, verify, withTimeout(infoTimeoutMs, deadline), log))
+  const peers = await withTimeout(opts.timeoutMs ?? 5_000, opts.signal, async (deadline) => {
+    const seen = new Set<string>()
+    const probes: Array<Promise<DiscoveredPeer | undefined>> = []
+    try {
+      await waitForRoutingTable(node, 1, deadline)
+      for await (const event of node.services.dht.findProviders(key, { signal: deadline })) {
+        if (event.name !== 'PROVIDER') {
+          continue
+        }
+        for (const provider of event.providers) {
+          const id = provider.id.toString()
+          if (!provider.id.equals(node.peerId) && !seen.has(id)) {
+            seen.add(id)
+            probes.push(withTimeout(infoTimeoutMs, deadline, async (signal) => await probe(node, provider, verify, signal, log)))
+          }
         }
       }
+    } catch (err) {
+      if (!deadline.aborted) {
+        throw err
+      }
+      log.debug({ key: key.toString(), providers: seen.size }, 'provider search hit the deadline')
     }
-  } catch (err) {
-    if (!deadline.aborted) {
-      throw err
-    }
-    log.debug({ key: key.toString(), providers: seen.size }, 'provider search hit the deadline')
-  }
-  const peers = (await Promise.all(probes)).filter((p): p is DiscoveredPeer => p != null)
+    return (await Promise.all(probes)).filter((p): p is DiscoveredPeer => p != null)
+  })
   opts.signal?.throwIfAborted()
   return peers.sort((a, b) => a.latencyMs - b.latencyMs)
 }

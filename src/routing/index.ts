@@ -1,5 +1,6 @@
 // Public API of the routing layer: the swarm node, signed peer records, the info protocol,
-// span announcement and peer discovery. Other modules are internal.
+// span announcement, peer discovery, chain planning and the fault-tolerant chain session.
+// Other modules are internal.
 export { createSwarmNode, waitForRoutingTable, DHT_PROTOCOL, PROVIDER_TTL_MS } from './node.ts'
 export type { SwarmNode, SwarmNodeOptions, SwarmServices } from './node.ts'
 export { BootstrapAddressError } from './bootstrap-keeper.ts'
@@ -18,4 +19,13 @@ export type { ServeInfoOptions, FetchInfoOptions } from './info.ts'
 export { announceSpan, Announcement, AnnounceError, findModelPeers, findBlockPeers } from './dht.ts'
 export type { Span, AnnounceOptions, AnnounceRound, DiscoveredPeer, DiscoverOptions } from './dht.ts'
 export { modelKey, blockKey } from './content-keys.ts'
+export { planChain, NoRouteError } from './planner.ts'
+export type { Candidate, PlannedHop, PlanOptions } from './planner.ts'
+export { PeerFailure } from './remote-span.ts'
+export type { FailureReason } from './remote-span.ts'
+export { ChainSession, RerouteExhaustedError } from './chain-session.ts'
+export type { ChainOptions, CandidateSource, RerouteEvent, HopVerifier, VerifiedHop } from './chain-session.ts'
+export { DhtCandidates } from './dht-candidates.ts'
+export { withTimeout, delay } from './abort.ts'
+export { componentLogger } from './logger.ts'
 export type { Logger } from './logger.ts'

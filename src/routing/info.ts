@@ -43,15 +43,16 @@ export interface ServeInfoOptions {
 export async function serveInfo (node: SwarmNode, getSignedRecord: () => Uint8Array, opts: ServeInfoOptions = {}): Promise<void> {
   const log = componentLogger('routing:info', opts.logger)
   await node.handle(INFO_PROTOCOL, async (stream, connection) => {
-    const signal = AbortSignal.timeout(DEFAULT_INFO_TIMEOUT_MS)
     try {
       const record = getSignedRecord()
       if (record.byteLength > MAX_INFO_FRAME_BYTES) {
         throw new InfoFrameTooLargeError(`own record is ${record.byteLength} bytes, limit ${MAX_INFO_FRAME_BYTES}`)
       }
-      await stream.closeRead({ signal })
-      stream.send(lp.encode.single(record))
-      await stream.close({ signal })
+      await withTimeout(DEFAULT_INFO_TIMEOUT_MS, undefined, async (signal) => {
+        await stream.closeRead({ signal })
+        stream.send(lp.encode.single(record))
+        await stream.close({ signal })
+      })
     } catch (err) {
       log.debug({ peer: connection.remotePeer.toString(), err: (err as Error).message }, 'info request failed')
       stream.abort(err as Error)
@@ -67,16 +68,17 @@ export interface FetchInfoOptions {
 
 /** Fetches a peer's signed record (unverified bytes). Reuses an open connection when there is one. */
 export async function fetchInfo (node: SwarmNode, target: PeerId | Multiaddr, opts: FetchInfoOptions = {}): Promise<Uint8Array> {
-  const signal = withTimeout(opts.timeoutMs ?? DEFAULT_INFO_TIMEOUT_MS, opts.signal)
-  const stream = await node.dialProtocol(target, INFO_PROTOCOL, { signal })
-  try {
-    // listen before closing our side: the answer may already be arriving
-    const [frame] = await Promise.all([readFrame(stream, signal), stream.close({ signal })])
-    return frame
-  } catch (err) {
-    stream.abort(err as Error)
-    throw err
-  }
+  return await withTimeout(opts.timeoutMs ?? DEFAULT_INFO_TIMEOUT_MS, opts.signal, async (signal) => {
+    const stream = await node.dialProtocol(target, INFO_PROTOCOL, { signal })
+    try {
+      // listen before closing our side: the answer may already be arriving
+      const [frame] = await Promise.all([readFrame(stream, signal), stream.close({ signal })])
+      return frame
+    } catch (err) {
+      stream.abort(err as Error)
+      throw err
+    }
+  })
 }
 
 /**

@@ -20,8 +20,8 @@ export interface Candidate {
 export interface PlannedHop { peerId: string, multiaddrs: string[], start: number, end: number }
 
 export interface PlanOptions {
-  /** peers not to use (failed recently) */
-  banned?: ReadonlySet<string>
+  /** peers not to use (failed recently), each with why */
+  banned?: ReadonlyMap<string, string>
   /** KV positions each hop must be able to hold */
   cacheTokensNeeded?: number
   /** random source in [0, 1) for spreading load (default Math.random) */
@@ -30,10 +30,12 @@ export interface PlanOptions {
 
 export class NoRouteError extends Error {
   override name = 'NoRouteError'
-  constructor (readonly from: number, readonly to: number, readonly missingBlocks: number[], detail: string) {
-    super(missingBlocks.length > 0
+  /** `excluded`: banned peers that would have served missing blocks, with why they are banned */
+  constructor (readonly from: number, readonly to: number, readonly missingBlocks: number[], detail: string, readonly excluded: ReadonlyArray<{ peerId: string, reason: string }> = []) {
+    super((missingBlocks.length > 0
       ? `no peer serves block${missingBlocks.length > 1 ? 's' : ''} ${formatBlocks(missingBlocks)} (needed for blocks [${from}, ${to}))`
-      : `no chain of peers covers blocks [${from}, ${to}): ${detail}`)
+      : `no chain of peers covers blocks [${from}, ${to}): ${detail}`) +
+      (excluded.length > 0 ? `; excluded after failing: ${excluded.map((e) => `peer ${e.peerId.slice(-8)} (${e.reason})`).join(', ')}` : ''))
   }
 }
 
@@ -44,7 +46,12 @@ export function planChain (candidates: readonly Candidate[], from: number, to: n
   const random = opts.random ?? Math.random
   const usable = candidates.filter((c) => c.state === 'online' && opts.banned?.has(c.peerId) !== true && c.end > from && c.start < to)
   const missing = missingBlocks(usable, from, to)
-  if (missing.length > 0) throw new NoRouteError(from, to, missing, '')
+  if (missing.length > 0) {
+    const excluded = [...opts.banned ?? []]
+      .filter(([id]) => candidates.some((c) => c.peerId === id && c.state === 'online' && missing.some((b) => c.start <= b && b < c.end)))
+      .map(([peerId, reason]) => ({ peerId, reason }))
+    throw new NoRouteError(from, to, missing, '', excluded)
+  }
 
   // Dijkstra over block boundaries from..to
   const n = to - from + 1

@@ -5,8 +5,10 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { MessageChannel } from '../protocol/channel.ts'
 import { INFERENCE_PROTOCOL, type Message } from '../protocol/messages.ts'
+import { ProtocolError } from '../protocol/errors.ts'
 import type { WireDtype } from '../protocol/tensor.ts'
 import type { SwarmNode } from './node.ts'
+import { withTimeout } from './abort.ts'
 
 export type FailureReason = 'busy' | 'draining' | 'timeout' | 'closed' | 'refused' | 'bad_output' | 'unreachable'
 
@@ -29,27 +31,34 @@ export interface RemoteSpanOptions {
   openTimeoutMs: number
 }
 
+/** how long a polite close may take before the stream is dropped, ms */
+const CLOSE_TIMEOUT_MS = 1_000
+
 export class RemoteSpanSession {
   private stepId = 0
 
   private constructor (readonly target: RemoteSpanTarget, private readonly channel: MessageChannel, private readonly opts: RemoteSpanOptions) {}
 
   static async open (node: SwarmNode, target: RemoteSpanTarget, opts: RemoteSpanOptions, signal?: AbortSignal): Promise<RemoteSpanSession> {
-    const deadline = anySignal(AbortSignal.timeout(opts.openTimeoutMs), signal)
-    let channel: MessageChannel
-    try {
-      const id = peerIdFromString(target.peerId)
-      const addrs = target.multiaddrs.map((a) => multiaddr(a))
-      if (addrs.length > 0) await node.peerStore.merge(id, { multiaddrs: addrs })
-      channel = new MessageChannel(await node.dialProtocol(id, INFERENCE_PROTOCOL, { signal: deadline }))
-    } catch (err) {
-      signal?.throwIfAborted()
-      throw new PeerFailure(target.peerId, deadline.aborted ? 'timeout' : 'unreachable', (err as Error).message)
-    }
-    const session = new RemoteSpanSession(target, channel, opts)
-    const reply = await session.exchange({ kind: 'open', sessionId: opts.sessionId, modelId: opts.modelId, start: target.start, end: target.end, maxLength: opts.maxLength, wireDtype: opts.wireDtype }, deadline, signal)
-    if (reply.kind !== 'opened') throw session.fail('bad_output', `expected opened, got ${reply.kind}`)
-    return session
+    return await withTimeout(opts.openTimeoutMs, signal, async (deadline) => {
+      let channel: MessageChannel
+      try {
+        const id = peerIdFromString(target.peerId)
+        const addrs = target.multiaddrs.map((a) => multiaddr(a))
+        if (addrs.length > 0) await node.peerStore.merge(id, { multiaddrs: addrs })
+        channel = new MessageChannel(await node.dialProtocol(id, INFERENCE_PROTOCOL, { signal: deadline }))
+      } catch (err) {
+        signal?.throwIfAborted()
+        throw new PeerFailure(target.peerId, deadline.aborted ? 'timeout' : 'unreachable', (err as Error).message)
+      }
+      const session = new RemoteSpanSession(target, channel, opts)
+      const reply = await session.exchange({ kind: 'open', sessionId: opts.sessionId, modelId: opts.modelId, start: target.start, end: target.end, maxLength: opts.maxLength, wireDtype: opts.wireDtype }, deadline, signal)
+      if (reply.kind !== 'opened') {
+        session.abort()
+        throw session.fail('bad_output', `expected opened, got ${reply.kind}`)
+      }
+      return session
+    })
   }
 
   /** Runs hidden (1, n, H) for positions [position, position + n) through the peer's hop. */
@@ -57,8 +66,8 @@ export class RemoteSpanSession {
     const H = this.opts.hiddenSize
     const n = hidden.length / H
     const stepId = this.stepId++ >>> 0
-    const deadline = anySignal(AbortSignal.timeout(timeoutMs), signal)
-    const reply = await this.exchange({ kind: 'step', stepId, position, hidden: { dtype: this.opts.wireDtype, shape: [1, n, H], data: hidden } }, deadline, signal)
+    const reply = await withTimeout(timeoutMs, signal, async (deadline) =>
+      await this.exchange({ kind: 'step', stepId, position, hidden: { dtype: this.opts.wireDtype, shape: [1, n, H], data: hidden } }, deadline, signal))
     if (reply.kind !== 'result') throw this.fail('bad_output', `expected result, got ${reply.kind}`)
     const [b, rn, rh] = reply.hidden.shape
     if (reply.stepId !== stepId || reply.position !== position + n || b !== 1 || rn !== n || rh !== H) {
@@ -71,15 +80,17 @@ export class RemoteSpanSession {
   }
 
   async truncate (length: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    const reply = await this.exchange({ kind: 'truncate', length }, anySignal(AbortSignal.timeout(timeoutMs), signal), signal)
+    const reply = await withTimeout(timeoutMs, signal, async (deadline) => await this.exchange({ kind: 'truncate', length }, deadline, signal))
     if (reply.kind !== 'truncated' || reply.length !== length) throw this.fail('bad_output', `expected truncated(${length}), got ${reply.kind}`)
   }
 
   /** Ends the session politely; never throws. */
   async close (): Promise<void> {
     try {
-      await this.channel.send({ kind: 'close' }, AbortSignal.timeout(1000))
-      await this.channel.close(AbortSignal.timeout(1000))
+      await withTimeout(CLOSE_TIMEOUT_MS, undefined, async (deadline) => {
+        await this.channel.send({ kind: 'close' }, deadline)
+        await this.channel.close(deadline)
+      })
     } catch {
       this.channel.abort('session closed')
     }
@@ -99,7 +110,8 @@ export class RemoteSpanSession {
       userSignal?.throwIfAborted()
       this.abort()
       if (deadline.aborted) throw this.fail('timeout', `no answer to ${msg.kind} in time`)
-      throw this.fail((err as Error).name === 'ChannelClosedError' ? 'closed' : 'bad_output', (err as Error).message)
+      // a malformed answer is the peer's fault; anything else broke the stream (reset, closed connection)
+      throw this.fail(err instanceof ProtocolError ? 'bad_output' : 'closed', `${(err as Error).name}: ${(err as Error).message}`)
     }
     if (reply.kind === 'error') {
       this.abort()
@@ -112,8 +124,4 @@ export class RemoteSpanSession {
   private fail (reason: FailureReason, message: string): PeerFailure {
     return new PeerFailure(this.target.peerId, reason, message)
   }
-}
-
-function anySignal (a: AbortSignal, b?: AbortSignal): AbortSignal {
-  return b === undefined ? a : AbortSignal.any([a, b])
 }

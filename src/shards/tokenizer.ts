@@ -65,20 +65,36 @@ export class TextTokenizer {
     })
   }
 
-  /** Incremental decoding for streaming: feed tokens, get the new text they complete. */
-  streamDecoder (): (token: number) => string {
+  /** Incremental decoding for streaming: see StreamDecoder. */
+  streamDecoder (): StreamDecoder {
     const ids: number[] = []
     let emitted = ''
-    return (token: number) => {
-      ids.push(token)
-      const text = this.decode(ids)
-      // hold back an incomplete UTF-8 sequence (decoded as U+FFFD) until its last byte arrives
-      if (text.endsWith('\uFFFD') || !text.startsWith(emitted)) return ''
+    const release = (text: string): string => {
+      if (!text.startsWith(emitted)) return ''
       const delta = text.slice(emitted.length)
       emitted = text
       return delta
     }
+    return {
+      push: (token) => {
+        ids.push(token)
+        const text = this.decode(ids)
+        // hold back an incomplete UTF-8 sequence (decoded as U+FFFD) until its last byte arrives
+        return text.endsWith('\uFFFD') ? '' : release(text)
+      },
+      flush: () => release(this.decode(ids))
+    }
   }
+}
+
+/**
+ * Feed tokens with `push`, get the new text they complete; at the end of the stream `flush`
+ * gives what is still held back (an incomplete UTF-8 sequence, as U+FFFD). All pieces together
+ * equal decode(all tokens) whenever decoding more tokens only appends text.
+ */
+export interface StreamDecoder {
+  push (token: number): string
+  flush (): string
 }
 
 function tokenText (v: unknown): string {

@@ -1,0 +1,72 @@
+// Checks swarm peers against local recomputation (`strata generate --verify`). The client has
+// the whole model directory: for every hop it feeds the same inputs, in the same step shapes,
+// through a local engine of the same blocks and compares the outputs bit for bit. The engine is
+// deterministic per block, and a block computes the same bits in whichever span it sits, so an
+// honest peer's f32 output is bit-identical to the local one.
+import { WorkerSpanEngine } from '../shards/worker/engine-client.ts'
+import { ModelError } from '../shards/errors.ts'
+import type { HopVerifier, VerifiedHop } from '../routing/index.ts'
+
+export interface LocalVerifierOptions {
+  /** compute threads per local engine */
+  threads?: number
+}
+
+/** The model directory cannot recompute a span (e.g. a client-only copy without block weights). */
+export class VerifierError extends ModelError {
+  override name = 'VerifierError'
+}
+
+/** One local engine per distinct span, loaded on first use and reused; one KV session per hop. */
+export class LocalVerifier implements HopVerifier {
+  private readonly engines = new Map<string, Promise<WorkerSpanEngine>>()
+  private readonly sessions = new Map<string, WorkerSpanEngine>()
+
+  constructor (private readonly modelDir: string, private readonly opts: LocalVerifierOptions = {}) {}
+
+  async check (hop: VerifiedHop, hopKey: string, input: Float32Array, position: number, output: Float32Array): Promise<boolean> {
+    let engine = this.sessions.get(hopKey)
+    if (engine === undefined) {
+      engine = await this.engine(hop.start, hop.end)
+      await engine.open(hopKey, engine.config.maxPositions)
+      this.sessions.set(hopKey, engine)
+    }
+    return sameBits(await engine.step(hopKey, input, position), output)
+  }
+
+  async release (hopKey: string): Promise<void> {
+    const engine = this.sessions.get(hopKey)
+    if (engine === undefined) return
+    this.sessions.delete(hopKey)
+    await engine.close(hopKey).catch(() => false)
+  }
+
+  async close (): Promise<void> {
+    this.sessions.clear()
+    const engines = [...this.engines.values()]
+    this.engines.clear()
+    await Promise.all(engines.map(async (e) => await (await e.catch(() => null))?.dispose()))
+  }
+
+  private async engine (start: number, end: number): Promise<WorkerSpanEngine> {
+    const key = `${start}:${end}`
+    let engine = this.engines.get(key)
+    if (engine === undefined) {
+      engine = WorkerSpanEngine.load(this.modelDir, { start, end, threads: this.opts.threads }).catch((err: Error) => {
+        this.engines.delete(key)
+        throw new VerifierError(`cannot recompute blocks [${start}, ${end}) to verify peers: ${err.message} (--verify needs the block weights in ${this.modelDir})`)
+      })
+      this.engines.set(key, engine)
+    }
+    return await engine
+  }
+}
+
+/** Bit-for-bit equality (so -0 ≠ 0 and NaN payloads count). */
+function sameBits (a: Float32Array, b: Float32Array): boolean {
+  if (a.length !== b.length) return false
+  const x = new Uint32Array(a.buffer, a.byteOffset, a.length)
+  const y = new Uint32Array(b.buffer, b.byteOffset, b.length)
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false
+  return true
+}

@@ -1,0 +1,11 @@
+// strata's public SDK: `import { Swarm } from 'strata'`.
+import './polyfill.ts'
+
+export { Swarm, type SwarmOptions, type SwarmGenerateOptions } from './client/swarm.ts'
+export { LocalModel, type LocalModelOptions } from './client/local-model.ts'
+export type { GenerationEvent, TokenOutput, DoneOutput, Prompt } from './client/session.ts'
+export { GenerationError, type GenerateOptions, type RouteHop } from './client/generation.ts'
+export { SamplingError, type SamplingOptions } from './client/sampling.ts'
+export { NoRouteError, PeerFailure, RerouteExhaustedError, type RerouteEvent } from './routing/index.ts'
+export { ModelError, ModelConfigError, SafetensorsError } from './shards/errors.ts'
+export { makeModel, type MakeModelOptions } from './shards/make-model.ts'
