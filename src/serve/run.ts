@@ -175,7 +175,8 @@ export function toApiError (err: unknown): ApiError {
   const e = err instanceof Error ? err : new Error(String(err))
   switch (e.name) {
     case 'NoRouteError': return new SwarmUnavailableError(`the swarm cannot serve this model right now: ${e.message}`, 'no_route')
-    case 'PeerFailure': return new SwarmUnavailableError(`generation failed in the swarm: ${e.message}`, 'peer_failure')
+    case 'PeerFailure':
+    case 'RerouteExhaustedError': return new SwarmUnavailableError(`generation failed in the swarm: ${e.message}`, 'peer_failure')
     case 'GenerationError':
     case 'SamplingError': return new InvalidRequestError(e.message)
     case 'TypeError':
