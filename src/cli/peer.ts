@@ -9,6 +9,7 @@ export function registerPeer (program: Command): void {
     .requiredOption('--model <dir>', 'model directory (only the hosted blocks are read)')
     .option('--blocks <start:end>', 'host exactly these blocks (END exclusive)', span)
     .option('--num-blocks <n>', 'host this many blocks, placed by the load balancer', int(1))
+    .option('--max-memory-mb <n>', 'without --blocks/--num-blocks: host as many blocks as fit this much memory, MiB (default: half the free memory)', int(1))
     .option('--listen <multiaddr>', 'listen address (repeatable)', collect, [])
     .option('--bootstrap <multiaddr>', 'bootstrap peer (repeatable); none starts a new swarm', collect, [])
     .option('--max-sessions <n>', 'concurrent sessions at most', int(1), 16)
@@ -34,6 +35,7 @@ export function registerPeer (program: Command): void {
         modelId: o.modelId,
         blocks: o.blocks,
         numBlocks: o.numBlocks,
+        maxMemoryBytes: o.maxMemoryMb !== undefined ? o.maxMemoryMb * 1024 * 1024 : undefined,
         listen: o.listen.length > 0 ? o.listen : undefined,
         bootstrap: o.bootstrap,
         maxSessions: o.maxSessions,

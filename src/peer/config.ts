@@ -13,6 +13,8 @@ export interface PeerConfig {
   blocks?: [number, number]
   /** host this many blocks, placed by the load balancer */
   numBlocks?: number
+  /** without blocks/numBlocks: host as many blocks as fit this many bytes of weights (default: half the free memory) */
+  maxMemoryBytes?: number
   /** libp2p listen multiaddrs (default ['/ip4/127.0.0.1/tcp/0']) */
   listen?: string[]
   /** bootstrap multiaddrs (default none: this peer starts a new swarm) */
