@@ -6,18 +6,11 @@ import { statfs } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import cliProgress from 'cli-progress'
-import { makeModel } from '../../src/shards/make-model.ts'
+import { makeModel, type MakeModelOptions } from '../../src/shards/make-model.ts'
 import { log, formatBytes } from './util.ts'
 
-export interface BenchShape {
-  layers: number
-  hidden: number
-  heads: number
-  kvHeads: number
-  intermediate: number
-  vocab: number
-  seed: number
-}
+/** a benchmark model's shape: make-model's options minus where and how to write it */
+export type BenchShape = Pick<MakeModelOptions, 'layers' | 'hidden' | 'heads' | 'kvHeads' | 'intermediate' | 'vocab' | 'seed'>
 
 /** TinyLlama-1.1B's shape (random weights). */
 export const TINYLLAMA_SHAPE: BenchShape = { layers: 22, hidden: 2048, heads: 32, kvHeads: 4, intermediate: 5632, vocab: 32000, seed: 1 }
