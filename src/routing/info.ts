@@ -5,6 +5,7 @@
 //
 // The server ignores anything a client sends; the client rejects a frame over the size limit
 // before reading it. The bytes are returned unverified: callers run verifyRecord on them.
+import { INFO_PROTOCOL } from '../protocol/messages.ts'
 import * as lp from 'it-length-prefixed'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { withTimeout } from './abort.ts'
@@ -14,7 +15,7 @@ import type { SwarmNode } from './node.ts'
 import type { PeerId, Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
-export const INFO_PROTOCOL = '/strata/info/1.0.0'
+export { INFO_PROTOCOL }
 export const MAX_INFO_FRAME_BYTES = MAX_RECORD_BYTES
 /** default bound on one info exchange, including the dial, ms */
 export const DEFAULT_INFO_TIMEOUT_MS = 3_000
