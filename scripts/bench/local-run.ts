@@ -320,7 +320,12 @@ async function loadBreakdown (job: LocalJob): Promise<LoadBreakdown> {
   const initializerBytes = graph.initializerBytes
   const external = initializerBytes >= 1.5 * 1024 ** 3
   const options: ort.InferenceSession.SessionOptions = {
-    executionMode: 'sequential', interOpNumThreads: 1, graphOptimizationLevel: 'all', logSeverityLevel: 4, intraOpNumThreads: job.threads
+    executionMode: 'sequential',
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 4,
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+    intraOpNumThreads: job.threads
   }
   let session: ort.InferenceSession
   let serializeSeconds: number
