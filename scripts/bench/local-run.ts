@@ -15,6 +15,7 @@ import { generateTokens, type BlockPipeline, type Head, type RouteHop } from '..
 import { loadModelConfig, type ModelConfig } from '../../src/shards/config.ts'
 import { ModelWeights } from '../../src/shards/weights.ts'
 import { buildSpanGraph, type WeightFormat } from '../../src/shards/span-graph.ts'
+import { INLINE_LIMIT_BYTES, sessionOptions } from '../../src/shards/ort-session.ts'
 
 export interface LocalJob {
   mode: 'run' | 'load-breakdown'
@@ -318,15 +319,8 @@ async function loadBreakdown (job: LocalJob): Promise<LoadBreakdown> {
   }
   const buildSeconds = (performance.now() - t) / 1000
   const initializerBytes = graph.initializerBytes
-  const external = initializerBytes >= 1.5 * 1024 ** 3
-  const options: ort.InferenceSession.SessionOptions = {
-    executionMode: 'sequential',
-    interOpNumThreads: 1,
-    graphOptimizationLevel: 'all',
-    logSeverityLevel: 4,
-    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
-    intraOpNumThreads: job.threads
-  }
+  const external = initializerBytes >= INLINE_LIMIT_BYTES
+  const options = sessionOptions({ threads: job.threads })
   let session: ort.InferenceSession
   let serializeSeconds: number
   t = performance.now()

@@ -6,15 +6,17 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import type { GraphBuilder } from './onnx/builder.ts'
 
-const INLINE_LIMIT_BYTES = 1.5 * 1024 ** 3
+/** graphs with more initializer bytes than this load through an external-data directory */
+export const INLINE_LIMIT_BYTES = 1.5 * 1024 ** 3
 
 export interface RuntimeOptions {
   /** intra-op threads for this session (default: onnxruntime's choice, all cores) */
   threads?: number
 }
 
-export async function createSession (graph: GraphBuilder, opts: RuntimeOptions = {}): Promise<ort.InferenceSession> {
-  const sessionOptions: ort.InferenceSession.SessionOptions = {
+/** The onnxruntime options every strata session runs with. */
+export function sessionOptions (opts: RuntimeOptions = {}): ort.InferenceSession.SessionOptions {
+  return {
     executionMode: 'sequential',
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
@@ -25,10 +27,14 @@ export async function createSession (graph: GraphBuilder, opts: RuntimeOptions =
     extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
     ...(opts.threads !== undefined ? { intraOpNumThreads: opts.threads } : {})
   }
-  if (graph.initializerBytes < INLINE_LIMIT_BYTES) return await ort.InferenceSession.create(graph.toBytes(), sessionOptions)
+}
+
+export async function createSession (graph: GraphBuilder, opts: RuntimeOptions = {}): Promise<ort.InferenceSession> {
+  const options = sessionOptions(opts)
+  if (graph.initializerBytes < INLINE_LIMIT_BYTES) return await ort.InferenceSession.create(graph.toBytes(), options)
   const dir = mkdtempSync(path.join(tmpdir(), 'strata-graph-'))
   try {
-    return await ort.InferenceSession.create(graph.toDirectory(dir), sessionOptions)
+    return await ort.InferenceSession.create(graph.toDirectory(dir), options)
   } finally {
     // onnxruntime has read (or mapped) the weights by now; unlinking keeps mapped pages valid
     rmSync(dir, { recursive: true, force: true })
