@@ -20,7 +20,6 @@ const NEW_TOKENS = 12
 /** long enough to still be running when a peer is stopped after the first token */
 const LONG_TOKENS = 150
 const CHROMIUM = '/usr/bin/chromium'
-const CLEAR_SCREEN = '\x1b[2J\x1b[H'
 
 interface Reference { tokens: number[], text: string }
 
@@ -441,7 +440,7 @@ describe('strata serve and strata health over a real swarm', function () {
   })
 })
 
-/** `strata health --watch` (text): collects two screens, then interrupts it. */
+/** `strata health --watch` (text, into a pipe: reports one after another, no escapes): collects two, then interrupts it. */
 async function watchHealth (bootstrap: string, modelId: string): Promise<string[]> {
   const child = spawn(process.execPath, [STRATA_BIN, 'health', '--bootstrap', bootstrap, '--model-id', modelId, '--watch', '--interval-ms', '300'], { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
@@ -452,14 +451,15 @@ async function watchHealth (bootstrap: string, modelId: string): Promise<string[
       const timer = setTimeout(() => { reject(new Error(`health --watch: no two screens within 30 s\n${out}\n${stderr}`)) }, 30_000)
       child.stdout.on('data', (d: Buffer) => {
         out += d.toString()
-        // a screen is complete once the next one begins
-        const parts = out.split(CLEAR_SCREEN).slice(1)
+        // a report is complete once the next one begins
+        const parts = out.split(/^(?=model )/m)
         if (parts.length >= 3) { clearTimeout(timer); resolve(parts.slice(0, 2)) }
       })
     })
     const exited = new Promise((resolve) => child.once('exit', resolve))
     child.kill('SIGINT')
     assert.equal(await exited, 0, stderr)
+    assert.ok(!out.includes('\x1b'), 'no escape sequences into a pipe')
     return screens
   } finally {
     child.kill('SIGKILL')
