@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import cliProgress from 'cli-progress'
 import { makeModel, type MakeModelOptions } from '../../src/shards/make-model.ts'
+import { decorates } from '../../src/cli/terminal.ts'
 import { log, formatBytes } from './util.ts'
 
 /** a benchmark model's shape: make-model's options minus where and how to write it */
@@ -100,7 +101,7 @@ export async function ensureBenchModel (dir: string, s: BenchShape): Promise<{ d
   const total = shapeCounts(s).f32Bytes
   log(`generating the benchmark model (${formatBytes(total)} of f32 weights) in ${dir}`)
   const t0 = performance.now()
-  const tty = process.stderr.isTTY === true
+  const tty = decorates(process.stderr)
   const bar = new cliProgress.SingleBar({
     stream: process.stderr,
     format: 'make-model [{bar}] {percentage}% | {done} / {all} | ETA {eta_formatted}',

@@ -5,10 +5,11 @@ import { makeModel } from '../shards/make-model.ts'
 import { LocalModel } from '../client/local-model.ts'
 import { Swarm } from '../client/swarm.ts'
 import { startPeer, stopPeers, type PeerProcess } from './local-swarm.ts'
+import { cyan } from './terminal.ts'
 
 export const DEMO_SHAPE = { layers: 8, hidden: 256, heads: 8, kvHeads: 2, intermediate: 688, vocab: 1024, seed: 2026 }
 
-const say = (line: string): void => { process.stderr.write(`\x1b[36m▶ ${line}\x1b[0m\n`) }
+const say = (line: string): void => { process.stderr.write(cyan(process.stderr, `▶ ${line}`) + '\n') }
 
 export function registerDemo (program: Command): void {
   program.command('demo')

@@ -4,8 +4,7 @@ import { createSwarmNode, waitForRoutingTable } from '../routing/index.ts'
 import { SwarmHealthProbe, recordOfPeer, type ProbeTarget } from '../serve/health-probe.ts'
 import { renderHealthTable } from '../serve/health-table.ts'
 import { collect, int } from './flags.ts'
-
-const CLEAR_SCREEN = '\x1b[2J\x1b[H'
+import { CLEAR_SCREEN, decorates } from './terminal.ts'
 
 export function registerHealth (program: Command): void {
   program.command('health')
@@ -31,12 +30,16 @@ export function registerHealth (program: Command): void {
             ? { modelId: modelIdFor(o.model), numBlocks: loadModelConfig(o.model).numLayers }
             : { modelId: (await recordOfPeer(node, o.bootstrap[0])).modelId }
         const probe = new SwarmHealthProbe(node, target)
+        // --watch redraws the screen on a terminal; into a pipe or file, reports follow each other
+        const redraw = o.watch === true && decorates(process.stdout)
+        let first = true
         do {
           const started = Date.now()
           // not cancelled midway: a report takes well under a second, and its own deadlines bound it
           const report = await probe.report()
           if (o.json === true) process.stdout.write(JSON.stringify(report) + '\n')
-          else process.stdout.write((o.watch === true ? CLEAR_SCREEN : '') + renderHealthTable(report))
+          else process.stdout.write((redraw ? CLEAR_SCREEN : first ? '' : '\n') + renderHealthTable(report))
+          first = false
           if (o.watch === true) await sleep(Math.max(0, o.intervalMs - (Date.now() - started)), controller.signal)
         } while (o.watch === true && !controller.signal.aborted)
       } catch (err) {

@@ -3,6 +3,7 @@ import { Option } from 'commander'
 import cliProgress from 'cli-progress'
 import { makeModel } from '../shards/make-model.ts'
 import { int } from './flags.ts'
+import { decorates } from './terminal.ts'
 
 export function registerMakeModel (program: Command): void {
   program.command('make-model')
@@ -20,7 +21,7 @@ export function registerMakeModel (program: Command): void {
     .option('--tie-embeddings', 'tie the LM head to the embeddings (no lm_head tensor)')
     .option('--shard-mb <n>', 'split weights into shards of about this many MiB', int(1))
     .action((o) => {
-      const bar = process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'make-model [{bar}] {percentage}% {value}/{total} MiB', stream: process.stderr }, cliProgress.Presets.shades_classic) : null
+      const bar = decorates(process.stderr) ? new cliProgress.SingleBar({ format: 'make-model [{bar}] {percentage}% {value}/{total} MiB', stream: process.stderr }, cliProgress.Presets.shades_classic) : null
       bar?.start(1, 0)
       makeModel({
         out: o.out,

@@ -5,6 +5,7 @@ import Fastify, { LogController, type FastifyError, type FastifyReply, type Fast
 import { componentLogger, type Logger } from '../routing/logger.ts'
 import { ApiError, ClientDisconnectedError, InvalidRequestError } from './errors.ts'
 import { DASHBOARD_HTML } from './dashboard.ts'
+import { DEFAULT_DRAIN_LIMITS, drainRequest, type DrainLimits } from './drain.ts'
 import { EventLog } from './events.ts'
 import type { HealthSource } from './health-probe.ts'
 import { GatewayMetrics, type Endpoint } from './metrics.ts'
@@ -22,6 +23,8 @@ export interface GatewayOptions {
   metrics?: GatewayMetrics
   events?: EventLog
   bodyLimit?: number
+  /** how much of a refused body is read and discarded before answering; default 64 MiB, 10 s */
+  drainLimits?: DrainLimits
   logger?: Logger
 }
 
@@ -45,7 +48,7 @@ export function createGateway (opts: GatewayOptions) {
     })
   })
 
-  app.setErrorHandler((err: FastifyError, req, reply) => {
+  app.setErrorHandler(async (err: FastifyError, req, reply) => {
     if (err instanceof ClientDisconnectedError) {
       metrics.errors.inc({ kind: 'client_disconnect' })
       return
@@ -53,7 +56,11 @@ export function createGateway (opts: GatewayOptions) {
     const api = err instanceof ApiError ? err : fromFastifyError(err, bodyLimit)
     metrics.errors.inc({ kind: api.kind })
     if (api.status >= 500) log.warn({ url: req.url, err: err.message }, 'request failed')
-    void reply.status(api.status).send(api.body())
+    // a refused body is still on its way: answering now and closing would reset the connection
+    // under the client's upload, so it is read to its end first and the connection kept
+    if (await drainRequest(req.raw, opts.drainLimits ?? DEFAULT_DRAIN_LIMITS)) reply.removeHeader('connection')
+    else reply.header('connection', 'close')
+    return await reply.status(api.status).send(api.body())
   })
 
   app.setNotFoundHandler((req, reply) => {

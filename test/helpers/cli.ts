@@ -6,10 +6,10 @@ export { STRATA_BIN }
 
 export interface CliResult { code: number | null, stdout: string, stderr: string }
 
-/** Runs `strata ...args` to completion (killed after `timeoutMs`). */
-export async function runCli (args: string[], timeoutMs = 60_000): Promise<CliResult> {
+/** Runs `strata ...args` to completion (killed after `timeoutMs`), stdout and stderr into pipes. */
+export async function runCli (args: string[], timeoutMs = 60_000, env: NodeJS.ProcessEnv = process.env): Promise<CliResult> {
   return await new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [STRATA_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [STRATA_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })

@@ -2,10 +2,12 @@
 // official openai client, raw HTTP, the health CLI and headless Chromium. 127.0.0.1 only.
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
+import { once } from 'node:events'
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import net from 'node:net'
 import path from 'node:path'
-import OpenAI, { NotFoundError } from 'openai'
+import OpenAI, { APIError, NotFoundError } from 'openai'
 import { modelIdFor } from '../../src/shards/config.ts'
 import { TextTokenizer } from '../../src/shards/tokenizer.ts'
 import { runCli, jsonLines } from '../helpers/cli.ts'
@@ -18,7 +20,6 @@ const NEW_TOKENS = 12
 /** long enough to still be running when a peer is stopped after the first token */
 const LONG_TOKENS = 150
 const CHROMIUM = '/usr/bin/chromium'
-const CLEAR_SCREEN = '\x1b[2J\x1b[H'
 
 interface Reference { tokens: number[], text: string }
 
@@ -50,6 +51,44 @@ async function waitUntil<T> (what: string, fn: () => Promise<T | undefined>, tim
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 250))
   }
+}
+
+/** A raw HTTP/1.1 connection: sees exactly when the server answers and whether it closes. */
+class RawConnection {
+  private readonly socket: net.Socket
+  received = ''
+  closed = false
+  constructor (url: string) {
+    const { hostname, port } = new URL(url)
+    this.socket = net.connect(Number(port), hostname)
+    this.socket.on('data', (d) => { this.received += d.toString() })
+    this.socket.on('close', () => { this.closed = true })
+    this.socket.on('error', () => {})
+  }
+
+  /** writes and waits until the kernel took the bytes (so the server could have answered meanwhile) */
+  async write (data: string | Buffer): Promise<void> {
+    await new Promise<void>((resolve, reject) => this.socket.write(data, (err) => err == null ? resolve() : reject(err)))
+  }
+
+  /** waits for a whole response (headers and its content-length of body), then consumes it */
+  async response (timeoutMs = 15_000): Promise<{ status: number, headers: string, body: string }> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const m = /^HTTP\/1\.1 (\d+)[^\r]*\r\n([\s\S]*?)\r\n\r\n/.exec(this.received)
+      const length = Number(/content-length: (\d+)/i.exec(m?.[2] ?? '')?.[1])
+      if (m !== null && this.received.length >= m[0].length + length) {
+        const body = this.received.slice(m[0].length, m[0].length + length)
+        this.received = this.received.slice(m[0].length + length)
+        return { status: Number(m[1]), headers: m[2].toLowerCase(), body }
+      }
+      if (this.closed) throw new Error(`the connection closed before a whole response: ${JSON.stringify(this.received.slice(0, 200))}`)
+      if (Date.now() > deadline) throw new Error('timed out waiting for a response')
+      await Promise.race([once(this.socket, 'data'), once(this.socket, 'close'), new Promise((resolve) => setTimeout(resolve, 100))])
+    }
+  }
+
+  close (): void { this.socket.destroy() }
 }
 
 describe('strata serve and strata health over a real swarm', function () {
@@ -181,6 +220,67 @@ describe('strata serve and strata health over a real swarm', function () {
     await assert.rejects(client.completions.create({ model: 'gpt-4', prompt: 'hi' }), (err: unknown) => err instanceof NotFoundError && err.code === 'model_not_found')
     assert.ok(serve!.proc.running)
     assert.equal((await http('/v1/models')).status, 200)
+  })
+
+  it('reads an oversized body before answering 413, so clients always get the JSON error (no EPIPE race)', async function () {
+    // a slow upload: the 413 must come after the last byte, on a connection the server keeps
+    const conn = new RawConnection(serve!.url)
+    try {
+      const total = 3 * 1024 * 1024
+      const piece = Buffer.alloc(256 * 1024, 'a')
+      await conn.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${total}\r\n\r\n`)
+      for (let sent = 0; sent < total; sent += piece.length) {
+        if (sent > 0) {
+          await new Promise((resolve) => setTimeout(resolve, 20))
+          assert.equal(conn.received, '', `answered after ${sent} of ${total} bytes, while the client was still sending`)
+          assert.equal(conn.closed, false)
+        }
+        await conn.write(piece)
+      }
+      const refused = await conn.response()
+      assert.equal(refused.status, 413)
+      assert.equal(JSON.parse(refused.body).error.code, 'payload_too_large')
+      assert.doesNotMatch(refused.headers, /connection: close/)
+      await conn.write('GET /v1/models HTTP/1.1\r\nhost: x\r\n\r\n')
+      assert.equal((await conn.response()).status, 200, 'the connection is kept after the 413')
+    } finally {
+      conn.close()
+    }
+
+    // a body declared larger than the server reads through is refused at once, and the connection closed
+    const huge = new RawConnection(serve!.url)
+    try {
+      await huge.write(`POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${1024 * 1024 * 1024}\r\n\r\n{"prompt":"`)
+      const refused = await huge.response()
+      assert.equal(refused.status, 413)
+      assert.match(refused.headers, /connection: close/)
+    } finally {
+      huge.close()
+    }
+
+    // real clients, many times over, with 2 MiB, 24 MiB and a chunked (unknown length) body
+    const content = (mib: number): string => 'a'.repeat(mib * 1024 * 1024)
+    for (let i = 0; i < 20; i++) {
+      const r = await post('/v1/chat/completions', JSON.stringify({ messages: [{ role: 'user', content: content(2) }] }))
+      assert.equal(r.status, 413, `fetch, attempt ${i}`)
+      assert.equal(r.body.error.code, 'payload_too_large')
+    }
+    for (let i = 0; i < 3; i++) {
+      await assert.rejects(client.chat.completions.create({ messages: [{ role: 'user', content: content(i === 0 ? 24 : 2) }], model: modelId }),
+        (err: unknown) => err instanceof APIError && err.status === 413 && err.code === 'payload_too_large', `openai client, attempt ${i}`)
+    }
+    const chunk = new TextEncoder().encode('a'.repeat(64 * 1024))
+    let pieces = 0
+    const body = new ReadableStream({
+      pull (c) {
+        if (pieces++ === 0) c.enqueue(new TextEncoder().encode('{"prompt":"'))
+        else if (pieces > 48) c.close()
+        else c.enqueue(chunk)
+      }
+    })
+    const res = await fetch(`${serve!.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, duplex: 'half', signal: AbortSignal.timeout(30_000) } as RequestInit)
+    assert.equal(res.status, 413)
+    assert.equal(((await res.json()) as any).error.code, 'payload_too_large')
   })
 
   it('aborts the generation when the client disconnects, closing the peers\' sessions', async function () {
@@ -340,7 +440,7 @@ describe('strata serve and strata health over a real swarm', function () {
   })
 })
 
-/** `strata health --watch` (text): collects two screens, then interrupts it. */
+/** `strata health --watch` (text, into a pipe: reports one after another, no escapes): collects two, then interrupts it. */
 async function watchHealth (bootstrap: string, modelId: string): Promise<string[]> {
   const child = spawn(process.execPath, [STRATA_BIN, 'health', '--bootstrap', bootstrap, '--model-id', modelId, '--watch', '--interval-ms', '300'], { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
@@ -351,14 +451,15 @@ async function watchHealth (bootstrap: string, modelId: string): Promise<string[
       const timer = setTimeout(() => { reject(new Error(`health --watch: no two screens within 30 s\n${out}\n${stderr}`)) }, 30_000)
       child.stdout.on('data', (d: Buffer) => {
         out += d.toString()
-        // a screen is complete once the next one begins
-        const parts = out.split(CLEAR_SCREEN).slice(1)
+        // a report is complete once the next one begins
+        const parts = out.split(/^(?=model )/m)
         if (parts.length >= 3) { clearTimeout(timer); resolve(parts.slice(0, 2)) }
       })
     })
     const exited = new Promise((resolve) => child.once('exit', resolve))
     child.kill('SIGINT')
     assert.equal(await exited, 0, stderr)
+    assert.ok(!out.includes('\x1b'), 'no escape sequences into a pipe')
     return screens
   } finally {
     child.kill('SIGKILL')
