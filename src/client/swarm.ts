@@ -83,7 +83,7 @@ export class Swarm {
         throw new Error(`could not reach any bootstrap peer (${opts.bootstrap.join(', ')}): ${err.message}`)
       })
       head = await WorkerHeadEngine.load(opts.modelDir, { threads: opts.threads })
-      return new Swarm(node, modelId, config, head, tokenizer, new DhtCandidates(node, modelId, config.numLayers), opts, log)
+      return new Swarm(node, modelId, config, head, tokenizer, new DhtCandidates(node, modelId, config.numLayers, config.family), opts, log)
     } catch (err) {
       await head?.dispose()
       await node.stop()

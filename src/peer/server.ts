@@ -66,7 +66,7 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
     const node = await createSwarmNode({ listen: cfg.listen, bootstrap: cfg.bootstrap, privateKey, logger: cfg.logger })
     let engine: WorkerSpanEngine | null = null
     try {
-      const [start, end] = cfg.blocks ?? await chooseSpan(model, cfg, async () => await swarmRecords(node, modelId, model.numLayers, log))
+      const [start, end] = cfg.blocks ?? await chooseSpan(model, cfg, async () => await swarmRecords(node, modelId, model.numLayers, model.family, log))
       if (start < 0 || end > model.numLayers || start >= end) throw new RangeError(`--blocks ${start}:${end} is outside the model's ${model.numLayers} blocks`)
       if (cfg.fault !== undefined) log.warn({ fault: cfg.fault }, `FAULT INJECTION ENABLED (${cfg.fault}): this peer misbehaves on purpose`)
       engine = await WorkerSpanEngine.load(cfg.modelDir, { start, end, weightFormat: cfg.weightFormat, threads: cfg.threads })
@@ -103,6 +103,7 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
     return {
       peerId: this.peerId,
       modelId: this.modelId,
+      arch: this.model.family,
       multiaddrs: this.multiaddrs.slice(0, 16),
       start: this.current.start,
       end: this.current.end,
@@ -165,7 +166,7 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
     this.rebalancer = new Rebalancer({
       self: () => ({ peerId: this.peerId, ...this.current, throughput: this.throughput, state: this.state }),
       numBlocks: this.model.numLayers,
-      records: async (signal) => await swarmRecords(this.node, this.modelId, this.model.numLayers, this.log, signal),
+      records: async (signal) => await swarmRecords(this.node, this.modelId, this.model.numLayers, this.model.family, this.log, signal),
       move: async (to, reason, signal) => { await this.moveTo(to, reason, signal) },
       log: this.log
     }, { ...rebalanceDefaults, intervalMs: this.cfg.rebalanceIntervalMs ?? rebalanceDefaults.intervalMs })
