@@ -60,8 +60,9 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
   /** Starts a peer: node up, span chosen and loaded, throughput measured, sessions served, announced. */
   static async start (cfg: PeerConfig): Promise<PeerServer> {
     const log = componentLogger('peer', cfg.logger)
-    const model = loadModelConfig(cfg.modelDir)
-    const modelId = cfg.modelId ?? modelIdFor(cfg.modelDir)
+    const configOptions = { allowUnknownKeys: cfg.allowUnknownConfig }
+    const model = loadModelConfig(cfg.modelDir, configOptions)
+    const modelId = cfg.modelId ?? modelIdFor(cfg.modelDir, configOptions)
     const privateKey = cfg.identityFile !== undefined ? await loadOrCreateIdentity(cfg.identityFile) : await generateKeyPair('Ed25519')
     const node = await createSwarmNode({ listen: cfg.listen, bootstrap: cfg.bootstrap, privateKey, logger: cfg.logger })
     let engine: WorkerSpanEngine | null = null
@@ -69,7 +70,7 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       const [start, end] = cfg.blocks ?? await chooseSpan(model, cfg, async () => await swarmRecords(node, modelId, model.numLayers, model.family, log))
       if (start < 0 || end > model.numLayers || start >= end) throw new RangeError(`--blocks ${start}:${end} is outside the model's ${model.numLayers} blocks`)
       if (cfg.fault !== undefined) log.warn({ fault: cfg.fault }, `FAULT INJECTION ENABLED (${cfg.fault}): this peer misbehaves on purpose`)
-      engine = await WorkerSpanEngine.load(cfg.modelDir, { start, end, weightFormat: cfg.weightFormat, threads: cfg.threads })
+      engine = await WorkerSpanEngine.load(cfg.modelDir, { start, end, weightFormat: cfg.weightFormat, threads: cfg.threads, allowUnknownConfig: cfg.allowUnknownConfig })
       const measured = await peerThroughput(engine, node, {
         modelId, threads: cfg.threads, cacheDir: cfg.cacheDir ?? defaultCacheDir(), networkMbps: cfg.networkMbps, bootstrap: cfg.bootstrap ?? []
       }, log)
@@ -188,7 +189,7 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
     await this.announce(to, 'joining')
     let engine: WorkerSpanEngine
     try {
-      engine = await WorkerSpanEngine.load(this.cfg.modelDir, { ...to, weightFormat: this.cfg.weightFormat, threads: this.cfg.threads })
+      engine = await WorkerSpanEngine.load(this.cfg.modelDir, { ...to, weightFormat: this.cfg.weightFormat, threads: this.cfg.threads, allowUnknownConfig: this.cfg.allowUnknownConfig })
     } catch (err) {
       this.log.error({ err: (err as Error).message, from, to }, 'could not load the new blocks; staying on the old ones')
       await this.announce(from, 'online')

@@ -12,6 +12,8 @@ export interface SpanEngineOptions extends RuntimeOptions {
   end: number
   /** matrix storage; default: f16 for F16 checkpoints, else f32 */
   weightFormat?: WeightFormat
+  /** accept config.json keys strata does not know (the CLI's --allow-unknown-config; callers warn) */
+  allowUnknownConfig?: boolean
 }
 
 interface KvState {
@@ -40,7 +42,7 @@ export class SpanEngine {
   ) {}
 
   static async load (modelDir: string, opts: SpanEngineOptions): Promise<SpanEngine> {
-    const config = loadModelConfig(modelDir)
+    const config = loadModelConfig(modelDir, { allowUnknownKeys: opts.allowUnknownConfig })
     if (!Number.isInteger(opts.start) || !Number.isInteger(opts.end) || opts.start < 0 || opts.end > config.numLayers || opts.start >= opts.end) {
       throw new EngineInputError(`span [${opts.start}, ${opts.end}) is not within the model's ${config.numLayers} blocks`)
     }
