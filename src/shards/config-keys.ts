@@ -2,6 +2,7 @@
 //   used         — read and applied (or validated) by config.ts / config-rope.ts,
 //   harmless     — bookkeeping or training-only, cannot change an inference forward pass,
 //   mustBeDefault — a feature switch we accept only at its default value (anything else is refused),
+//   refused      — never accepted (REFUSED_KEYS),
 // and anything else is an unknown key, refused unless the user allows unknown keys.
 
 export type Family = 'llama' | 'mistral' | 'qwen2' | 'qwen3'
@@ -28,6 +29,12 @@ export const HARMLESS_KEYS: ReadonlySet<string> = new Set([
   'pad_token_id', 'is_llama_config', 'output_attentions', 'output_hidden_states', 'return_dict',
   'torchscript', 'tokenizer_class', 'strata_seed'
 ])
+
+/** Keys refused whatever their value, even with unknown keys allowed. */
+export const REFUSED_KEYS: Readonly<Record<string, string>> = {
+  quantization_config: 'pre-quantized checkpoints (GPTQ, AWQ, bitsandbytes, …) are not supported: use F32/F16/BF16 weights and --quantize',
+  auto_map: 'the model needs its own modeling code (trust_remote_code), which strata does not run'
+}
 
 const COMMON_USED = [
   'architectures', 'model_type', 'hidden_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads',

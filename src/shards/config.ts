@@ -10,7 +10,7 @@ import { readFileSync, existsSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import path from 'node:path'
 import { ModelConfigError } from './errors.ts'
-import { FAMILIES, HARMLESS_KEYS, familyOf, type Family } from './config-keys.ts'
+import { FAMILIES, HARMLESS_KEYS, REFUSED_KEYS, familyOf, type Family } from './config-keys.ts'
 import { parseRope, type RopeScaling } from './config-rope.ts'
 
 export type { Family } from './config-keys.ts'
@@ -91,6 +91,7 @@ export function parseModelConfig (raw: unknown, opts: ConfigReadOptions = {}): M
   for (const key of Object.keys(c)) {
     if (spec.used.has(key) || HARMLESS_KEYS.has(key)) continue
     if (key in spec.mustBeDefault) continue
+    if (Object.hasOwn(REFUSED_KEYS, key) && c[key] !== null) throw new ModelConfigError(key, REFUSED_KEYS[key])
     if (opts.allowUnknownKeys === true) unknownKeys.push(key)
     else throw new ModelConfigError(key, `unknown key (a format strata does not know could change the math); pass --allow-unknown-config to proceed anyway`)
   }

@@ -76,7 +76,8 @@ describe('config.json fields that are refused, by name', function () {
   const qwen = published['Qwen2.5-7B']
   const cases: Array<[string, Record<string, unknown>, RegExp]> = [
     ['an unknown key', { ...llama, attn_logit_softcapping: 30 }, /attn_logit_softcapping: unknown key/],
-    ['quantized weights', { ...llama, quantization_config: { quant_method: 'gptq' } }, /quantization_config: unknown key/],
+    ['quantized weights', { ...llama, quantization_config: { quant_method: 'gptq' } }, /quantization_config: pre-quantized checkpoints/],
+    ['custom modeling code', { ...llama, auto_map: { AutoModelForCausalLM: 'modeling_x.X' } }, /auto_map: the model needs its own modeling code/],
     ['dynamic rope (older form)', { ...llama, rope_scaling: { rope_type: 'dynamic', factor: 2 } }, /rope_scaling\.rope_type: "dynamic" is not supported/],
     ['yarn rope (v5 form)', toTransformers5({ ...qwen, rope_scaling: { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 32768 } }), /rope_parameters\.rope_type: "yarn" is not supported/],
     ['longrope', { ...llama, rope_scaling: { type: 'longrope', factor: 4 } }, /rope_scaling\.rope_type: "longrope"/],
@@ -108,6 +109,7 @@ describe('config.json fields that are refused, by name', function () {
     assert.deepEqual(cfg.unknownKeys, ['attn_logit_softcapping', 'some_new_switch'])
     // allowing unknown keys never lets a known, unimplemented value through
     assert.throws(() => parseModelConfig({ ...llama, mlp_bias: true }, { allowUnknownKeys: true }), /mlp_bias/)
+    assert.throws(() => parseModelConfig({ ...llama, quantization_config: { bits: 4 } }, { allowUnknownKeys: true }), /quantization_config/)
   })
 
   it('Mistral-7B-v0.1 keeps its 4096-position sliding window; linear rope divides every frequency', function () {
