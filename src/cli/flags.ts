@@ -1,5 +1,6 @@
 // Flag parsers shared by the subcommands; each rejects bad values with a clear message.
 import { InvalidArgumentError } from 'commander'
+import { loadModelConfig } from '../shards/config.ts'
 
 export function int (min: number, max = Number.MAX_SAFE_INTEGER) {
   return (v: string): number => {
@@ -31,4 +32,20 @@ export function span (v: string): [number, number] {
   const m = /^(\d+):(\d+)$/.exec(v.trim())
   if (m === null || Number(m[1]) >= Number(m[2])) throw new InvalidArgumentError(`expected START:END with START < END (END exclusive), got "${v}"`)
   return [Number(m[1]), Number(m[2])]
+}
+
+export const ALLOW_UNKNOWN_CONFIG_HELP = 'proceed past config.json keys strata does not know (they may change the math: output can be wrong)'
+
+/**
+ * With --allow-unknown-config: reads the config once to list the keys nobody has classified and
+ * warns loudly on stderr (every line, so it survives log filtering). Without it, does nothing:
+ * loading then fails on the first unknown key, naming it.
+ */
+export function warnUnknownConfig (modelDir: string, allow: boolean | undefined): void {
+  if (allow !== true) return
+  const keys = loadModelConfig(modelDir, { allowUnknownKeys: true }).unknownKeys
+  if (keys.length === 0) return
+  for (const key of keys) {
+    process.stderr.write(`WARNING: config.json key "${key}" is unknown to strata and IGNORED (--allow-unknown-config): if it changes the model's math, every output is wrong\n`)
+  }
 }

@@ -4,7 +4,7 @@ import { LocalModel } from '../client/local-model.ts'
 import { Swarm } from '../client/swarm.ts'
 import type { RerouteEvent } from '../routing/index.ts'
 import type { GenerationEvent } from '../client/session.ts'
-import { int, num, idList, collect } from './flags.ts'
+import { int, num, idList, collect, warnUnknownConfig, ALLOW_UNKNOWN_CONFIG_HELP } from './flags.ts'
 
 export function registerGenerate (program: Command): void {
   program.command('generate')
@@ -24,10 +24,13 @@ export function registerGenerate (program: Command): void {
     .option('--verify', 'check every peer\'s output against local recomputation (needs the block weights) and route around peers that differ')
     .addOption(new Option('--quantize <format>', 'local weights: quantize on load').choices(['int8', 'int4']))
     .option('--threads <n>', 'compute threads per engine (local blocks, head; with --verify also each verifying span)', int(1))
+    .option('--allow-unknown-config', ALLOW_UNKNOWN_CONFIG_HELP)
     .option('--json', 'print one JSON event per line')
     .action(async (o) => {
       if ((o.prompt === undefined) === (o.promptIds === undefined)) throw new Error('give exactly one of --prompt or --prompt-ids')
       if (o.verify === true && o.bootstrap.length === 0) throw new Error('--verify checks swarm peers: give --bootstrap too')
+      warnUnknownConfig(o.model, o.allowUnknownConfig)
+      const allowUnknownConfig = o.allowUnknownConfig === true
       const prompt = o.promptIds !== undefined ? { ids: o.promptIds } : o.chat === true ? { messages: [{ role: 'user', content: o.prompt }] } : { text: o.prompt }
       const opts = {
         maxNewTokens: o.maxNewTokens,
@@ -41,7 +44,7 @@ export function registerGenerate (program: Command): void {
       const controller = new AbortController()
       process.once('SIGINT', () => { controller.abort(new Error('interrupted')) })
       if (o.bootstrap.length > 0) {
-        const swarm = await Swarm.connect({ bootstrap: o.bootstrap, modelDir: o.model, threads: o.threads, verify: o.verify === true, signal: controller.signal })
+        const swarm = await Swarm.connect({ bootstrap: o.bootstrap, modelDir: o.model, threads: o.threads, verify: o.verify === true, allowUnknownConfig, signal: controller.signal })
         try {
           const onReroute = (e: RerouteEvent): void => {
             if (o.json !== true) process.stderr.write(`\n[re-routed around ${e.failedPeer.slice(-8)} (${e.reason}) for blocks [${e.start}, ${e.end}) in ${e.recoveryMs.toFixed(0)} ms]\n`)
@@ -52,7 +55,7 @@ export function registerGenerate (program: Command): void {
         }
         return
       }
-      const model = await LocalModel.load(o.model, { weightFormat: o.quantize, threads: o.threads })
+      const model = await LocalModel.load(o.model, { weightFormat: o.quantize, threads: o.threads, allowUnknownConfig })
       try {
         await printEvents(model.generate(prompt, { ...opts, signal: controller.signal }), o.json === true, model.hasTokenizer)
       } finally {

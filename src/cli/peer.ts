@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { Option } from 'commander'
 import { PeerServer } from '../peer/server.ts'
-import { int, num, collect, span } from './flags.ts'
+import { int, num, collect, span, warnUnknownConfig, ALLOW_UNKNOWN_CONFIG_HELP } from './flags.ts'
 
 export function registerPeer (program: Command): void {
   program.command('peer')
@@ -23,6 +23,7 @@ export function registerPeer (program: Command): void {
     .addOption(new Option('--inject-fault <kind>', 'tests and demos only: misbehave on purpose').choices(['corrupt', 'slow', 'drop']))
     .option('--metrics-port <port>', 'serve Prometheus metrics on this port (0 = any free port)', int(0, 65535))
     .option('--metrics-host <host>', 'address for the metrics endpoint', '127.0.0.1')
+    .option('--allow-unknown-config', ALLOW_UNKNOWN_CONFIG_HELP)
     .option('--json', 'print one JSON event per line')
     .action(async (o) => {
       if (o.blocks !== undefined && o.numBlocks !== undefined) throw new Error('give at most one of --blocks and --num-blocks')
@@ -30,8 +31,10 @@ export function registerPeer (program: Command): void {
         if (o.json === true) process.stdout.write(JSON.stringify(e) + '\n')
         else process.stdout.write(`${new Date().toISOString()} ${String(e.event)} ${JSON.stringify({ ...e, event: undefined })}\n`)
       }
+      warnUnknownConfig(o.model, o.allowUnknownConfig)
       const server = await PeerServer.start({
         modelDir: o.model,
+        allowUnknownConfig: o.allowUnknownConfig === true,
         modelId: o.modelId,
         blocks: o.blocks,
         numBlocks: o.numBlocks,

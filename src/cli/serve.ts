@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { GatewayServer } from '../serve/serve.ts'
-import { int, collect } from './flags.ts'
+import { int, collect, warnUnknownConfig, ALLOW_UNKNOWN_CONFIG_HELP } from './flags.ts'
 
 export function registerServe (program: Command): void {
   program.command('serve')
@@ -12,10 +12,13 @@ export function registerServe (program: Command): void {
     .option('--model-id <id>', 'model id in the swarm (default: derived from config.json)')
     .option('--body-limit-kb <n>', 'largest request body accepted, KiB', int(1), 1024)
     .option('--threads <n>', 'compute threads for the embeddings and head', int(1))
+    .option('--allow-unknown-config', ALLOW_UNKNOWN_CONFIG_HELP)
     .option('--json', 'print the listening line as JSON')
     .action(async (o) => {
+      warnUnknownConfig(o.model, o.allowUnknownConfig)
       const server = await GatewayServer.start({
         modelDir: o.model,
+        allowUnknownConfig: o.allowUnknownConfig === true,
         bootstrap: o.bootstrap,
         modelId: o.modelId,
         port: o.port,

@@ -10,6 +10,8 @@ import type { GenerateOptions } from './generation.ts'
 export interface LocalModelOptions {
   weightFormat?: WeightFormat
   threads?: number
+  /** accept config.json keys strata does not know (the CLI's --allow-unknown-config; callers warn) */
+  allowUnknownConfig?: boolean
   /** split the blocks into these spans (default: one span) */
   spans?: Array<[number, number]>
 }
@@ -23,9 +25,9 @@ export class LocalModel {
   ) {}
 
   static async load (modelDir: string, opts: LocalModelOptions = {}): Promise<LocalModel> {
-    loadModelConfig(modelDir) // fail fast with a config error before starting workers
+    loadModelConfig(modelDir, { allowUnknownKeys: opts.allowUnknownConfig }) // fail fast with a config error before starting workers
     const tokenizer = TextTokenizer.load(modelDir)
-    const head = await WorkerHeadEngine.load(modelDir, { threads: opts.threads })
+    const head = await WorkerHeadEngine.load(modelDir, { threads: opts.threads, allowUnknownConfig: opts.allowUnknownConfig })
     return new LocalModel(modelDir, head, tokenizer, opts)
   }
 

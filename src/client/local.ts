@@ -10,6 +10,8 @@ export interface LocalPipelineOptions {
   spans?: Array<[number, number]>
   weightFormat?: WeightFormat
   threads?: number
+  /** accept config.json keys strata does not know (the CLI's --allow-unknown-config; callers warn) */
+  allowUnknownConfig?: boolean
   /** KV capacity of the session in positions (default: the model's max positions) */
   maxLength?: number
 }
@@ -25,7 +27,7 @@ export class LocalPipeline implements BlockPipeline {
     const engines: WorkerSpanEngine[] = []
     try {
       for (const [start, end] of spans) {
-        engines.push(await WorkerSpanEngine.load(modelDir, { start, end, weightFormat: opts.weightFormat, threads: opts.threads }))
+        engines.push(await WorkerSpanEngine.load(modelDir, { start, end, weightFormat: opts.weightFormat, threads: opts.threads, allowUnknownConfig: opts.allowUnknownConfig }))
       }
       const pipeline = new LocalPipeline(engines)
       const maxLength = opts.maxLength ?? engines[0].config.maxPositions

@@ -38,6 +38,8 @@ export interface SwarmOptions {
    */
   verify?: boolean
   threads?: number
+  /** accept config.json keys strata does not know (the CLI's --allow-unknown-config; callers warn) */
+  allowUnknownConfig?: boolean
   logger?: Logger
   signal?: AbortSignal
 }
@@ -72,9 +74,10 @@ export class Swarm {
   static async connect (opts: SwarmOptions): Promise<Swarm> {
     if (opts.bootstrap.length === 0) throw new Error('Swarm.connect needs at least one bootstrap multiaddr')
     if (opts.verify === true && opts.wireDtype === 'f16') throw new VerifyWireError()
-    const config = loadModelConfig(opts.modelDir)
+    const configOptions = { allowUnknownKeys: opts.allowUnknownConfig }
+    const config = loadModelConfig(opts.modelDir, configOptions)
     const tokenizer = TextTokenizer.load(opts.modelDir)
-    const modelId = opts.modelId ?? modelIdFor(opts.modelDir)
+    const modelId = opts.modelId ?? modelIdFor(opts.modelDir, configOptions)
     const log = componentLogger('client', opts.logger)
     const node = await createSwarmNode({ bootstrap: opts.bootstrap, dhtMode: 'client', logger: opts.logger })
     let head: WorkerHeadEngine | null = null
@@ -82,8 +85,8 @@ export class Swarm {
       await withTimeout(opts.connectTimeoutMs ?? 10_000, opts.signal, async (signal) => { await waitForRoutingTable(node, 1, signal) }).catch((err: Error) => {
         throw new Error(`could not reach any bootstrap peer (${opts.bootstrap.join(', ')}): ${err.message}`)
       })
-      head = await WorkerHeadEngine.load(opts.modelDir, { threads: opts.threads })
-      return new Swarm(node, modelId, config, head, tokenizer, new DhtCandidates(node, modelId, config.numLayers), opts, log)
+      head = await WorkerHeadEngine.load(opts.modelDir, { threads: opts.threads, allowUnknownConfig: opts.allowUnknownConfig })
+      return new Swarm(node, modelId, config, head, tokenizer, new DhtCandidates(node, modelId, config.numLayers, config.family), opts, log)
     } catch (err) {
       await head?.dispose()
       await node.stop()
@@ -101,7 +104,7 @@ export class Swarm {
     const maxLength = Math.min(this.config.maxPositions, ids.length + (opts.maxNewTokens ?? 32))
     const verify = opts.verify ?? this.opts.verify ?? false
     if (verify && this.opts.wireDtype === 'f16') throw new VerifyWireError()
-    const verifier = verify ? (this.verifier ??= new LocalVerifier(this.opts.modelDir, { threads: this.opts.threads })) : undefined
+    const verifier = verify ? (this.verifier ??= new LocalVerifier(this.opts.modelDir, { threads: this.opts.threads, allowUnknownConfig: this.opts.allowUnknownConfig })) : undefined
     const chain = await ChainSession.open(this.node, this.candidates, {
       modelId: this.modelId,
       numBlocks: this.config.numLayers,

@@ -10,6 +10,8 @@ import type { HopVerifier, VerifiedHop } from '../routing/index.ts'
 export interface LocalVerifierOptions {
   /** compute threads per local engine */
   threads?: number
+  /** accept config.json keys strata does not know (the CLI's --allow-unknown-config; callers warn) */
+  allowUnknownConfig?: boolean
 }
 
 /** The model directory cannot recompute a span (e.g. a client-only copy without block weights). */
@@ -52,7 +54,7 @@ export class LocalVerifier implements HopVerifier {
     const key = `${start}:${end}`
     let engine = this.engines.get(key)
     if (engine === undefined) {
-      engine = WorkerSpanEngine.load(this.modelDir, { start, end, threads: this.opts.threads }).catch((err: Error) => {
+      engine = WorkerSpanEngine.load(this.modelDir, { start, end, threads: this.opts.threads, allowUnknownConfig: this.opts.allowUnknownConfig }).catch((err: Error) => {
         this.engines.delete(key)
         throw new VerifierError(`cannot recompute blocks [${start}, ${end}) to verify peers: ${err.message} (--verify needs the block weights in ${this.modelDir})`)
       })

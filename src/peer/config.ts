@@ -31,6 +31,8 @@ export interface PeerConfig {
   drainTimeoutMs?: number
   /** lifetime of a signed record, ms (default 60 000); refreshed well before it expires */
   recordTtlMs?: number
+  /** accept config.json keys strata does not know (the CLI's --allow-unknown-config; callers warn) */
+  allowUnknownConfig?: boolean
   /** how matrix weights are stored (default: the checkpoint's dtype) */
   weightFormat?: WeightFormat
   /** compute threads (default: all cores) */

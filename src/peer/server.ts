@@ -60,16 +60,17 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
   /** Starts a peer: node up, span chosen and loaded, throughput measured, sessions served, announced. */
   static async start (cfg: PeerConfig): Promise<PeerServer> {
     const log = componentLogger('peer', cfg.logger)
-    const model = loadModelConfig(cfg.modelDir)
-    const modelId = cfg.modelId ?? modelIdFor(cfg.modelDir)
+    const configOptions = { allowUnknownKeys: cfg.allowUnknownConfig }
+    const model = loadModelConfig(cfg.modelDir, configOptions)
+    const modelId = cfg.modelId ?? modelIdFor(cfg.modelDir, configOptions)
     const privateKey = cfg.identityFile !== undefined ? await loadOrCreateIdentity(cfg.identityFile) : await generateKeyPair('Ed25519')
     const node = await createSwarmNode({ listen: cfg.listen, bootstrap: cfg.bootstrap, privateKey, logger: cfg.logger })
     let engine: WorkerSpanEngine | null = null
     try {
-      const [start, end] = cfg.blocks ?? await chooseSpan(model, cfg, async () => await swarmRecords(node, modelId, model.numLayers, log))
+      const [start, end] = cfg.blocks ?? await chooseSpan(model, cfg, async () => await swarmRecords(node, modelId, model.numLayers, model.family, log))
       if (start < 0 || end > model.numLayers || start >= end) throw new RangeError(`--blocks ${start}:${end} is outside the model's ${model.numLayers} blocks`)
       if (cfg.fault !== undefined) log.warn({ fault: cfg.fault }, `FAULT INJECTION ENABLED (${cfg.fault}): this peer misbehaves on purpose`)
-      engine = await WorkerSpanEngine.load(cfg.modelDir, { start, end, weightFormat: cfg.weightFormat, threads: cfg.threads })
+      engine = await WorkerSpanEngine.load(cfg.modelDir, { start, end, weightFormat: cfg.weightFormat, threads: cfg.threads, allowUnknownConfig: cfg.allowUnknownConfig })
       const measured = await peerThroughput(engine, node, {
         modelId, threads: cfg.threads, cacheDir: cfg.cacheDir ?? defaultCacheDir(), networkMbps: cfg.networkMbps, bootstrap: cfg.bootstrap ?? []
       }, log)
@@ -103,6 +104,7 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
     return {
       peerId: this.peerId,
       modelId: this.modelId,
+      arch: this.model.family,
       multiaddrs: this.multiaddrs.slice(0, 16),
       start: this.current.start,
       end: this.current.end,
@@ -165,7 +167,7 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
     this.rebalancer = new Rebalancer({
       self: () => ({ peerId: this.peerId, ...this.current, throughput: this.throughput, state: this.state }),
       numBlocks: this.model.numLayers,
-      records: async (signal) => await swarmRecords(this.node, this.modelId, this.model.numLayers, this.log, signal),
+      records: async (signal) => await swarmRecords(this.node, this.modelId, this.model.numLayers, this.model.family, this.log, signal),
       move: async (to, reason, signal) => { await this.moveTo(to, reason, signal) },
       log: this.log
     }, { ...rebalanceDefaults, intervalMs: this.cfg.rebalanceIntervalMs ?? rebalanceDefaults.intervalMs })
@@ -187,7 +189,7 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
     await this.announce(to, 'joining')
     let engine: WorkerSpanEngine
     try {
-      engine = await WorkerSpanEngine.load(this.cfg.modelDir, { ...to, weightFormat: this.cfg.weightFormat, threads: this.cfg.threads })
+      engine = await WorkerSpanEngine.load(this.cfg.modelDir, { ...to, weightFormat: this.cfg.weightFormat, threads: this.cfg.threads, allowUnknownConfig: this.cfg.allowUnknownConfig })
     } catch (err) {
       this.log.error({ err: (err as Error).message, from, to }, 'could not load the new blocks; staying on the old ones')
       await this.announce(from, 'online')

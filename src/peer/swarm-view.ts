@@ -9,6 +9,6 @@ import type { Logger } from '../routing/logger.ts'
 const DISCOVERY_TIMEOUT_MS = 5_000
 
 /** Records of the other peers serving `modelId`; unreachable or invalid ones are left out. */
-export async function swarmRecords (node: SwarmNode, modelId: string, numBlocks: number, log: Logger, signal?: AbortSignal): Promise<PeerRecord[]> {
-  return (await findSwarmPeers(node, modelId, { numBlocks, signal, timeoutMs: DISCOVERY_TIMEOUT_MS, logger: log })).map((p) => p.record)
+export async function swarmRecords (node: SwarmNode, modelId: string, numBlocks: number, arch: string, log: Logger, signal?: AbortSignal): Promise<PeerRecord[]> {
+  return (await findSwarmPeers(node, modelId, { numBlocks, arch, signal, timeoutMs: DISCOVERY_TIMEOUT_MS, logger: log })).map((p) => p.record)
 }

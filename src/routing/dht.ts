@@ -237,6 +237,8 @@ export interface DiscoverOptions {
   infoTimeoutMs?: number
   /** the model's block count: records whose span exceeds it are dropped */
   numBlocks?: number
+  /** the model's architecture: records of another one are dropped */
+  arch?: string
   logger?: Logger
 }
 
@@ -245,12 +247,12 @@ export interface DiscoverOptions {
  * first. kad-dht returns at most 20 providers per key: in bigger swarms use findBlockPeers.
  */
 export async function findModelPeers (node: SwarmNode, modelId: string, opts: DiscoverOptions = {}): Promise<DiscoveredPeer[]> {
-  return await discover(node, modelKey(modelId), { modelId, numBlocks: opts.numBlocks }, opts)
+  return await discover(node, modelKey(modelId), { modelId, numBlocks: opts.numBlocks, arch: opts.arch }, opts)
 }
 
 /** Peers serving block `block` of `modelId` (other than this node), verified, fastest first. */
 export async function findBlockPeers (node: SwarmNode, modelId: string, block: number, opts: DiscoverOptions = {}): Promise<DiscoveredPeer[]> {
-  return await discover(node, blockKey(modelId, block), { modelId, block, numBlocks: opts.numBlocks }, opts)
+  return await discover(node, blockKey(modelId, block), { modelId, block, numBlocks: opts.numBlocks, arch: opts.arch }, opts)
 }
 
 async function discover (node: SwarmNode, key: CID, verify: VerifyRecordOptions, opts: DiscoverOptions): Promise<DiscoveredPeer[]> {

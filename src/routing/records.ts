@@ -8,7 +8,7 @@
 //   signature = Ed25519 over RECORD_SIGNING_DOMAIN || payload
 //
 // Readers check, in order: size and framing, the signature, every field, signer == record.peerId,
-// the caller's expectations (peer id, model), expiry, and the span (block inside, end <= numBlocks).
+// the caller's expectations (peer id, model, architecture), expiry, and the span (block inside, end <= numBlocks).
 // Each record is signed by its own peer, so no peer can forge or overwrite another's record.
 import { publicKeyFromProtobuf, publicKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
@@ -23,6 +23,8 @@ export interface PeerRecord {
   peerId: string
   /** model identity, 1–256 printable ASCII characters without spaces */
   modelId: string
+  /** the model's block architecture (config.json model_type: llama, mistral, qwen2, qwen3) */
+  arch: string
   /** addresses to reach the peer, at most MAX_MULTIADDRS */
   multiaddrs: string[]
   /** first hosted block */
@@ -51,6 +53,8 @@ export interface VerifyRecordOptions {
   expectedPeerId?: string
   /** the record must be for this model */
   modelId?: string
+  /** the record must be for this block architecture */
+  arch?: string
   /** the record's span must contain this block */
   block?: number
   /** the model's block count: the span must end at or before it */
@@ -71,6 +75,7 @@ const PEER_STATES: readonly PeerState[] = ['joining', 'online', 'draining']
 const MODEL_ID = /^[\x21-\x7e]{1,256}$/
 const PEER_ID = /^[1-9A-HJ-NP-Za-km-z]{32,128}$/
 const DTYPE = /^[a-z0-9_]{1,16}$/
+const ARCH = /^[a-z0-9_]{1,32}$/
 const VERSION = /^[\x20-\x7e]{1,64}$/
 const MAX_MULTIADDR_CHARS = 512
 const MAX_THROUGHPUT = 1e12
@@ -93,7 +98,7 @@ export class RecordExpiredError extends RecordError {
 export class RecordSpanError extends RecordError {
   override name = 'RecordSpanError'
 }
-/** The record is for another model. */
+/** The record is for another model, or another architecture. */
 export class RecordModelError extends RecordError {
   override name = 'RecordModelError'
 }
@@ -152,6 +157,9 @@ export function verifyRecord (bytes: Uint8Array, opts: VerifyRecordOptions = {})
   }
   if (opts.modelId != null && record.modelId !== opts.modelId) {
     throw new RecordModelError(`record is for model ${record.modelId}, not ${opts.modelId}`)
+  }
+  if (opts.arch != null && record.arch !== opts.arch) {
+    throw new RecordModelError(`record is for architecture ${record.arch}, not ${opts.arch}`)
   }
   const now = opts.now ?? Date.now()
   if (record.expiresAt <= now) {
@@ -226,6 +234,7 @@ function validateRecord (value: unknown): PeerRecord {
   const record: PeerRecord = {
     peerId: text(obj, 'peerId', PEER_ID),
     modelId: text(obj, 'modelId', MODEL_ID),
+    arch: text(obj, 'arch', ARCH),
     multiaddrs: multiaddrs(obj.multiaddrs),
     start: integer(obj, 'start', 0, MAX_BLOCKS - 1),
     end: integer(obj, 'end', 1, MAX_BLOCKS),

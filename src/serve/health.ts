@@ -32,6 +32,8 @@ export interface PeerHealth {
   lastSeen: string
   latencyMs: number
   cacheTokensLeft: number
+  /** block architecture (config.json model_type) */
+  arch: string
   dtype: string
   /** ISO 8601: the record is void after this */
   expiresAt: string
@@ -88,6 +90,7 @@ export function buildHealthReport (input: HealthInput): HealthReport {
       lastSeen: new Date(seenAt).toISOString(),
       latencyMs,
       cacheTokensLeft: r.cacheTokensLeft,
+      arch: r.arch,
       dtype: r.dtype,
       expiresAt: new Date(r.expiresAt).toISOString()
     }))

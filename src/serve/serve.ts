@@ -16,6 +16,8 @@ export interface ServeOptions {
   host?: string
   bodyLimit?: number
   threads?: number
+  /** accept config.json keys strata does not know (the CLI warns) */
+  allowUnknownConfig?: boolean
   logger?: Logger
 }
 
@@ -23,7 +25,7 @@ export class GatewayServer {
   private constructor (private readonly swarm: Swarm, private readonly app: Gateway, readonly url: string) {}
 
   static async start (opts: ServeOptions): Promise<GatewayServer> {
-    const swarm = await Swarm.connect({ bootstrap: opts.bootstrap, modelDir: opts.modelDir, modelId: opts.modelId, threads: opts.threads, logger: opts.logger })
+    const swarm = await Swarm.connect({ bootstrap: opts.bootstrap, modelDir: opts.modelDir, modelId: opts.modelId, threads: opts.threads, allowUnknownConfig: opts.allowUnknownConfig, logger: opts.logger })
     try {
       const probe = new SwarmHealthProbe(swarm.node, { modelId: swarm.modelId, numBlocks: swarm.config.numLayers }, opts.logger)
       const app = createGateway({ backend: swarm, health: new HealthMonitor(probe), bodyLimit: opts.bodyLimit, logger: opts.logger })

@@ -1,17 +1,26 @@
-// Llama-family config.json → a validated ModelConfig. Unsupported features are rejected with
-// an error naming the field, never silently ignored.
+// Llama-family config.json → a validated ModelConfig, for both generations of the format:
+//   older transformers: `rope_theta` + `rope_scaling`, `torch_dtype`
+//   transformers ≥ 5:   `rope_parameters` (theta and scaling inside), `dtype`
+//
+// Every top-level key is classified (see config-keys.ts): used, harmless (bookkeeping that cannot
+// change the math), or refused with an error naming it. Keys nobody has classified are refused
+// too, unless the caller allows them (`allowUnknownKeys`, the CLI's --allow-unknown-config): a
+// new config format must never change the math silently.
 import { readFileSync, existsSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import path from 'node:path'
 import { ModelConfigError } from './errors.ts'
+import { FAMILIES, HARMLESS_KEYS, REFUSED_KEYS, familyOf, type Family } from './config-keys.ts'
+import { parseRope, type RopeScaling } from './config-rope.ts'
 
-export type RopeScaling =
-  | { type: 'none' }
-  | { type: 'linear', factor: number }
-  | { type: 'llama3', factor: number, lowFreqFactor: number, highFreqFactor: number, originalMaxPositions: number }
+export type { Family } from './config-keys.ts'
+export type { RopeScaling } from './config-rope.ts'
 
 export interface ModelConfig {
+  /** e.g. "LlamaForCausalLM" */
   architecture: string
+  /** the block variant: llama, mistral (sliding window), qwen2 (q/k/v bias), qwen3 (q/k norm) */
+  family: Family
   hiddenSize: number
   numLayers: number
   numHeads: number
@@ -24,59 +33,80 @@ export interface ModelConfig {
   ropeScaling: RopeScaling
   maxPositions: number
   tieWordEmbeddings: boolean
+  /** q, k and v projections carry biases (Qwen2) */
+  qkvBias: boolean
+  /** per-head RMSNorm on q and k before rotary embedding (Qwen3) */
+  qkNorm: boolean
+  /** a position attends to at most this many positions, itself included (Mistral); null = all */
+  slidingWindow: number | null
   bosTokenId: number | null
   eosTokenIds: number[]
   /** dtype the weights were saved in, informational ("float32", "float16", "bfloat16") */
   torchDtype: string
+  /** keys nobody has classified, accepted only because the caller allowed unknown keys */
+  unknownKeys: string[]
 }
 
-const SUPPORTED_ARCHITECTURES = new Set(['LlamaForCausalLM', 'MistralForCausalLM'])
-const SUPPORTED_MODEL_TYPES = new Set(['llama', 'mistral'])
+export interface ConfigReadOptions {
+  /** accept keys that are neither used nor known harmless (the caller warns loudly); default false */
+  allowUnknownKeys?: boolean
+}
 
-export function loadModelConfig (modelDir: string): ModelConfig {
+export function loadModelConfig (modelDir: string, opts: ConfigReadOptions = {}): ModelConfig {
+  return parseModelConfig(readRawConfig(modelDir), opts)
+}
+
+function readRawConfig (modelDir: string): unknown {
   const file = path.join(modelDir, 'config.json')
   if (!existsSync(file)) throw new ModelConfigError('(file)', `not found in ${modelDir}`)
-  let raw: unknown
   try {
-    raw = JSON.parse(readFileSync(file, 'utf8'))
+    return JSON.parse(readFileSync(file, 'utf8'))
   } catch (err) {
     throw new ModelConfigError('(file)', `not valid JSON: ${(err as Error).message}`)
   }
-  return parseModelConfig(raw)
 }
 
-export function parseModelConfig (raw: unknown): ModelConfig {
+export function parseModelConfig (raw: unknown, opts: ConfigReadOptions = {}): ModelConfig {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new ModelConfigError('(root)', 'must be a JSON object')
   const c = raw as Record<string, unknown>
 
+  const modelType = c.model_type
+  const family = typeof modelType === 'string' ? familyOf(modelType) : undefined
+  if (family === undefined) {
+    throw new ModelConfigError('model_type', `${JSON.stringify(modelType)} is not supported (supported: ${Object.keys(FAMILIES).join(', ')})`)
+  }
+  const spec = FAMILIES[family]
   const architectures = c.architectures
   if (architectures !== undefined) {
     if (!Array.isArray(architectures) || architectures.length !== 1 || typeof architectures[0] !== 'string') {
       throw new ModelConfigError('architectures', 'must be a list with one architecture name')
     }
-    if (!SUPPORTED_ARCHITECTURES.has(architectures[0])) {
-      throw new ModelConfigError('architectures', `"${architectures[0]}" is not supported (supported: ${[...SUPPORTED_ARCHITECTURES].join(', ')})`)
+    if (architectures[0] !== spec.architecture) {
+      throw new ModelConfigError('architectures', `"${architectures[0]}" is not supported for model_type "${family}" (expected ${spec.architecture})`)
     }
   }
-  const modelType = c.model_type
-  if (typeof modelType !== 'string' || !SUPPORTED_MODEL_TYPES.has(modelType)) {
-    throw new ModelConfigError('model_type', `${JSON.stringify(modelType)} is not supported (supported: ${[...SUPPORTED_MODEL_TYPES].join(', ')})`)
+
+  // classify every key before reading any: used by this family, harmless, or refused
+  const unknownKeys: string[] = []
+  for (const key of Object.keys(c)) {
+    if (spec.used.has(key) || HARMLESS_KEYS.has(key)) continue
+    if (key in spec.mustBeDefault) continue
+    if (Object.hasOwn(REFUSED_KEYS, key) && c[key] !== null) throw new ModelConfigError(key, REFUSED_KEYS[key])
+    if (opts.allowUnknownKeys === true) unknownKeys.push(key)
+    else throw new ModelConfigError(key, `unknown key (a format strata does not know could change the math); pass --allow-unknown-config to proceed anyway`)
   }
+  for (const [key, check] of Object.entries(spec.mustBeDefault)) {
+    if (c[key] !== undefined && !check.accepts(c[key])) throw new ModelConfigError(key, `${JSON.stringify(c[key])} is not supported (${check.supported})`)
+  }
+
   const hiddenSize = positiveInt(c, 'hidden_size')
+  const numLayers = positiveInt(c, 'num_hidden_layers')
   const numHeads = positiveInt(c, 'num_attention_heads')
   const numKvHeads = c.num_key_value_heads === undefined || c.num_key_value_heads === null ? numHeads : positiveInt(c, 'num_key_value_heads')
   if (numHeads % numKvHeads !== 0) throw new ModelConfigError('num_key_value_heads', `${numKvHeads} does not divide num_attention_heads ${numHeads}`)
   const headDim = c.head_dim === undefined || c.head_dim === null ? hiddenSize / numHeads : positiveInt(c, 'head_dim')
   if (!Number.isInteger(headDim)) throw new ModelConfigError('num_attention_heads', `${numHeads} does not divide hidden_size ${hiddenSize}`)
-  // onnxruntime's CPU GroupQueryAttention kernel only takes head sizes that are multiples of 16
-  // (every released Llama-family model uses 64 or 128)
-  if (headDim % 16 !== 0) throw new ModelConfigError('head_dim', `${headDim} is not supported: it must be a multiple of 16`)
-
-  for (const flag of ['attention_bias', 'mlp_bias']) {
-    if (c[flag] === true) throw new ModelConfigError(flag, 'biases are not supported')
-  }
-  if (c.hidden_act !== undefined && c.hidden_act !== 'silu') throw new ModelConfigError('hidden_act', `${JSON.stringify(c.hidden_act)} is not supported (only "silu")`)
-  if (c.sliding_window !== undefined && c.sliding_window !== null) throw new ModelConfigError('sliding_window', 'sliding-window attention is not supported')
+  if (headDim % 2 !== 0) throw new ModelConfigError('head_dim', `${headDim} is odd: rotary embedding needs an even head dim`)
 
   const eos = c.eos_token_id
   const eosTokenIds = eos === undefined || eos === null ? [] : Array.isArray(eos) ? eos : [eos]
@@ -85,43 +115,64 @@ export function parseModelConfig (raw: unknown): ModelConfig {
   if (bos !== undefined && bos !== null && !(Number.isInteger(bos) && (bos as number) >= 0)) throw new ModelConfigError('bos_token_id', 'must be a token id')
 
   const maxPositions = c.max_position_embeddings === undefined ? 2048 : positiveInt(c, 'max_position_embeddings')
+  const rope = parseRope(c, maxPositions)
   return {
-    architecture: architectures === undefined ? 'LlamaForCausalLM' : (architectures as string[])[0],
+    architecture: spec.architecture,
+    family,
     hiddenSize,
-    numLayers: positiveInt(c, 'num_hidden_layers'),
+    numLayers,
     numHeads,
     numKvHeads,
     headDim,
     intermediateSize: positiveInt(c, 'intermediate_size'),
     vocabSize: positiveInt(c, 'vocab_size'),
     rmsNormEps: c.rms_norm_eps === undefined ? 1e-6 : positiveNumber(c, 'rms_norm_eps'),
-    ropeTheta: c.rope_theta === undefined ? 10000 : positiveNumber(c, 'rope_theta'),
-    ropeScaling: parseRopeScaling(c.rope_scaling, maxPositions),
+    ropeTheta: rope.theta,
+    ropeScaling: rope.scaling,
     maxPositions,
-    tieWordEmbeddings: c.tie_word_embeddings === true,
+    tieWordEmbeddings: c.tie_word_embeddings === undefined ? spec.tiedByDefault : bool(c, 'tie_word_embeddings'),
+    qkvBias: family === 'qwen2',
+    qkNorm: family === 'qwen3',
+    slidingWindow: slidingWindow(c, family, numLayers),
     bosTokenId: typeof bos === 'number' ? bos : null,
     eosTokenIds: eosTokenIds as number[],
-    torchDtype: typeof c.torch_dtype === 'string' ? c.torch_dtype : 'float32'
+    torchDtype: weightDtype(c),
+    unknownKeys
   }
 }
 
-function parseRopeScaling (v: unknown, maxPositions: number): RopeScaling {
-  if (v === undefined || v === null) return { type: 'none' }
-  if (typeof v !== 'object' || Array.isArray(v)) throw new ModelConfigError('rope_scaling', 'must be an object or null')
-  const r = v as Record<string, unknown>
-  const type = r.rope_type ?? r.type
-  if (type === 'default') return { type: 'none' }
-  if (type === 'linear') return { type: 'linear', factor: positiveNumber(r, 'factor', 'rope_scaling.factor') }
-  if (type === 'llama3') {
-    return {
-      type: 'llama3',
-      factor: positiveNumber(r, 'factor', 'rope_scaling.factor'),
-      lowFreqFactor: positiveNumber(r, 'low_freq_factor', 'rope_scaling.low_freq_factor'),
-      highFreqFactor: positiveNumber(r, 'high_freq_factor', 'rope_scaling.high_freq_factor'),
-      originalMaxPositions: r.original_max_position_embeddings === undefined ? maxPositions : positiveInt(r, 'original_max_position_embeddings', 'rope_scaling.original_max_position_embeddings')
+/**
+ * Mistral: `sliding_window` (null = off). Qwen2/Qwen3 only switch it on with
+ * `use_sliding_window`, and then only for some layers: that variant is refused.
+ */
+function slidingWindow (c: Record<string, unknown>, family: Family, numLayers: number): number | null {
+  if (family === 'qwen2' || family === 'qwen3') {
+    if (c.use_sliding_window === true) throw new ModelConfigError('use_sliding_window', 'true is not supported (sliding window on some layers only)')
+    if (c.use_sliding_window !== undefined && c.use_sliding_window !== false) throw new ModelConfigError('use_sliding_window', 'must be a boolean')
+    if (c.layer_types !== undefined) {
+      const types = c.layer_types
+      if (!Array.isArray(types) || types.length !== numLayers) throw new ModelConfigError('layer_types', `must list one type for each of the ${numLayers} layers`)
+      const other = types.find((t) => t !== 'full_attention')
+      if (other !== undefined) throw new ModelConfigError('layer_types', `${JSON.stringify(other)} is not supported (only "full_attention")`)
     }
+    return null
   }
-  throw new ModelConfigError('rope_scaling', `type ${JSON.stringify(type)} is not supported (supported: linear, llama3)`)
+  if (family !== 'mistral' || c.sliding_window === undefined || c.sliding_window === null) return null
+  return positiveInt(c, 'sliding_window')
+}
+
+function weightDtype (c: Record<string, unknown>): string {
+  const known = ['float32', 'float16', 'bfloat16']
+  for (const key of ['dtype', 'torch_dtype']) {
+    const v = c[key]
+    if (v !== undefined && v !== null && (typeof v !== 'string' || !known.includes(v))) throw new ModelConfigError(key, `${JSON.stringify(v)} is not supported (supported: ${known.join(', ')})`)
+  }
+  const dtype = c.dtype as string | undefined | null
+  const torchDtype = c.torch_dtype as string | undefined | null
+  if (typeof dtype === 'string' && typeof torchDtype === 'string' && dtype !== torchDtype) {
+    throw new ModelConfigError('dtype', `"${dtype}" contradicts torch_dtype "${torchDtype}"`)
+  }
+  return dtype ?? torchDtype ?? 'float32'
 }
 
 function positiveInt (c: Record<string, unknown>, key: string, label = key): number {
@@ -136,16 +187,23 @@ function positiveNumber (c: Record<string, unknown>, key: string, label = key): 
   return v
 }
 
+function bool (c: Record<string, unknown>, key: string): boolean {
+  const v = c[key]
+  if (typeof v !== 'boolean') throw new ModelConfigError(key, `must be true or false, got ${JSON.stringify(v)}`)
+  return v
+}
+
 /**
  * Stable model id shared by peers and clients without extra flags: the config's `_name_or_path`
  * basename when present, plus a short hash of the architecture-defining fields.
  */
-export function modelIdFor (modelDir: string): string {
-  const raw = JSON.parse(readFileSync(path.join(modelDir, 'config.json'), 'utf8')) as Record<string, unknown>
-  const cfg = parseModelConfig(raw)
+export function modelIdFor (modelDir: string, opts: ConfigReadOptions = {}): string {
+  const raw = readRawConfig(modelDir) as Record<string, unknown>
+  const cfg = parseModelConfig(raw, opts)
   const fingerprint = JSON.stringify([cfg.architecture, cfg.hiddenSize, cfg.numLayers, cfg.numHeads, cfg.numKvHeads, cfg.headDim,
-    cfg.intermediateSize, cfg.vocabSize, cfg.rmsNormEps, cfg.ropeTheta, cfg.ropeScaling, cfg.tieWordEmbeddings, raw.strata_seed ?? null])
+    cfg.intermediateSize, cfg.vocabSize, cfg.rmsNormEps, cfg.ropeTheta, cfg.ropeScaling, cfg.tieWordEmbeddings, raw.strata_seed ?? null,
+    ...(cfg.slidingWindow !== null ? [cfg.slidingWindow] : [])])
   const hash = createHash('sha256').update(fingerprint).digest('hex').slice(0, 12)
-  const name = typeof raw._name_or_path === 'string' && raw._name_or_path !== '' ? path.basename(raw._name_or_path) : 'llama'
+  const name = typeof raw._name_or_path === 'string' && raw._name_or_path !== '' ? path.basename(raw._name_or_path) : cfg.family
   return `${name.replace(/[^A-Za-z0-9._-]/g, '_')}-${hash}`
 }

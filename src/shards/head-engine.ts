@@ -9,6 +9,8 @@ import { EngineInputError } from './errors.ts'
 
 export interface HeadEngineOptions extends RuntimeOptions {
   weightFormat?: WeightFormat
+  /** accept config.json keys strata does not know (the CLI's --allow-unknown-config; callers warn) */
+  allowUnknownConfig?: boolean
 }
 
 export class HeadEngine {
@@ -20,7 +22,7 @@ export class HeadEngine {
   ) {}
 
   static async load (modelDir: string, opts: HeadEngineOptions = {}): Promise<HeadEngine> {
-    const cfg = loadModelConfig(modelDir)
+    const cfg = loadModelConfig(modelDir, { allowUnknownKeys: opts.allowUnknownConfig })
     const weights = new ModelWeights(modelDir)
     try {
       const H = cfg.hiddenSize

@@ -3,7 +3,7 @@
 import * as ort from 'onnxruntime-node'
 import { loadModelConfig, type ModelConfig } from './config.ts'
 import { ModelWeights } from './weights.ts'
-import { buildSpanGraph, spanIo, type WeightFormat } from './span-graph.ts'
+import { buildSpanGraph, kvHeadDim, spanIo, type WeightFormat } from './span-graph.ts'
 import { createSession, type RuntimeOptions } from './ort-session.ts'
 import { EngineInputError } from './errors.ts'
 
@@ -12,6 +12,8 @@ export interface SpanEngineOptions extends RuntimeOptions {
   end: number
   /** matrix storage; default: f16 for F16 checkpoints, else f32 */
   weightFormat?: WeightFormat
+  /** accept config.json keys strata does not know (the CLI's --allow-unknown-config; callers warn) */
+  allowUnknownConfig?: boolean
 }
 
 interface KvState {
@@ -21,7 +23,7 @@ interface KvState {
   /** the session's outputs are those of block exitEnd - 1 (≤ the span's end) */
   exitEnd: number
   fetches: string[]
-  /** per block in the span: (1, kvHeads, length, headDim) each */
+  /** per block in the span: (1, kvHeads, length, kvHeadDim) each */
   keys: ort.Tensor[]
   values: ort.Tensor[]
 }
@@ -40,7 +42,7 @@ export class SpanEngine {
   ) {}
 
   static async load (modelDir: string, opts: SpanEngineOptions): Promise<SpanEngine> {
-    const config = loadModelConfig(modelDir)
+    const config = loadModelConfig(modelDir, { allowUnknownKeys: opts.allowUnknownConfig })
     if (!Number.isInteger(opts.start) || !Number.isInteger(opts.end) || opts.start < 0 || opts.end > config.numLayers || opts.start >= opts.end) {
       throw new EngineInputError(`span [${opts.start}, ${opts.end}) is not within the model's ${config.numLayers} blocks`)
     }
@@ -57,7 +59,7 @@ export class SpanEngine {
 
   /** KV-cache bytes one position costs in this span. */
   get kvBytesPerToken (): number {
-    return (this.end - this.start) * 2 * this.config.numKvHeads * this.config.headDim * 4
+    return (this.end - this.start) * 2 * this.config.numKvHeads * kvHeadDim(this.config) * 4
   }
 
   get openSessions (): number {
@@ -81,7 +83,7 @@ export class SpanEngine {
     if (!Number.isInteger(maxLength) || maxLength <= 0 || maxLength > this.config.maxPositions) {
       throw new EngineInputError(`max length ${maxLength} must be between 1 and the model's ${this.config.maxPositions} positions`)
     }
-    const empty = (): ort.Tensor => new ort.Tensor('float32', new Float32Array(0), [1, this.config.numKvHeads, 0, this.config.headDim])
+    const empty = (): ort.Tensor => new ort.Tensor('float32', new Float32Array(0), [1, this.config.numKvHeads, 0, kvHeadDim(this.config)])
     const n = this.end - this.start
     const fetches = [spanIo.hiddenAfter(exitEnd - 1, this.end)]
     for (let l = this.start; l < this.end; l++) fetches.push(spanIo.presentKey(l), spanIo.presentValue(l))
@@ -123,7 +125,8 @@ export class SpanEngine {
     const s = this.state(sessionId)
     if (!Number.isInteger(length) || length < 0 || length > s.length) throw new EngineInputError(`cannot truncate to ${length}: the session holds ${s.length} positions`)
     if (length === s.length) return
-    const { numKvHeads: kv, headDim: D } = this.config
+    const kv = this.config.numKvHeads
+    const D = kvHeadDim(this.config)
     const cut = (t: ort.Tensor): ort.Tensor => {
       const src = t.data as Float32Array
       const out = new Float32Array(kv * length * D)

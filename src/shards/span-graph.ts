@@ -8,6 +8,16 @@
 //
 // Each block is self-contained (its residual adds stay inside it), so a block computes the same
 // bits whichever span graph it sits in: splitting a model across peers cannot change the output.
+//
+// Attention runs in com.microsoft GroupQueryAttention, whose CPU kernel needs head_dim % 16 == 0.
+// Other head dims (8, 24, 40, …) are zero-padded per head to the next multiple of 16: each rotary
+// half [0, D/2) and [D/2, D) is padded separately, so the kernel's rotate-half pairs (i, i + Dk/2)
+// stay the model's pairs (i, i + D/2); padded lanes are 0 in q, k and v, so q·k and the attention
+// output are unchanged; the `scale` attribute keeps 1/sqrt(D). The KV cache holds padded heads
+// (headDim of the past/present tensors is kvHeadDim(cfg)).
+//
+// Family variants: Qwen2 adds q/k/v biases; Qwen3 normalizes q and k per head (RMSNorm over D)
+// before rotary; Mistral's sliding window is GQA's `local_window_size`.
 import type { ModelConfig } from './config.ts'
 import { GraphBuilder, DataType } from './onnx/builder.ts'
 import { rotaryCaches } from './rope.ts'
@@ -37,16 +47,22 @@ export const spanIo = {
   presentValue: (l: number) => `present_value_${l}`
 }
 
+/** head dim of the attention kernel and the KV cache: the model's, rounded up to a multiple of 16 */
+export function kvHeadDim (cfg: ModelConfig): number {
+  return Math.ceil(cfg.headDim / 16) * 16
+}
+
 export function buildSpanGraph (cfg: ModelConfig, weights: ModelWeights, spec: SpanSpec): GraphBuilder {
   const g = new GraphBuilder(`strata_span_${spec.start}_${spec.end}`)
   const H = cfg.hiddenSize
-  const kvShape = [1, cfg.numKvHeads, 'past', cfg.headDim]
+  const Dk = kvHeadDim(cfg)
+  const kvShape = [1, cfg.numKvHeads, 'past', Dk]
   let x = g.input(spanIo.hidden, DataType.FLOAT, [1, 'seq', H])
   g.input(spanIo.seqlensK, DataType.INT32, [1])
   g.input(spanIo.totalSeqLen, DataType.INT32, [])
   const { cos, sin } = rotaryCaches(cfg)
-  g.floatInit('cos_cache', [cfg.maxPositions, cfg.headDim / 2], cos)
-  g.floatInit('sin_cache', [cfg.maxPositions, cfg.headDim / 2], sin)
+  g.floatInit('cos_cache', [cfg.maxPositions, Dk / 2], padColumns(cos, cfg.maxPositions, cfg.headDim / 2, Dk / 2))
+  g.floatInit('sin_cache', [cfg.maxPositions, Dk / 2], padColumns(sin, cfg.maxPositions, cfg.headDim / 2, Dk / 2))
   for (let l = spec.start; l < spec.end; l++) {
     g.input(spanIo.pastKey(l), DataType.FLOAT, kvShape)
     g.input(spanIo.pastValue(l), DataType.FLOAT, kvShape)
@@ -54,8 +70,8 @@ export function buildSpanGraph (cfg: ModelConfig, weights: ModelWeights, spec: S
     g.output(x, DataType.FLOAT, [1, 'seq', H])
   }
   for (let l = spec.start; l < spec.end; l++) {
-    g.output(spanIo.presentKey(l), DataType.FLOAT, [1, cfg.numKvHeads, 'total', cfg.headDim])
-    g.output(spanIo.presentValue(l), DataType.FLOAT, [1, cfg.numKvHeads, 'total', cfg.headDim])
+    g.output(spanIo.presentKey(l), DataType.FLOAT, [1, cfg.numKvHeads, 'total', Dk])
+    g.output(spanIo.presentValue(l), DataType.FLOAT, [1, cfg.numKvHeads, 'total', Dk])
   }
   return g
 }
@@ -74,15 +90,40 @@ function addBlock (g: GraphBuilder, cfg: ModelConfig, w: ModelWeights, l: number
 
   // q, k and v projections fused into one matrix: (qDim + 2 kvDim, H)
   const qkv = concatRows([w.float32(n.q, [qDim, H]), w.float32(n.k, [kvDim, H]), w.float32(n.v, [kvDim, H])])
-  const packedQkv = linear(g, `l${l}.qkv`, normed, qkv, qDim + 2 * kvDim, H, fmt)
+  let packedQkv = linear(g, `l${l}.qkv`, normed, qkv, qDim + 2 * kvDim, H, fmt)
+  const extra = tensorNames.blockExtras(l)
+  if (cfg.qkvBias) {
+    const bias = concatRows([w.float32(extra.qBias, [qDim]), w.float32(extra.kBias, [kvDim]), w.float32(extra.vBias, [kvDim])])
+    packedQkv = g.op('Add', [packedQkv, g.floatInit(`l${l}.qkv_bias`, [qDim + 2 * kvDim], bias)])
+  }
+  const Dk = kvHeadDim(cfg)
+  let attnIn = [packedQkv, '', '']
+  if (cfg.qkNorm || Dk !== D) {
+    let [q, k, v] = g.node('Split', [packedQkv, g.int64Init(`l${l}.qkv_split`, [qDim, kvDim, kvDim])], { outputs: 3, attrs: { axis: -1 } })
+    if (cfg.qkNorm) {
+      q = headNorm(g, `l${l}.q_norm`, q, cfg.numHeads, D, w.float32(extra.qNorm, [D]), cfg.rmsNormEps)
+      k = headNorm(g, `l${l}.k_norm`, k, cfg.numKvHeads, D, w.float32(extra.kNorm, [D]), cfg.rmsNormEps)
+    }
+    if (Dk !== D) [q, k, v] = [padHeads(g, `l${l}.q_pad`, q, cfg.numHeads, D, Dk), padHeads(g, `l${l}.k_pad`, k, cfg.numKvHeads, D, Dk), padHeads(g, `l${l}.v_pad`, v, cfg.numKvHeads, D, Dk)]
+    attnIn = [q, k, v]
+  }
   const [attn] = g.node('GroupQueryAttention',
-    [packedQkv, '', '', spanIo.pastKey(l), spanIo.pastValue(l), spanIo.seqlensK, spanIo.totalSeqLen, 'cos_cache', 'sin_cache'],
+    [...attnIn, spanIo.pastKey(l), spanIo.pastValue(l), spanIo.seqlensK, spanIo.totalSeqLen, 'cos_cache', 'sin_cache'],
     {
       domain: 'com.microsoft',
       outputs: [`l${l}.attn`, spanIo.presentKey(l), spanIo.presentValue(l)],
-      attrs: { num_heads: cfg.numHeads, kv_num_heads: cfg.numKvHeads, do_rotary: 1, rotary_interleaved: 0, scale: { float: 1 / Math.sqrt(D) } }
+      attrs: {
+        num_heads: cfg.numHeads,
+        kv_num_heads: cfg.numKvHeads,
+        do_rotary: 1,
+        rotary_interleaved: 0,
+        scale: { float: 1 / Math.sqrt(D) },
+        // a position attends to local_window_size keys, itself included (as transformers: i - window < j <= i)
+        local_window_size: cfg.slidingWindow === null ? -1 : cfg.slidingWindow
+      }
     })
-  const attnOut = linear(g, `l${l}.o`, attn, w.float32(n.o, [H, qDim]), H, qDim, fmt)
+  const attnHeads = Dk === D ? attn : unpadHeads(g, `l${l}.attn_unpad`, attn, cfg.numHeads, D, Dk)
+  const attnOut = linear(g, `l${l}.o`, attnHeads, w.float32(n.o, [H, qDim]), H, qDim, fmt)
 
   // residual add fused with the post-attention norm: outputs (normed, -, -, sum)
   const postNorm = g.floatInit(`l${l}.post_norm`, [H], w.float32(n.postNorm, [H]))
@@ -122,6 +163,35 @@ export function linear (g: GraphBuilder, name: string, x: string, w: Float32Arra
     return g.op('MatMul', [x, g.op('Cast', [init], { attrs: { to: DataType.FLOAT } })])
   }
   return g.op('MatMul', [x, g.floatInit(`${name}.weight`, [k, n], t)])
+}
+
+/** RMSNorm over each head of x (1, seq, heads·D) with a (D) weight. */
+function headNorm (g: GraphBuilder, name: string, x: string, heads: number, D: number, weight: Float32Array, eps: number): string {
+  const perHead = g.op('Reshape', [x, g.int64Init(`${name}.heads`, [0, 0, heads, D])])
+  const normed = g.op('SimplifiedLayerNormalization', [perHead, g.floatInit(`${name}.weight`, [D], weight)], { attrs: { axis: -1, epsilon: { float: eps }, stash_type: 1 } })
+  return g.op('Reshape', [normed, g.int64Init(`${name}.flat`, [0, 0, heads * D])])
+}
+
+/** (1, seq, heads·D) → (1, seq, heads·Dk): each rotary half of each head zero-padded from D/2 to Dk/2. */
+function padHeads (g: GraphBuilder, name: string, x: string, heads: number, D: number, Dk: number): string {
+  const halves = g.op('Reshape', [x, g.int64Init(`${name}.halves`, [0, 0, heads, 2, D / 2])])
+  const padded = g.op('Pad', [halves, g.int64Init(`${name}.pads`, [0, 0, 0, 0, 0, 0, 0, 0, 0, (Dk - D) / 2])], { attrs: { mode: 'constant' } })
+  return g.op('Reshape', [padded, g.int64Init(`${name}.flat`, [0, 0, heads * Dk])])
+}
+
+/** Inverse of padHeads: keeps the first D/2 lanes of each half of each head. */
+function unpadHeads (g: GraphBuilder, name: string, x: string, heads: number, D: number, Dk: number): string {
+  const halves = g.op('Reshape', [x, g.int64Init(`${name}.halves`, [0, 0, heads, 2, Dk / 2])])
+  const kept = g.op('Slice', [halves, g.int64Init(`${name}.starts`, [0]), g.int64Init(`${name}.ends`, [D / 2]), g.int64Init(`${name}.axes`, [-1])])
+  return g.op('Reshape', [kept, g.int64Init(`${name}.flat`, [0, 0, heads * D])])
+}
+
+/** (rows, cols) → (rows, width) with zero columns appended. */
+function padColumns (t: Float32Array, rows: number, cols: number, width: number): Float32Array {
+  if (width === cols) return t
+  const out = new Float32Array(rows * width)
+  for (let r = 0; r < rows; r++) out.set(t.subarray(r * cols, (r + 1) * cols), r * width)
+  return out
 }
 
 function transpose (w: Float32Array, rows: number, cols: number): Float32Array {

@@ -19,6 +19,14 @@ export const tensorNames = {
     gate: `model.layers.${i}.mlp.gate_proj.weight`,
     up: `model.layers.${i}.mlp.up_proj.weight`,
     down: `model.layers.${i}.mlp.down_proj.weight`
+  }),
+  /** tensors only some families have: q/k/v biases (Qwen2), per-head q/k norms (Qwen3) */
+  blockExtras: (i: number) => ({
+    qBias: `model.layers.${i}.self_attn.q_proj.bias`,
+    kBias: `model.layers.${i}.self_attn.k_proj.bias`,
+    vBias: `model.layers.${i}.self_attn.v_proj.bias`,
+    qNorm: `model.layers.${i}.self_attn.q_norm.weight`,
+    kNorm: `model.layers.${i}.self_attn.k_norm.weight`
   })
 }
 

@@ -53,7 +53,7 @@ describe('strata make-model + generate (local, real processes)', function () {
       [['generate', '--model', dir, '--prompt-ids', '99999'], /token id 99999 is outside the vocabulary/],
       [['generate', '--model', dir, '--prompt-ids', '1', '--max-new-tokens', '5000'], /exceeds the model's 2048 positions/],
       [['generate', '--model', path.join(dir, 'nope'), '--prompt', 'x'], /config\.json: \(file\): not found/],
-      [['make-model', '--out', dir, '--layers', '2', '--hidden', '64', '--heads', '3', '--kv-heads', '1', '--intermediate', '8', '--vocab', '300', '--seed', '1'], /head dim .* must be a multiple of 16/],
+      [['make-model', '--out', dir, '--layers', '2', '--hidden', '64', '--heads', '3', '--kv-heads', '1', '--intermediate', '8', '--vocab', '300', '--seed', '1'], /head dim .* must be an even integer/],
       [['frobnicate'], /unknown command/]
     ]
     for (const [args, re] of cases) {

@@ -9,7 +9,7 @@ const silent = pino({ level: 'silent' })
 function record (peerId: string, start: number, end: number, overrides: Partial<PeerRecord> = {}): PeerRecord {
   return {
     peerId, modelId: 'm', multiaddrs: [], start, end, state: 'online', throughput: 100, cacheTokensLeft: 1000,
-    dtype: 'f32', version: '0.1.0', expiresAt: Date.now() + 60_000, seq: 1, ...overrides
+    arch: 'llama', dtype: 'f32', version: '0.1.0', expiresAt: Date.now() + 60_000, seq: 1, ...overrides
   }
 }
 

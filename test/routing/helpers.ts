@@ -22,6 +22,7 @@ export function makeRecord (peerId: string, overrides: Partial<PeerRecord> = {})
   return {
     peerId,
     modelId: MODEL,
+    arch: 'llama',
     multiaddrs: ['/ip4/127.0.0.1/tcp/4001'],
     start: 0,
     end: 4,

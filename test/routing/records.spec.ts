@@ -93,6 +93,12 @@ describe('routing/records', () => {
     assert.throws(() => verifyRecord(bytes, { modelId: 'other-model' }), RecordModelError)
   })
 
+  it('rejects a record of another architecture, so a client never chains mixed blocks', () => {
+    const bytes = signRecord(makeRecord(alice.peerId, { arch: 'qwen2' }), alice.key)
+    assert.equal(verifyRecord(bytes, { modelId: MODEL, arch: 'qwen2' }).arch, 'qwen2')
+    assert.throws(() => verifyRecord(bytes, { modelId: MODEL, arch: 'llama' }), (err: Error) => err instanceof RecordModelError && /architecture qwen2, not llama/.test(err.message))
+  })
+
   it('rejects malformed envelopes', () => {
     const good = signRecord(makeRecord(alice.peerId), alice.key)
     const cases: Array<[string, Uint8Array]> = [
@@ -133,6 +139,8 @@ describe('routing/records', () => {
       ['throughput negative', { throughput: -1 }],
       ['cacheTokensLeft fractional', { cacheTokensLeft: 1.5 }],
       ['dtype uppercase', { dtype: 'F32' }],
+      ['arch missing', { arch: undefined }],
+      ['arch with spaces', { arch: 'qwen 2' }],
       ['version empty', { version: '' }],
       ['expiresAt unsafe', { expiresAt: 2 ** 60 }],
       ['seq negative', { seq: -1 }]

@@ -88,7 +88,7 @@ describe('serve: request validation', function () {
 describe('serve: health report', function () {
   const now = Date.parse('2030-01-01T00:00:00Z')
   const peer = (id: string, start: number, end: number, state: PeerRecord['state'], throughput: number, seq = 1): ObservedPeer => ({
-    record: { peerId: id, modelId: 'm', multiaddrs: [`/ip4/127.0.0.1/tcp/1/p2p/${id}`], start, end, state, throughput, cacheTokensLeft: 100, dtype: 'f32', version: '0.1.0', expiresAt: now + 60_000, seq },
+    record: { peerId: id, modelId: 'm', arch: 'llama', multiaddrs: [`/ip4/127.0.0.1/tcp/1/p2p/${id}`], start, end, state, throughput, cacheTokensLeft: 100, dtype: 'f32', version: '0.1.0', expiresAt: now + 60_000, seq },
     latencyMs: 1.5,
     seenAt: now - 3_000
   })

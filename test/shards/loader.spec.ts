@@ -76,12 +76,12 @@ describe('bad model files get clear errors', function () {
     const cases: Array<[Record<string, unknown>, RegExp]> = [
       [{ architectures: ['GPT2LMHeadModel'] }, /architectures: "GPT2LMHeadModel" is not supported/],
       [{ model_type: 'gpt2' }, /model_type: "gpt2" is not supported/],
-      [{ rope_scaling: { type: 'yarn', factor: 4 } }, /rope_scaling: type "yarn" is not supported/],
+      [{ rope_scaling: { type: 'yarn', factor: 4 } }, /rope_scaling\.rope_type: "yarn" is not supported/],
       [{ hidden_size: -3 }, /hidden_size: must be a positive integer/],
       [{ num_key_value_heads: 3 }, /num_key_value_heads: 3 does not divide/],
-      [{ attention_bias: true }, /attention_bias: biases are not supported/],
+      [{ attention_bias: true }, /attention_bias: true is not supported \(only false\)/],
       [{ hidden_act: 'gelu' }, /hidden_act/],
-      [{ head_dim: 24 }, /head_dim: 24 is not supported/]
+      [{ head_dim: 23 }, /head_dim: 23 is odd/]
     ]
     const base = JSON.parse(readFileSync(path.join(good, 'config.json'), 'utf8'))
     for (const [patch, re] of cases) {

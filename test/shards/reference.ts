@@ -1,6 +1,9 @@
-// An independent, obviously-correct Llama forward pass: Float64, naive loops, whole sequence
-// recomputed every time. Reads tensors straight from model.safetensors with its own tiny parser,
-// so it shares no code with the engine under test. Tiny models only.
+// An independent, obviously-correct Llama-family forward pass: Float64, naive loops, whole
+// sequence recomputed every time. Reads tensors straight from model.safetensors with its own tiny
+// parser and config.json with its own few lines, so it shares no code with the engine under test.
+// Tiny models only. Families: llama; qwen2 (q/k/v biases); qwen3 (RMSNorm of each q and k head
+// before rope); mistral (sliding window: position i attends to j when i - window < j ≤ i).
+// Rope: default, linear, llama3, read from rope_theta + rope_scaling or from rope_parameters.
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 
@@ -34,6 +37,10 @@ export class ReferenceLlama {
   private get heads (): number { return this.cfg.num_attention_heads }
   private get kvHeads (): number { return this.cfg.num_key_value_heads ?? this.heads }
   private get headDim (): number { return this.cfg.head_dim ?? this.hidden / this.heads }
+  /** the rope dict of either config generation, or {} */
+  private get ropeDict (): Record<string, any> { return this.cfg.rope_parameters ?? this.cfg.rope_scaling ?? {} }
+  private get ropeTheta (): number { return this.ropeDict.rope_theta ?? this.cfg.rope_theta ?? 10000 }
+  private get window (): number { return this.cfg.model_type === 'mistral' && this.cfg.sliding_window != null ? this.cfg.sliding_window : Infinity }
 
   private t (name: string): Mat {
     const t = this.tensors.get(name)
@@ -84,26 +91,40 @@ export class ReferenceLlama {
     const qs: Mat[] = []
     const ks: Mat[] = []
     const vs: Mat[] = []
+    const qwen2 = this.cfg.model_type === 'qwen2'
+    const qwen3 = this.cfg.model_type === 'qwen3'
+    const project = (name: string, x: Mat, rows: number): Mat => {
+      const y = matvec(this.t(p + `self_attn.${name}.weight`), x, rows, H)
+      if (qwen2) { const b = this.t(p + `self_attn.${name}.bias`); for (let r = 0; r < rows; r++) y[r] += b[r] }
+      return y
+    }
     xs.forEach((x, pos) => {
       const n = this.rmsnorm(x, this.t(p + 'input_layernorm.weight'))
-      qs.push(this.rope(matvec(this.t(p + 'self_attn.q_proj.weight'), n, nq * D, H), nq, pos))
-      ks.push(this.rope(matvec(this.t(p + 'self_attn.k_proj.weight'), n, nkv * D, H), nkv, pos))
-      vs.push(matvec(this.t(p + 'self_attn.v_proj.weight'), n, nkv * D, H))
+      let q = project('q_proj', n, nq * D)
+      let k = project('k_proj', n, nkv * D)
+      if (qwen3) {
+        q = this.perHeadNorm(q, nq, this.t(p + 'self_attn.q_norm.weight'))
+        k = this.perHeadNorm(k, nkv, this.t(p + 'self_attn.k_norm.weight'))
+      }
+      qs.push(this.rope(q, nq, pos))
+      ks.push(this.rope(k, nkv, pos))
+      vs.push(project('v_proj', n, nkv * D))
     })
     return xs.map((x, i) => {
       const attn = new Float64Array(nq * D)
       for (let h = 0; h < nq; h++) {
         const kvh = Math.floor(h / group)
-        const scores = new Float64Array(i + 1)
-        for (let j = 0; j <= i; j++) {
+        const first = Math.max(0, i - this.window + 1) // sliding window: keys first..i
+        const scores = new Float64Array(i + 1).fill(-Infinity)
+        for (let j = first; j <= i; j++) {
           let s = 0
           for (let d = 0; d < D; d++) s += qs[i][h * D + d] * ks[j][kvh * D + d]
           scores[j] = s / Math.sqrt(D)
         }
         const m = Math.max(...scores)
         let z = 0
-        for (let j = 0; j <= i; j++) { scores[j] = Math.exp(scores[j] - m); z += scores[j] }
-        for (let j = 0; j <= i; j++) for (let d = 0; d < D; d++) attn[h * D + d] += (scores[j] / z) * vs[j][kvh * D + d]
+        for (let j = first; j <= i; j++) { scores[j] = Math.exp(scores[j] - m); z += scores[j] }
+        for (let j = first; j <= i; j++) for (let d = 0; d < D; d++) attn[h * D + d] += (scores[j] / z) * vs[j][kvh * D + d]
       }
       const o = matvec(this.t(p + 'self_attn.o_proj.weight'), attn, H, nq * D)
       const h1 = x.map((v, k) => v + o[k])
@@ -124,6 +145,31 @@ export class ReferenceLlama {
     return x.map((v, i) => v * r * w[i])
   }
 
+  /** RMSNorm of each D-wide head of a (heads*D) vector. */
+  private perHeadNorm (v: Mat, heads: number, w: Mat): Mat {
+    const D = this.headDim
+    const out = new Float64Array(v.length)
+    for (let h = 0; h < heads; h++) out.set(this.rmsnorm(v.slice(h * D, (h + 1) * D), w), h * D)
+    return out
+  }
+
+  /** Rotation frequency of pair i: theta^(-2i/D), then the config's scaling (linear, llama3). */
+  inverseFrequency (i: number): number {
+    const D = this.headDim
+    const base = 1 / Math.pow(this.ropeTheta, (2 * i) / D)
+    const r = this.ropeDict
+    const type = r.rope_type ?? r.type ?? 'default'
+    if (type === 'default') return base
+    if (type === 'linear') return base / r.factor
+    if (type !== 'llama3') throw new Error(`reference: rope type ${type}`)
+    const original = r.original_max_position_embeddings ?? this.cfg.max_position_embeddings
+    const wavelength = 2 * Math.PI / base
+    if (wavelength < original / r.high_freq_factor) return base // short wavelengths: unchanged
+    if (wavelength > original / r.low_freq_factor) return base / r.factor // long ones: divided
+    const smooth = (original / wavelength - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor)
+    return (1 - smooth) * base / r.factor + smooth * base
+  }
+
   /** Llama "rotate half" RoPE on each head of a (heads*D) vector at position `pos`. */
   private rope (v: Mat, heads: number, pos: number): Mat {
     const D = this.headDim
@@ -131,7 +177,7 @@ export class ReferenceLlama {
     const out = Float64Array.from(v)
     for (let h = 0; h < heads; h++) {
       for (let i = 0; i < half; i++) {
-        const theta = pos / Math.pow(this.cfg.rope_theta ?? 10000, (2 * i) / D)
+        const theta = pos * this.inverseFrequency(i)
         const a = v[h * D + i]
         const b = v[h * D + i + half]
         out[h * D + i] = a * Math.cos(theta) - b * Math.sin(theta)
