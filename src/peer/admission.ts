@@ -109,6 +109,15 @@ export class Admission {
     return made
   }
 
+  /**
+   * Grows `key`'s reservation to `targetBytes` (what it needs plus a margin) or, when that is
+   * refused, to exactly `neededBytes`: a session may use its last bytes of share without a margin.
+   */
+  growTo (key: string, neededBytes: number, targetBytes: number, now: number): Verdict {
+    const verdict = this.grow(key, targetBytes, now)
+    return verdict.ok || neededBytes >= targetBytes ? verdict : this.grow(key, neededBytes, now)
+  }
+
   /** a step starts: the session is in active use until it ends */
   stepStarted (key: string, now: number): void {
     const e = this.entries.get(key)

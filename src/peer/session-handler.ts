@@ -203,8 +203,8 @@ function admit (open: OpenMessage, key: string, holder: Holder, ctx: SessionCont
 
 /** Grows a session's reservation to hold `needed` positions (plus a margin); `busy` when it cannot. */
 function grow (key: string, needed: number, maxLength: number, kvBytesPerToken: number, ctx: SessionContext): void {
-  const bytes = reservationTokens(needed, maxLength, ctx.reserveChunkTokens) * kvBytesPerToken
-  const verdict = ctx.admission.grow(key, bytes, Date.now())
+  const target = reservationTokens(needed, maxLength, ctx.reserveChunkTokens) * kvBytesPerToken
+  const verdict = ctx.admission.growTo(key, needed * kvBytesPerToken, target, Date.now())
   if (!verdict.ok) {
     ctx.observer?.refusedShare(verdict.reason, 'step')
     throw new SessionEnd('busy', `cannot grow this session to ${needed} positions: ${verdict.message}`)

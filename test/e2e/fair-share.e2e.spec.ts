@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { e2eShape, localTokens } from '../helpers/local.ts'
 import { runCli, jsonLines } from '../helpers/cli.ts'
-import { startSwarm, stopPeers, type TestSwarm, type PeerProcess } from '../helpers/swarm.ts'
+import { startPeer, startSwarm, stopPeers, type TestSwarm, type PeerProcess } from '../helpers/swarm.ts'
 import { tinyModel } from '../helpers/models.ts'
 import { HostileNode, type SessionTarget } from '../helpers/hostile.ts'
 import { loadModelConfig } from '../../src/shards/config.ts'
@@ -144,5 +144,36 @@ describe('fair share of a peer between remotes (real peer process, hostile libp2
     const text = await metricsOf(peer)
     assert.equal(metric(text, 'strata_peer_refusals_total{reason="ip_sessions",phase="open"}'), 4)
     assert.equal(metric(text, 'strata_peer_evictions_total{reason="pressure"}'), 1)
+  })
+
+  it('a session that cannot grow its reservation is answered busy on a step; the client re-routes with the same tokens', async function () {
+    this.timeout(180_000)
+    // 1 KiB of KV per position on this model: a 1 MiB share holds 1024 positions
+    const longPrompt = Array.from({ length: 1000 }, (_, i) => 1 + ((i * 7) % 300))
+    const n = 30
+    const expectedLong = await localTokens(dir, longPrompt, n)
+    swarm = await startSwarm(dir, [[0, 4]], [['--metrics-port', '0', '--cache-mb-per-peer', '1']])
+    const client = await Swarm.connect({ bootstrap: [swarm.bootstrap], modelDir: dir, threads: 1 })
+    try {
+      const reroutes: RerouteEvent[] = []
+      const events = client.generate({ ids: longPrompt }, { maxNewTokens: n, ignoreEos: true, onReroute: (r) => { reroutes.push(r) } })[Symbol.asyncIterator]()
+      // the prompt went through the only peer (its reservation grew to the prompt, without margin)
+      const first = await events.next()
+      assert.equal(first.value?.event, 'token')
+      // a second peer joins while the generation is paused
+      swarm.peers.push(await startPeer(dir, ['--blocks', '0:4', '--bootstrap', swarm.bootstrap], 'peer[0,4) #2'))
+      let done: GenerationEvent | undefined
+      for (let r = await events.next(); r.done !== true; r = await events.next()) done = r.value
+      assert.ok(done?.event === 'done')
+      assert.deepEqual(done.tokens, expectedLong)
+      assert.equal(reroutes.length, 1)
+      assert.equal(reroutes[0].reason, 'busy')
+      assert.equal(reroutes[0].failedPeer, swarm.peers[0].peerId)
+      assert.equal(reroutes[0].replacement[0].peerId, swarm.peers[1].peerId)
+    } finally {
+      await client.close()
+    }
+    const text = await metricsOf(swarm.peers[0])
+    assert.equal(metric(text, 'strata_peer_refusals_total{reason="peer_cache",phase="step"}'), 1)
   })
 })

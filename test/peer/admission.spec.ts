@@ -132,4 +132,17 @@ describe('admission: reservations that grow', function () {
     assert.equal(a.usedBytes, 0)
     assert.equal(a.sessions, 0)
   })
+
+  it('uses the last bytes of a share without the margin', function () {
+    const a = new Admission({ ...roomy, capacityBytes: 1000, perPeerBytes: 300 })
+    ok(a.open('c/1', { peer: 'c', ip: 'C' }, 100, 0))
+    ok(a.growTo('c/1', 250, 400, 1))
+    assert.equal(a.reserved('c/1'), 250, 'the margin did not fit, the need did')
+    ok(a.growTo('c/1', 260, 290, 2))
+    assert.equal(a.reserved('c/1'), 290, 'the margin fits: taken')
+    assert.equal(refused(a.growTo('c/1', 301, 400, 3)), 'peer_cache')
+    assert.equal(a.reserved('c/1'), 290)
+    a.release('c/1')
+    assert.equal(a.sessions, 0)
+  })
 })
