@@ -3,6 +3,7 @@
 // Anything unexpected gets an `error` message and closes this stream only; other sessions and
 // the peer carry on.
 import type { Stream, Connection } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import { MessageChannel, ChannelClosedError } from '../protocol/channel.ts'
 import { ProtocolError, LimitExceededError } from '../protocol/errors.ts'
 import { DEFAULT_FRAME_LIMITS, type ErrorCode, type FrameLimits, type Message, type OpenMessage } from '../protocol/messages.ts'
@@ -115,7 +116,7 @@ export async function handleSession (stream: Stream, connection: Connection, ctx
         }
         ctx.admission.stepStarted(sessionKey, Date.now())
         try {
-          grow(sessionKey, Math.min(msg.position + n, open.maxLength), open.maxLength, engine.info.kvBytesPerToken, ctx)
+          grow(sessionKey, Math.min(tokens + n, open.maxLength), open.maxLength, engine.info.kvBytesPerToken, ctx)
           if (ctx.fault === 'slow') await new Promise((resolve) => setTimeout(resolve, peerDefaults.slowFaultMs))
           const t0 = performance.now()
           const out = await engine.step(sessionKey, msg.hidden.data, msg.position)
@@ -158,10 +159,33 @@ export async function handleSession (stream: Stream, connection: Connection, ctx
   }
 }
 
-/** The remote's peer id and IP address (empty when the connection has none, e.g. relayed). */
+/** The remote's peer id and address (see remoteAddressOf). */
 export function holderOf (connection: Connection): Holder {
-  const ip = connection.remoteAddr.getComponents().find((c) => c.name === 'ip4' || c.name === 'ip6')?.value ?? ''
-  return { peer: connection.remotePeer.toString(), ip }
+  return { peer: connection.remotePeer.toString(), ip: remoteAddressOf(connection.remoteAddr) }
+}
+
+/**
+ * What one remote "address" is for fair shares: its IPv4 address, or its IPv6 /64 (one host
+ * usually holds a whole /64); '' for relayed connections, whose IP is the relay's.
+ */
+export function remoteAddressOf (addr: Multiaddr): string {
+  const parts = addr.getComponents()
+  if (parts.some((c) => c.name === 'p2p-circuit')) return ''
+  const ip = parts.find((c) => c.name === 'ip4' || c.name === 'ip6')
+  if (ip?.value === undefined) return ''
+  if (ip.name === 'ip4') return ip.value
+  const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip.value)
+  if (v4 !== null) return v4[1]
+  return `${expandIp6(ip.value).slice(0, 4).join(':')}::/64`
+}
+
+/** "2001:db8::1" → the eight hextets, without leading zeros */
+function expandIp6 (ip: string): string[] {
+  const [head, tail] = ip.split('::')
+  const left = head === '' ? [] : head.split(':')
+  const right = tail === undefined || tail === '' ? [] : tail.split(':')
+  const zeros = tail === undefined ? [] : Array.from({ length: 8 - left.length - right.length }, () => '0')
+  return [...left, ...zeros, ...right].map((h) => h.toLowerCase().replace(/^0+(?=.)/, ''))
 }
 
 /**

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
+import { multiaddr } from '@multiformats/multiaddr'
 import { Admission, defaultShares, reservationTokens, type AdmissionLimits } from '../../src/peer/admission.ts'
+import { remoteAddressOf } from '../../src/peer/session-handler.ts'
 
 const roomy: AdmissionLimits = {
   maxSessions: 4, capacityBytes: 1000, perPeerSessions: 4, perIpSessions: 4, perPeerBytes: 1000, perIpBytes: 1000, activeWindowMs: 100
@@ -39,6 +41,14 @@ describe('admission: fair share per remote', function () {
     // a refusal reserves nothing; a release frees the share
     a.release('p1/a')
     ok(a.open('p1/c', { peer: 'p1', ip: '10.0.0.1' }, 100, 0))
+  })
+
+  it('an address is an IPv4 address, an IPv6 /64, or nothing for relayed connections', function () {
+    assert.equal(remoteAddressOf(multiaddr('/ip4/203.0.113.7/tcp/4001')), '203.0.113.7')
+    assert.equal(remoteAddressOf(multiaddr('/ip6/2001:db8:0:1:aaaa::1/tcp/4001')), '2001:db8:0:1::/64')
+    assert.equal(remoteAddressOf(multiaddr('/ip6/2001:db8:0:1:bbbb:cccc:dddd:2/tcp/4001')), '2001:db8:0:1::/64')
+    assert.equal(remoteAddressOf(multiaddr('/ip6/::1/tcp/4001')), '0:0:0:0::/64')
+    assert.equal(remoteAddressOf(multiaddr('/ip4/198.51.100.1/tcp/4001/p2p/12D3KooWRNXWg4UYGBzJHz8nB3HkvBir5hfQa4Qn651eN9S4YNHm/p2p-circuit')), '')
   })
 
   it('without a known address only the peer id counts', function () {
