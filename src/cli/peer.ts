@@ -3,6 +3,8 @@ import { Option } from 'commander'
 import { PeerServer } from '../peer/server.ts'
 import { int, num, collect, span, warnUnknownConfig, ALLOW_UNKNOWN_CONFIG_HELP } from './flags.ts'
 
+const MIB = 1024 * 1024
+
 export function registerPeer (program: Command): void {
   program.command('peer')
     .description('serve a span of transformer blocks to the swarm')
@@ -13,7 +15,14 @@ export function registerPeer (program: Command): void {
     .option('--listen <multiaddr>', 'listen address (repeatable)', collect, [])
     .option('--bootstrap <multiaddr>', 'bootstrap peer (repeatable); none starts a new swarm', collect, [])
     .option('--max-sessions <n>', 'concurrent sessions at most', int(1), 16)
+    .option('--max-sessions-per-peer <n>', 'sessions one remote peer id may hold (default: a quarter of --max-sessions, at most 4)', int(1))
+    .option('--max-sessions-per-ip <n>', 'sessions one remote IP address may hold (default: half of --max-sessions, at most 8)', int(1))
     .option('--cache-mb <n>', 'KV-cache memory budget, MiB', int(1), 1024)
+    .option('--cache-mb-per-peer <n>', 'KV cache one remote peer id may reserve, MiB (default: a quarter of --cache-mb)', int(1))
+    .option('--cache-mb-per-ip <n>', 'KV cache one remote IP address may reserve, MiB (default: half of --cache-mb)', int(1))
+    .option('--first-step-timeout-ms <n>', 'close a session that sends no step this long after opening it', int(100), 5_000)
+    .option('--idle-timeout-ms <n>', 'close a session that sends nothing for this long', int(100), 60_000)
+    .option('--active-window-ms <n>', 'a session with a message this recent is in active use: never evicted to make room', int(0), 2_000)
     .option('--identity <file>', 'private key file (created on first run) so the peer id survives restarts')
     .option('--model-id <id>', 'announce under this model id (default: derived from config.json)')
     .addOption(new Option('--quantize <format>', 'quantize weights on load').choices(['int8', 'int4']))
@@ -42,7 +51,14 @@ export function registerPeer (program: Command): void {
         listen: o.listen.length > 0 ? o.listen : undefined,
         bootstrap: o.bootstrap,
         maxSessions: o.maxSessions,
-        cacheBytes: o.cacheMb * 1024 * 1024,
+        maxSessionsPerPeer: o.maxSessionsPerPeer,
+        maxSessionsPerIp: o.maxSessionsPerIp,
+        cacheBytes: o.cacheMb * MIB,
+        cacheBytesPerPeer: o.cacheMbPerPeer !== undefined ? o.cacheMbPerPeer * MIB : undefined,
+        cacheBytesPerIp: o.cacheMbPerIp !== undefined ? o.cacheMbPerIp * MIB : undefined,
+        firstStepTimeoutMs: o.firstStepTimeoutMs,
+        idleTimeoutMs: o.idleTimeoutMs,
+        activeWindowMs: o.activeWindowMs,
         identityFile: o.identity,
         weightFormat: o.quantize,
         threads: o.threads,

@@ -25,8 +25,22 @@ export interface PeerConfig {
   maxSessions?: number
   /** KV-cache memory budget in bytes; sessions that would exceed it are refused as busy (default 1 GiB) */
   cacheBytes?: number
+  /** sessions one remote peer id may hold (default: a quarter of maxSessions, at most 4) */
+  maxSessionsPerPeer?: number
+  /** sessions one remote IP address may hold (default: half of maxSessions, at most 8) */
+  maxSessionsPerIp?: number
+  /** KV-cache bytes one remote peer id may hold (default: a quarter of cacheBytes) */
+  cacheBytesPerPeer?: number
+  /** KV-cache bytes one remote IP address may hold (default: half of cacheBytes) */
+  cacheBytesPerIp?: number
   /** a session with no message for this long is closed, ms (default 60 000) */
   idleTimeoutMs?: number
+  /** a session with no step this long after `open` is closed and its reservation released, ms (default 5 000) */
+  firstStepTimeoutMs?: number
+  /** a session with a message this recent (or a step in flight) is in active use and never evicted for a newcomer, ms (default 2 000) */
+  activeWindowMs?: number
+  /** KV-cache reservations grow by this many tokens at a time (default 128) */
+  reserveChunkTokens?: number
   /** on shutdown, wait at most this long for open sessions to end or be handed back, ms (default 5 000) */
   drainTimeoutMs?: number
   /** lifetime of a signed record, ms (default 60 000); refreshed well before it expires */
@@ -56,6 +70,9 @@ export const peerDefaults = {
   maxSessions: 16,
   cacheBytes: 1024 ** 3,
   idleTimeoutMs: 60_000,
+  firstStepTimeoutMs: 5_000,
+  activeWindowMs: 2_000,
+  reserveChunkTokens: 128,
   drainTimeoutMs: 5_000,
   recordTtlMs: 60_000,
   /** delay added to every step by the `slow` fault, ms */

@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:http'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { ErrorCode } from '../protocol/messages.ts'
 import type { SessionObserver } from './session-handler.ts'
+import type { EvictionReason, RefusalReason } from './admission.ts'
 
 export interface PeerGauges {
   openSessions: () => number
@@ -17,6 +18,8 @@ export class PeerMetrics implements SessionObserver {
   readonly positions: Counter
   readonly steps: Histogram<'kind'>
   readonly errors: Counter<'code'>
+  readonly refusals: Counter<'reason' | 'phase'>
+  readonly evictions: Counter<'reason'>
 
   constructor (gauges: PeerGauges, info: () => { peerId: string, modelId: string, start: number, end: number, version: string }) {
     const registers = [this.registry]
@@ -30,6 +33,18 @@ export class PeerMetrics implements SessionObserver {
       registers
     })
     this.errors = new Counter({ name: 'strata_peer_errors_total', help: 'sessions ended with an error, by code', labelNames: ['code'], registers })
+    this.refusals = new Counter({
+      name: 'strata_peer_refusals_total',
+      help: 'opens (phase="open") and reservation growths (phase="step") refused for lack of slots, KV budget or fair share, by reason',
+      labelNames: ['reason', 'phase'],
+      registers
+    })
+    this.evictions = new Counter({
+      name: 'strata_peer_evictions_total',
+      help: 'sessions closed by the peer, by reason (pressure: idle session made room for a newcomer; no_first_step: no step soon after open; idle: no message for the idle timeout)',
+      labelNames: ['reason'],
+      registers
+    })
     new Gauge({ name: 'strata_peer_open_sessions', help: 'sessions currently open', registers, collect () { this.set(gauges.openSessions()) } })
     new Gauge({ name: 'strata_peer_kv_cache_bytes', help: 'KV-cache bytes reserved by open sessions', registers, collect () { this.set(gauges.kvUsedBytes()) } })
     new Gauge({ name: 'strata_peer_kv_cache_capacity_bytes', help: 'KV-cache memory budget', registers, collect () { this.set(gauges.kvCapacityBytes()) } })
@@ -55,6 +70,10 @@ export class PeerMetrics implements SessionObserver {
   }
 
   ended (code: ErrorCode): void { this.errors.inc({ code }) }
+
+  refusedShare (reason: RefusalReason, phase: 'open' | 'step'): void { this.refusals.inc({ reason, phase }) }
+
+  evicted (reason: EvictionReason): void { this.evictions.inc({ reason }) }
 
   step (positions: number, seconds: number): void {
     this.positions.inc(positions)

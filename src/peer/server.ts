@@ -11,7 +11,7 @@ import { createSwarmNode, loadOrCreateIdentity, signRecord, serveInfo, announceS
 import { componentLogger, type Logger } from '../routing/logger.ts'
 import type { BlockRange } from '../loadbalance/index.ts'
 import type { Server } from 'node:http'
-import { CacheBudget } from './cache-budget.ts'
+import { Admission, defaultShares } from './admission.ts'
 import { PeerMetrics } from './metrics.ts'
 import { handleSession, type LiveSession } from './session-handler.ts'
 import { peerThroughput, type PeerThroughput } from './announced-throughput.ts'
@@ -48,7 +48,7 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
     private engine: WorkerSpanEngine,
     private readonly model: ModelConfig,
     readonly modelId: string,
-    private readonly budget: CacheBudget,
+    private readonly admission: Admission,
     readonly measured: PeerThroughput,
     private readonly cfg: PeerConfig,
     private readonly log: Logger
@@ -74,7 +74,7 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       const measured = await peerThroughput(engine, node, {
         modelId, threads: cfg.threads, cacheDir: cfg.cacheDir ?? defaultCacheDir(), networkMbps: cfg.networkMbps, bootstrap: cfg.bootstrap ?? []
       }, log)
-      const server = new PeerServer(node, privateKey, engine, model, modelId, new CacheBudget(cfg.cacheBytes ?? peerDefaults.cacheBytes), measured, cfg, log)
+      const server = new PeerServer(node, privateKey, engine, model, modelId, admissionFor(cfg), measured, cfg, log)
       await server.serve()
       return server
     } catch (err) {
@@ -110,7 +110,9 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       end: this.current.end,
       state: this.state,
       throughput: this.throughput,
-      cacheTokensLeft: Math.floor(this.budget.freeBytes / this.engine.info.kvBytesPerToken),
+      cacheTokensLeft: Math.floor(this.admission.freeBytes / this.engine.info.kvBytesPerToken),
+      sessions: this.sessions.size,
+      maxSessions: this.admission.limits.maxSessions,
       dtype: this.engine.info.weightFormat,
       version: SOFTWARE_VERSION,
       expiresAt: now + (this.cfg.recordTtlMs ?? peerDefaults.recordTtlMs),
@@ -122,8 +124,8 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
     if (this.cfg.metricsPort !== undefined) {
       this.metrics = new PeerMetrics({
         openSessions: () => this.sessions.size,
-        kvUsedBytes: () => this.budget.usedBytes,
-        kvCapacityBytes: () => this.budget.capacityBytes
+        kvUsedBytes: () => this.admission.usedBytes,
+        kvCapacityBytes: () => this.admission.capacityBytes
       }, () => ({ peerId: this.peerId, modelId: this.modelId, start: this.current.start, end: this.current.end, version: SOFTWARE_VERSION }))
       const bound = await this.metrics.listen(this.cfg.metricsPort, this.cfg.metricsHost)
       this.metricsServer = bound.server
@@ -133,9 +135,10 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       engine: () => this.engine,
       model: this.model,
       modelId: this.modelId,
-      budget: this.budget,
-      maxSessions: this.cfg.maxSessions ?? peerDefaults.maxSessions,
+      admission: this.admission,
       idleTimeoutMs: this.cfg.idleTimeoutMs ?? peerDefaults.idleTimeoutMs,
+      firstStepTimeoutMs: this.cfg.firstStepTimeoutMs ?? peerDefaults.firstStepTimeoutMs,
+      reserveChunkTokens: this.cfg.reserveChunkTokens ?? peerDefaults.reserveChunkTokens,
       fault: this.cfg.fault,
       log: this.log,
       sessions: this.sessions,
@@ -147,7 +150,7 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       this.cachedRecord = null
       await handleSession(stream, connection, ctx)
       this.cachedRecord = null
-    }, { maxInboundStreams: ctx.maxSessions + 8 })
+    }, { maxInboundStreams: this.admission.limits.maxSessions + 8 })
     await serveInfo(this.node, () => this.signedRecord(), { logger: this.cfg.logger })
     this.state = 'online'
     const announceOpts = { logger: this.cfg.logger, refreshMs: Math.min((this.cfg.recordTtlMs ?? peerDefaults.recordTtlMs) / 3, 200_000) }
@@ -244,4 +247,20 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
     })()
     await this.stopping
   }
+}
+
+/** Slots, KV budget and fair shares from the config (shares default to a fraction of the whole). */
+function admissionFor (cfg: PeerConfig): Admission {
+  const maxSessions = cfg.maxSessions ?? peerDefaults.maxSessions
+  const capacityBytes = cfg.cacheBytes ?? peerDefaults.cacheBytes
+  const shares = defaultShares(maxSessions, capacityBytes)
+  return new Admission({
+    maxSessions,
+    capacityBytes,
+    perPeerSessions: cfg.maxSessionsPerPeer ?? shares.perPeerSessions,
+    perIpSessions: cfg.maxSessionsPerIp ?? shares.perIpSessions,
+    perPeerBytes: cfg.cacheBytesPerPeer ?? shares.perPeerBytes,
+    perIpBytes: cfg.cacheBytesPerIp ?? shares.perIpBytes,
+    activeWindowMs: cfg.activeWindowMs ?? peerDefaults.activeWindowMs
+  })
 }

@@ -3,6 +3,7 @@
 // Anything unexpected gets an `error` message and closes this stream only; other sessions and
 // the peer carry on.
 import type { Stream, Connection } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import { MessageChannel, ChannelClosedError } from '../protocol/channel.ts'
 import { ProtocolError, LimitExceededError } from '../protocol/errors.ts'
 import { DEFAULT_FRAME_LIMITS, type ErrorCode, type FrameLimits, type Message, type OpenMessage } from '../protocol/messages.ts'
@@ -10,7 +11,8 @@ import type { ModelConfig } from '../shards/config.ts'
 import { EngineInputError } from '../shards/errors.ts'
 import type { WorkerSpanEngine } from '../shards/worker/engine-client.ts'
 import type { Logger } from '../routing/logger.ts'
-import type { CacheBudget } from './cache-budget.ts'
+import type { Admission, EvictionReason, Holder, RefusalReason } from './admission.ts'
+import { reservationTokens } from './admission.ts'
 import { peerDefaults, type Fault } from './config.ts'
 
 export interface SessionContext {
@@ -18,9 +20,14 @@ export interface SessionContext {
   engine: () => WorkerSpanEngine
   model: ModelConfig
   modelId: string
-  budget: CacheBudget
-  maxSessions: number
+  /** slots and KV budget, shared fairly between remotes */
+  admission: Admission
+  /** a session with no message for this long is closed, ms */
   idleTimeoutMs: number
+  /** a session with no step this long after `open` is closed, ms */
+  firstStepTimeoutMs: number
+  /** reservations grow by this many tokens at a time */
+  reserveChunkTokens: number
   fault?: Fault
   log: Logger
   /** live sessions, keyed by remote peer + session id */
@@ -37,6 +44,10 @@ export interface SessionObserver {
   opened: () => void
   /** an `open` was refused (busy, draining, wrong model, …) */
   refused: (code: ErrorCode) => void
+  /** an `open` or a step's reservation growth was refused for lack of slots, budget or fair share */
+  refusedShare: (reason: RefusalReason, phase: 'open' | 'step') => void
+  /** the peer closed a session: to make room, or because it went unused */
+  evicted: (reason: EvictionReason) => void
   /** an open session ended with an error */
   ended: (code: ErrorCode) => void
   step: (positions: number, seconds: number) => void
@@ -46,6 +57,8 @@ export interface LiveSession {
   key: string
   /** hands the session back: its next step is answered with a `draining` error */
   handBack: () => void
+  /** ends the session now (it is idle): its client is told `busy` and moves elsewhere */
+  evict: (reason: EvictionReason) => void
   done: Promise<void>
 }
 
@@ -53,29 +66,44 @@ class SessionEnd extends Error {
   constructor (readonly code: ErrorCode, message: string) { super(message) }
 }
 
+/** The peer ends a session it holds for nothing: the client is told why, the metric counts it. */
+class Evicted extends SessionEnd {
+  constructor (readonly reason: EvictionReason, message: string) { super(reason === 'pressure' ? 'busy' : 'timeout', message) }
+}
+
 export async function handleSession (stream: Stream, connection: Connection, ctx: SessionContext): Promise<void> {
   const channel = new MessageChannel(stream, frameLimitsFor(ctx.model))
-  const remote = connection.remotePeer.toString()
+  const holder = holderOf(connection)
+  const remote = holder.peer
   let key: string | null = null
   let engine: WorkerSpanEngine | null = null
   let steps = 0
   let opened = false
   let tokens = 0
   let handedBack = false
+  const evicted = new AbortController()
   const finished = Promise.withResolvers<void>()
   try {
-    const open = await receive(channel, ctx)
+    const open = await receive(channel, ctx.firstStepTimeoutMs, 'no open', evicted.signal)
     if (open.kind !== 'open') throw new SessionEnd('bad_request', `expected open, got ${open.kind}`)
     key = `${remote}/${open.sessionId}`
-    engine = admit(open, key, ctx)
-    ctx.sessions.set(key, { key, handBack: () => { handedBack = true }, done: finished.promise })
+    engine = admit(open, key, holder, ctx)
+    const sessionKey = key
+    ctx.sessions.set(key, {
+      key,
+      handBack: () => { handedBack = true },
+      evict: (reason) => { evicted.abort(new Evicted(reason, 'evicted: this idle session gave its slot to another client; continue elsewhere')) },
+      done: finished.promise
+    })
     await engine.open(key, open.maxLength, open.end)
     await channel.send({ kind: 'opened', sessionId: open.sessionId, start: open.start, end: open.end, maxLength: open.maxLength })
     opened = true
     ctx.observer?.opened()
-    ctx.emit({ event: 'session_opened', sessionId: open.sessionId, peer: remote, start: open.start, end: open.end, maxLength: open.maxLength })
+    ctx.emit({ event: 'session_opened', sessionId: open.sessionId, peer: remote, ip: holder.ip, start: open.start, end: open.end, maxLength: open.maxLength })
     for (;;) {
-      const msg = await receive(channel, ctx)
+      const msg = steps === 0
+        ? await receive(channel, ctx.firstStepTimeoutMs, 'no step', evicted.signal, 'no_first_step')
+        : await receive(channel, ctx.idleTimeoutMs, 'no message', evicted.signal, 'idle')
       if (msg.kind === 'close') break
       if (handedBack || !ctx.isServing()) throw new SessionEnd('draining', 'this peer is shutting down or moving to other blocks; continue elsewhere')
       if (msg.kind === 'step') {
@@ -86,16 +114,23 @@ export async function handleSession (stream: Stream, connection: Connection, ctx
           channel.abort('fault injection: drop')
           return
         }
-        if (ctx.fault === 'slow') await new Promise((resolve) => setTimeout(resolve, peerDefaults.slowFaultMs))
-        const t0 = performance.now()
-        const out = await engine.step(key, msg.hidden.data, msg.position)
-        ctx.observer?.step(n, (performance.now() - t0) / 1000)
-        if (ctx.fault === 'corrupt') for (let i = 0; i < out.length; i += 7) out[i] += 0.5
-        steps++
-        tokens += n
-        await channel.send({ kind: 'result', stepId: msg.stepId, position: msg.position + n, hidden: { dtype: msg.hidden.dtype, shape: [1, n, hidden], data: out } })
+        ctx.admission.stepStarted(sessionKey, Date.now())
+        try {
+          grow(sessionKey, Math.min(tokens + n, open.maxLength), open.maxLength, engine.info.kvBytesPerToken, ctx)
+          if (ctx.fault === 'slow') await new Promise((resolve) => setTimeout(resolve, peerDefaults.slowFaultMs))
+          const t0 = performance.now()
+          const out = await engine.step(sessionKey, msg.hidden.data, msg.position)
+          ctx.observer?.step(n, (performance.now() - t0) / 1000)
+          if (ctx.fault === 'corrupt') for (let i = 0; i < out.length; i += 7) out[i] += 0.5
+          steps++
+          tokens += n
+          await channel.send({ kind: 'result', stepId: msg.stepId, position: msg.position + n, hidden: { dtype: msg.hidden.dtype, shape: [1, n, hidden], data: out } })
+        } finally {
+          ctx.admission.stepEnded(sessionKey, Date.now())
+        }
       } else if (msg.kind === 'truncate') {
-        await engine.truncate(key, msg.length)
+        ctx.admission.touch(sessionKey, Date.now())
+        await engine.truncate(sessionKey, msg.length)
         tokens = msg.length
         await channel.send({ kind: 'truncated', length: msg.length })
       } else {
@@ -104,6 +139,10 @@ export async function handleSession (stream: Stream, connection: Connection, ctx
     }
     await channel.close()
   } catch (err) {
+    if (err instanceof Evicted) {
+      ctx.observer?.evicted(err.reason)
+      ctx.emit({ event: 'session_evicted', peer: remote, ip: holder.ip, reason: err.reason, steps })
+    }
     const code = await refuse(channel, err, ctx, remote)
     if (code !== null) {
       if (opened) ctx.observer?.ended(code)
@@ -112,12 +151,41 @@ export async function handleSession (stream: Stream, connection: Connection, ctx
   } finally {
     if (key !== null && ctx.sessions.get(key)?.done === finished.promise) {
       ctx.sessions.delete(key)
-      ctx.budget.release(key)
+      ctx.admission.release(key)
       await engine?.close(key).catch(() => false)
       ctx.emit({ event: 'session_closed', peer: remote, steps, tokens })
     }
     finished.resolve()
   }
+}
+
+/** The remote's peer id and address (see remoteAddressOf). */
+export function holderOf (connection: Connection): Holder {
+  return { peer: connection.remotePeer.toString(), ip: remoteAddressOf(connection.remoteAddr) }
+}
+
+/**
+ * What one remote "address" is for fair shares: its IPv4 address, or its IPv6 /64 (one host
+ * usually holds a whole /64); '' for relayed connections, whose IP is the relay's.
+ */
+export function remoteAddressOf (addr: Multiaddr): string {
+  const parts = addr.getComponents()
+  if (parts.some((c) => c.name === 'p2p-circuit')) return ''
+  const ip = parts.find((c) => c.name === 'ip4' || c.name === 'ip6')
+  if (ip?.value === undefined) return ''
+  if (ip.name === 'ip4') return ip.value
+  const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip.value)
+  if (v4 !== null) return v4[1]
+  return `${expandIp6(ip.value).slice(0, 4).join(':')}::/64`
+}
+
+/** "2001:db8::1" → the eight hextets, without leading zeros */
+function expandIp6 (ip: string): string[] {
+  const [head, tail] = ip.split('::')
+  const left = head === '' ? [] : head.split(':')
+  const right = tail === undefined || tail === '' ? [] : tail.split(':')
+  const zeros = tail === undefined ? [] : Array.from({ length: 8 - left.length - right.length }, () => '0')
+  return [...left, ...zeros, ...right].map((h) => h.toLowerCase().replace(/^0+(?=.)/, ''))
 }
 
 /**
@@ -134,8 +202,11 @@ export function frameLimitsFor (cfg: ModelConfig): FrameLimits {
   }
 }
 
-/** Checks an `open` against model, state, span and capacity; reserves its KV cache. Returns the engine to run it on. */
-function admit (open: OpenMessage, key: string, ctx: SessionContext): WorkerSpanEngine {
+/**
+ * Checks an `open` against model, state, span, slots and fair share; reserves its first chunk of
+ * KV cache (evicting idle sessions of others when full). Returns the engine to run it on.
+ */
+function admit (open: OpenMessage, key: string, holder: Holder, ctx: SessionContext): WorkerSpanEngine {
   const engine = ctx.engine()
   if (open.modelId !== ctx.modelId) throw new SessionEnd('wrong_model', `this peer serves model ${ctx.modelId}, not ${open.modelId}`)
   if (!ctx.isServing()) throw new SessionEnd('draining', 'this peer is shutting down or moving to other blocks')
@@ -144,18 +215,54 @@ function admit (open: OpenMessage, key: string, ctx: SessionContext): WorkerSpan
   }
   if (open.maxLength > engine.config.maxPositions) throw new SessionEnd('too_long', `max length ${open.maxLength} exceeds the model's ${engine.config.maxPositions} positions`)
   if (ctx.sessions.has(key)) throw new SessionEnd('bad_request', `session ${open.sessionId} is already open`)
-  if (ctx.sessions.size >= ctx.maxSessions) throw new SessionEnd('busy', `all ${ctx.maxSessions} session slots are in use`)
-  const bytes = open.maxLength * engine.info.kvBytesPerToken
-  if (!ctx.budget.reserve(key, bytes)) throw new SessionEnd('busy', `not enough KV-cache memory for ${open.maxLength} positions (${ctx.budget.freeBytes} of ${ctx.budget.capacityBytes} bytes free)`)
+  const bytes = reservationTokens(0, open.maxLength, ctx.reserveChunkTokens) * engine.info.kvBytesPerToken
+  const verdict = ctx.admission.open(key, holder, bytes, Date.now())
+  if (!verdict.ok) {
+    ctx.observer?.refusedShare(verdict.reason, 'open')
+    throw new SessionEnd('busy', verdict.message)
+  }
+  evict(verdict.evicted, ctx)
   return engine
 }
 
-async function receive (channel: MessageChannel, ctx: SessionContext): Promise<Message> {
+/** Grows a session's reservation to hold `needed` positions (plus a margin); `busy` when it cannot. */
+function grow (key: string, needed: number, maxLength: number, kvBytesPerToken: number, ctx: SessionContext): void {
+  const target = reservationTokens(needed, maxLength, ctx.reserveChunkTokens) * kvBytesPerToken
+  const verdict = ctx.admission.growTo(key, needed * kvBytesPerToken, target, Date.now())
+  if (!verdict.ok) {
+    ctx.observer?.refusedShare(verdict.reason, 'step')
+    throw new SessionEnd('busy', `cannot grow this session to ${needed} positions: ${verdict.message}`)
+  }
+  evict(verdict.evicted, ctx)
+}
+
+/** Ends sessions the admission has already released to make room. */
+function evict (keys: string[], ctx: SessionContext): void {
+  for (const k of keys) ctx.sessions.get(k)?.evict('pressure')
+}
+
+/**
+ * The next message, within `timeoutMs` (then the session is closed as unused: `eviction` names
+ * why for the metrics) or until the peer evicts the session.
+ */
+async function receive (channel: MessageChannel, timeoutMs: number, what: string, evicted: AbortSignal, eviction?: EvictionReason): Promise<Message> {
+  const timer = new AbortController()
+  const t = setTimeout(() => {
+    timer.abort(eviction !== undefined
+      ? new Evicted(eviction, `${what} for ${timeoutMs} ms; session closed`)
+      : new SessionEnd('timeout', `${what} for ${timeoutMs} ms; session closed`))
+  }, timeoutMs)
+  const onEvict = (): void => { timer.abort(evicted.reason) }
+  evicted.addEventListener('abort', onEvict, { once: true })
+  if (evicted.aborted) onEvict()
   try {
-    return await channel.receive(AbortSignal.timeout(ctx.idleTimeoutMs))
+    return await channel.receive(timer.signal)
   } catch (err) {
-    if ((err as Error).name === 'TimeoutError') throw new SessionEnd('timeout', `no message for ${ctx.idleTimeoutMs} ms; session closed`)
+    if (timer.signal.aborted && timer.signal.reason instanceof SessionEnd) throw timer.signal.reason
     throw err
+  } finally {
+    clearTimeout(t)
+    evicted.removeEventListener('abort', onEvict)
   }
 }
 

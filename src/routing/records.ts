@@ -40,6 +40,10 @@ export interface PeerRecord {
   dtype: string
   /** software version of the peer */
   version: string
+  /** inference sessions open on the peer now (absent in records of older peers) */
+  sessions?: number
+  /** session slots the peer has at most (absent in records of older peers) */
+  maxSessions?: number
   /** the record is invalid from this time on, ms since the epoch */
   expiresAt: number
   /** increases with every new record from the same peer */
@@ -67,6 +71,8 @@ export const MAX_MULTIADDRS = 16
 export const MAX_RECORD_TTL_MS = 60 * 60 * 1000
 /** upper bound on block indices, far above any real model's depth */
 export const MAX_BLOCKS = 1 << 16
+/** upper bound on a peer's session counts */
+export const MAX_SESSIONS = 1 << 20
 
 const ENVELOPE_VERSION = 1
 const ED25519_SIGNATURE_BYTES = 64
@@ -246,6 +252,9 @@ function validateRecord (value: unknown): PeerRecord {
     expiresAt: integer(obj, 'expiresAt', 0, Number.MAX_SAFE_INTEGER),
     seq: integer(obj, 'seq', 0, Number.MAX_SAFE_INTEGER)
   }
+  // optional: older peers do not send them
+  if (obj.sessions !== undefined) record.sessions = integer(obj, 'sessions', 0, MAX_SESSIONS)
+  if (obj.maxSessions !== undefined) record.maxSessions = integer(obj, 'maxSessions', 0, MAX_SESSIONS)
   if (record.start >= record.end) {
     throw new RecordMalformedError(`empty span [${record.start}, ${record.end})`)
   }

@@ -116,7 +116,8 @@ export class RemoteSpanSession {
     if (reply.kind === 'error') {
       this.abort()
       const reason: FailureReason = reply.code === 'busy' ? 'busy' : reply.code === 'draining' ? 'draining' : 'refused'
-      throw this.fail(reason, `${reply.code}: ${reply.message}`)
+      // the reason is named once: "busy: …", "refused: wrong_model: …"
+      throw this.fail(reason, reason === reply.code ? reply.message : `${reply.code}: ${reply.message}`)
     }
     return reply
   }

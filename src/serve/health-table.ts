@@ -41,13 +41,14 @@ function coverage (report: HealthReport): string[] {
 
 function peerTable (report: HealthReport, now: number): string[] {
   if (report.peers.length === 0) return ['no reachable peers']
-  const header = ['peer', 'span', 'state', 'tok/s', 'latency', 'cache', 'version', 'last seen']
+  const header = ['peer', 'span', 'state', 'tok/s', 'latency', 'slots', 'cache', 'version', 'last seen']
   const rows = report.peers.map((p) => [
     `…${p.peerId.slice(-8)}`,
     `[${p.start},${p.end})`,
     p.state,
     fmt(p.throughput),
     `${p.latencyMs.toFixed(1)} ms`,
+    slots(p.sessions, p.maxSessions),
     String(p.cacheTokensLeft),
     p.version,
     ago(now - Date.parse(p.lastSeen))
@@ -55,6 +56,11 @@ function peerTable (report: HealthReport, now: number): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()
   return [line(header), ...rows.map(line)]
+}
+
+/** sessions in use of the peer's slots, "3/16"; "?" where an older peer's record does not say */
+function slots (sessions: number | undefined, max: number | undefined): string {
+  return `${sessions ?? '?'}/${max ?? '?'}`
 }
 
 function fmt (n: number): string {

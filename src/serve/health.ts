@@ -37,6 +37,10 @@ export interface PeerHealth {
   dtype: string
   /** ISO 8601: the record is void after this */
   expiresAt: string
+  /** inference sessions open on the peer (absent when its record does not say) */
+  sessions?: number
+  /** its session slots (absent when its record does not say) */
+  maxSessions?: number
 }
 
 export interface HealthReport {
@@ -92,7 +96,9 @@ export function buildHealthReport (input: HealthInput): HealthReport {
       cacheTokensLeft: r.cacheTokensLeft,
       arch: r.arch,
       dtype: r.dtype,
-      expiresAt: new Date(r.expiresAt).toISOString()
+      expiresAt: new Date(r.expiresAt).toISOString(),
+      ...(r.sessions !== undefined ? { sessions: r.sessions } : {}),
+      ...(r.maxSessions !== undefined ? { maxSessions: r.maxSessions } : {})
     }))
   return {
     model: input.modelId,

@@ -40,6 +40,19 @@ describe('routing/records', () => {
     assert.deepEqual(verifyRecord(bytes, { expectedPeerId: alice.peerId, modelId: MODEL, block: 3, numBlocks: 9 }), record)
   })
 
+  it('carries open sessions and slots, and still reads records of peers that do not send them', () => {
+    const record = makeRecord(alice.peerId, { sessions: 3, maxSessions: 16 })
+    assert.deepEqual(verifyRecord(signRecord(record, alice.key)), record)
+    const older = makeRecord(alice.peerId)
+    assert.ok(!('sessions' in older))
+    const read = verifyRecord(envelope(alice.key, json(older)))
+    assert.deepEqual(read, older)
+    assert.equal(read.sessions, undefined)
+    for (const bad of [{ sessions: -1 }, { sessions: 1.5 }, { maxSessions: '16' }, { sessions: null }]) {
+      assert.throws(() => verifyRecord(envelope(alice.key, json({ ...older, ...bad }))), RecordMalformedError, JSON.stringify(bad))
+    }
+  })
+
   it('drops unknown payload fields', () => {
     const record = makeRecord(alice.peerId)
     const bytes = envelope(alice.key, json({ ...record, extra: 'ignored' }))

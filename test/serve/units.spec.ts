@@ -127,4 +127,16 @@ describe('serve: health report', function () {
     assert.match(text, /…AAAAAAAA {2}\[0,2\) {2}online/)
     assert.match(text, /3s ago/)
   })
+
+  it('shows slots in use per peer, "?" for records that do not say', function () {
+    const busy = peer('PeerCCCCCCCCCC', 0, 4, 'online', 10)
+    busy.record = { ...busy.record, sessions: 3, maxSessions: 16 }
+    const report = buildHealthReport({ modelId: 'm', numBlocks: 4, now, peers: [busy, peer('PeerDDDDDDDDDD', 0, 4, 'online', 10)] })
+    assert.deepEqual(report.peers.map((p) => [p.sessions, p.maxSessions]), [[3, 16], [undefined, undefined]])
+    assert.ok(!('sessions' in report.peers[1]), 'absent, not null, in health --json')
+    const text = renderHealthTable(report, now)
+    assert.match(text, /latency +slots +cache/)
+    assert.match(text, /…CCCCCCCC .* 3\/16 /)
+    assert.match(text, /…DDDDDDDD .* \?\/\? /)
+  })
 })
