@@ -20,8 +20,12 @@ interface Run { code: number | null, stdout: string, stderr: string }
 
 async function run (command: string, args: string[], cwd: string, timeoutMs: number): Promise<Run> {
   return await new Promise((resolve, reject) => {
-    // npm's own install scripts of onnxruntime-node would fetch GPU binaries: skipped, no network but the registry
-    const child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip', NO_COLOR: '1' } })
+    // onnxruntime-node's install script would fetch GPU binaries: skipped, no network but the registry
+    const env: NodeJS.ProcessEnv = { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip', NO_COLOR: '1' }
+    // under `npx -p node@22 …` (.ci/run) the outer npx's package list would leak into the inner npx
+    delete env.npm_config_package
+    delete env.npm_config_call
+    const child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })

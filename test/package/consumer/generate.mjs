@@ -1,6 +1,8 @@
 // A plain Node ESM program using the installed package: `node generate.mjs <model dir> <bootstrap>`.
-// Generates through the swarm with the SDK and through the gateway mounted on the same Swarm, then
+// Generates through the swarm with the SDK and through the gateway (in a plain Node HTTP server) on
+// the same Swarm, then
 // locally; prints one JSON line.
+import http from 'node:http'
 import { Swarm, LocalModel } from 'strata'
 import { PeerServer } from 'strata/peer'
 import { createGateway, HealthMonitor, SwarmHealthProbe } from 'strata/gateway'
@@ -20,11 +22,21 @@ let viaSwarm, viaGateway
 try {
   viaSwarm = await tokensOf(swarm)
   const health = new HealthMonitor(new SwarmHealthProbe(swarm.node, { modelId: swarm.modelId, numBlocks: swarm.config.numLayers }))
+  // the gateway mounted in a plain Node HTTP server
   const app = createGateway({ backend: swarm, health })
+  await app.ready()
+  const server = http.createServer(app.routing)
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
   try {
-    const res = await app.inject({ method: 'POST', url: '/v1/completions', payload: { prompt: prompt.ids, max_tokens: opts.maxNewTokens, temperature: 0, ignore_eos: true, return_token_ids: true } })
-    viaGateway = res.json().choices[0].token_ids
+    const res = await fetch(`http://127.0.0.1:${server.address().port}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: prompt.ids, max_tokens: opts.maxNewTokens, temperature: 0, ignore_eos: true, return_token_ids: true })
+    })
+    viaGateway = (await res.json()).choices[0].token_ids
   } finally {
+    server.closeAllConnections()
+    await new Promise((resolve) => server.close(resolve))
     await app.close()
   }
 } finally {
