@@ -1,7 +1,6 @@
 // A plain Node ESM program using the installed package: `node generate.mjs <model dir> <bootstrap>`.
-// Generates through the swarm with the SDK and through the gateway (in a plain Node HTTP server) on
-// the same Swarm, then
-// locally; prints one JSON line.
+// Generates through the swarm with the SDK, through the gateway (in a plain Node HTTP server) on the
+// same Swarm, then locally; prints one JSON line.
 import http from 'node:http'
 import { Swarm, LocalModel } from 'strata'
 import { PeerServer } from 'strata/peer'
