@@ -47,9 +47,9 @@ export class PeerProcess {
   }
 }
 
-/** Starts `strata peer … --json` and waits for its ready line. */
-export async function startPeer (modelDir: string, args: string[], label = 'peer', timeoutMs = 60_000): Promise<PeerProcess> {
-  const proc = spawn(process.execPath, [STRATA_BIN, 'peer', '--model', modelDir, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+/** Starts `strata peer … --json` (of the CLI at `bin`) and waits for its ready line. */
+export async function startPeer (modelDir: string, args: string[], label = 'peer', timeoutMs = 60_000, bin = STRATA_BIN): Promise<PeerProcess> {
+  const proc = spawn(process.execPath, [bin, 'peer', '--model', modelDir, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   const p = new PeerProcess(proc, label)
   try {
     const ready = await p.waitFor((e) => e.event === 'ready', timeoutMs)

@@ -1,7 +1,7 @@
 // The HTTP gateway: OpenAI-compatible completions and chat completions over the swarm, models,
 // health, Prometheus metrics, recent events and the dashboard page.
 import { performance } from 'node:perf_hooks'
-import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify'
 import { componentLogger, type Logger } from '../routing/logger.ts'
 import { ApiError, ClientDisconnectedError, InvalidRequestError } from './errors.ts'
 import { DASHBOARD_HTML } from './dashboard.ts'
@@ -30,15 +30,40 @@ export interface GatewayOptions {
 
 export type Gateway = ReturnType<typeof createGateway>
 
+/** The gateway as its own fastify server (what `strata serve` listens with). */
 export function createGateway (opts: GatewayOptions) {
+  const metrics = opts.metrics ?? new GatewayMetrics()
+  const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT
+  // on close, open streams are cut: their generations abort and free the peers' caches
+  const app = Fastify({ bodyLimit, loggerInstance: componentLogger('serve', opts.logger),
+    logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true })
+  app.setNotFoundHandler((req, reply) => {
+    const api = new ApiError(404, `Invalid URL (${req.method} ${req.url})`, 'invalid_request_error', null, 'not_found')
+    metrics.errors.inc({ kind: api.kind })
+    reply.raw.once('close', () => { metrics.requests.inc({ route: 'unmatched', method: req.method, status: 404 }) })
+    void reply.status(404).send(api.body())
+  })
+  void app.register(gatewayRoutes({ ...opts, metrics }))
+  return app
+}
+
+/**
+ * The gateway's routes (OpenAI API, health, metrics, events, dashboard) as a fastify plugin, to
+ * mount in an existing fastify server: `app.register(gatewayRoutes({ backend: swarm, health }))`.
+ * Its error handling and body limit apply to its own routes only.
+ */
+export function gatewayRoutes (opts: GatewayOptions): FastifyPluginAsync {
+  return async (app) => {
+    registerRoutes(app, opts)
+  }
+}
+
+function registerRoutes (app: FastifyInstance, opts: GatewayOptions): void {
   const log = componentLogger('serve', opts.logger)
   const metrics = opts.metrics ?? new GatewayMetrics()
   const events = opts.events ?? new EventLog()
   const { backend } = opts
-  // on close, open streams are cut: their generations abort and free the peers' caches
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT
-  const app = Fastify({ bodyLimit, loggerInstance: log,
-    logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true })
   const startedAt = Math.floor(Date.now() / 1000)
 
   app.addHook('onRequest', async (req, reply) => {
@@ -61,12 +86,6 @@ export function createGateway (opts: GatewayOptions) {
     if (await drainRequest(req.raw, opts.drainLimits ?? DEFAULT_DRAIN_LIMITS)) reply.removeHeader('connection')
     else reply.header('connection', 'close')
     return await reply.status(api.status).send(api.body())
-  })
-
-  app.setNotFoundHandler((req, reply) => {
-    const api = new ApiError(404, `Invalid URL (${req.method} ${req.url})`, 'invalid_request_error', null, 'not_found')
-    metrics.errors.inc({ kind: api.kind })
-    void reply.status(404).send(api.body())
   })
 
   app.get('/', async (_req, reply) => await reply.type('text/html; charset=utf-8').send(DASHBOARD_HTML))
@@ -99,8 +118,8 @@ export function createGateway (opts: GatewayOptions) {
     if (parsed.stream) await stream(run, prepared, meta, reply)
     else await reply.send(await collect(run, prepared, meta))
   }
-  app.post('/v1/completions', generation('completions'))
-  app.post('/v1/chat/completions', generation('chat'))
+  app.post('/v1/completions', { bodyLimit }, generation('completions'))
+  app.post('/v1/chat/completions', { bodyLimit }, generation('chat'))
 
   /** Streams chunks; the headers wait for the first token so that early failures keep their status code. */
   async function stream (run: AsyncGenerator<RunEvent>, req: PreparedRequest, meta: ResponseMeta, reply: FastifyReply): Promise<void> {
@@ -150,8 +169,6 @@ export function createGateway (opts: GatewayOptions) {
     }
     throw new Error('the generation ended without a summary')
   }
-
-  return app
 }
 
 /** Fastify's own errors (body parsing, limits) in OpenAI's shape. */

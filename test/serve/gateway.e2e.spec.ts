@@ -7,7 +7,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os'
 import net from 'node:net'
 import path from 'node:path'
+import Fastify from 'fastify'
 import OpenAI, { APIError, NotFoundError } from 'openai'
+import { Swarm } from '../../src/client/swarm.ts'
+import { gatewayRoutes, HealthMonitor, SwarmHealthProbe } from '../../src/serve/index.ts'
 import { modelIdFor } from '../../src/shards/config.ts'
 import { TextTokenizer } from '../../src/shards/tokenizer.ts'
 import { runCli, jsonLines } from '../helpers/cli.ts'
@@ -281,6 +284,29 @@ describe('strata serve and strata health over a real swarm', function () {
     const res = await fetch(`${serve!.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, duplex: 'half', signal: AbortSignal.timeout(30_000) } as RequestInit)
     assert.equal(res.status, 413)
     assert.equal(((await res.json()) as any).error.code, 'payload_too_large')
+  })
+
+  it('mounts its routes in an existing fastify server (gatewayRoutes), leaving the host\'s own routes and error handler alone', async function () {
+    const backend = await Swarm.connect({ bootstrap: [swarm!.bootstrap], modelDir: dir })
+    const host = Fastify()
+    try {
+      host.get('/mine', async () => { throw new Error('host route failed') })
+      host.setErrorHandler(async (_err, _req, reply) => await reply.status(599).send({ host: true }))
+      const health = new HealthMonitor(new SwarmHealthProbe(backend.node, { modelId, numBlocks: shape.layers }))
+      await host.register(gatewayRoutes({ backend, health }), { prefix: '/ai' })
+      const r = await host.inject({ method: 'POST', url: '/ai/v1/completions', payload: { prompt: PROMPT_IDS, max_tokens: NEW_TOKENS, temperature: 0, ignore_eos: true, return_token_ids: true } })
+      assert.equal(r.statusCode, 200, r.body)
+      assert.deepEqual(r.json().choices[0].token_ids, completionRef.tokens)
+      const bad = await host.inject({ method: 'POST', url: '/ai/v1/completions', payload: { prompt: 5 } })
+      assert.equal(bad.statusCode, 400)
+      assert.equal(bad.json().error.param, 'prompt')
+      assert.equal((await host.inject('/ai/health')).json().model, modelId)
+      const own = await host.inject('/mine')
+      assert.deepEqual([own.statusCode, own.json()], [599, { host: true }])
+    } finally {
+      await host.close()
+      await backend.close()
+    }
   })
 
   it('aborts the generation when the client disconnects, closing the peers\' sessions', async function () {

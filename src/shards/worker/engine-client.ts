@@ -8,7 +8,8 @@ import type { SpanEngineOptions } from '../span-engine.ts'
 import type { HeadEngineOptions } from '../head-engine.ts'
 import { EngineInputError, ModelError } from '../errors.ts'
 
-const ENTRY = new URL('./entry.mjs', import.meta.url)
+/** from source (tsx) the worker first registers the TypeScript loader; compiled (dist/) it runs as is */
+const ENTRY = import.meta.url.endsWith('.ts') ? new URL('./entry.mjs', import.meta.url) : new URL('./engine-worker.js', import.meta.url)
 
 /** Rebuilds a worker-side error as the matching class on this side. */
 function reviveError (e: { name: string, message: string }): Error {
