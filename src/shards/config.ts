@@ -3,7 +3,7 @@
 import { readFileSync, existsSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import path from 'node:path'
-import { ModelConfigError } from './errors.ts'
+import { GenerationConfigError, ModelConfigError } from './errors.ts'
 
 export type RopeScaling =
   | { type: 'none' }
@@ -25,6 +25,7 @@ export interface ModelConfig {
   maxPositions: number
   tieWordEmbeddings: boolean
   bosTokenId: number | null
+  /** generation ends on any of these: generation_config.json's eos_token_id when it sets one, else config.json's */
   eosTokenIds: number[]
   /** dtype the weights were saved in, informational ("float32", "float16", "bfloat16") */
   torchDtype: string
@@ -42,7 +43,32 @@ export function loadModelConfig (modelDir: string): ModelConfig {
   } catch (err) {
     throw new ModelConfigError('(file)', `not valid JSON: ${(err as Error).message}`)
   }
-  return parseModelConfig(raw)
+  const config = parseModelConfig(raw)
+  const eos = generationEosTokenIds(modelDir)
+  return eos === null ? config : { ...config, eosTokenIds: eos }
+}
+
+/**
+ * eos_token_id of DIR/generation_config.json (an id or a list, as Llama-3's several stop ids), or
+ * null when the file or the key is absent. As in transformers, the generation config decides
+ * where generation stops; config.json's eos_token_id is the fallback. Its sampling defaults
+ * (temperature, top_p…) are not applied: the caller's sampling options decide.
+ */
+export function generationEosTokenIds (modelDir: string): number[] | null {
+  const file = path.join(modelDir, 'generation_config.json')
+  if (!existsSync(file)) return null
+  let raw: unknown
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'))
+  } catch (err) {
+    throw new GenerationConfigError('(file)', `not valid JSON: ${(err as Error).message}`)
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new GenerationConfigError('(root)', 'must be a JSON object')
+  const eos = (raw as Record<string, unknown>).eos_token_id
+  if (eos === undefined || eos === null) return null
+  const ids = Array.isArray(eos) ? eos : [eos]
+  if (!ids.every((t) => Number.isInteger(t) && t >= 0)) throw new GenerationConfigError('eos_token_id', `must be a token id or a list of token ids, got ${JSON.stringify(eos)}`)
+  return ids as number[]
 }
 
 export function parseModelConfig (raw: unknown): ModelConfig {
