@@ -2,7 +2,7 @@
 // official openai client, raw HTTP, the health CLI and headless Chromium. 127.0.0.1 only.
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import OpenAI, { NotFoundError } from 'openai'
@@ -63,14 +63,24 @@ describe('strata serve and strata health over a real swarm', function () {
   let completionRef: Reference
   let longRef: Reference
   let chatRef: Reference
+  let conversationRef: Reference
+  const conversation = [
+    { role: 'system' as const, content: 'You answer in one word.' },
+    { role: 'user' as const, content: 'Hello there' },
+    { role: 'assistant' as const, content: 'Hi!' },
+    { role: 'user' as const, content: 'How are you?' }
+  ]
 
   before(async function () {
     swarm = await startSwarm(dir, [[0, 2], [2, 4]])
     const bootstrap = swarm.bootstrap
-    ;[serve, longRef, chatRef] = await Promise.all([
+    const conversationFile = path.join(mkdtempSync(path.join(tmpdir(), 'strata-conv-')), 'conversation.json')
+    writeFileSync(conversationFile, JSON.stringify(conversation))
+    ;[serve, longRef, chatRef, conversationRef] = await Promise.all([
       startServe(dir, bootstrap),
       localReference(dir, ['--prompt-ids', PROMPT_IDS.join(',')], LONG_TOKENS),
-      localReference(dir, ['--prompt', 'Hello there', '--chat'], 8)
+      localReference(dir, ['--prompt', 'Hello there', '--chat'], 8),
+      localReference(dir, ['--messages', conversationFile], 8)
     ])
     // greedy decoding: the first tokens of a longer generation are the shorter generation
     const tokens = longRef.tokens.slice(0, NEW_TOKENS)
@@ -129,6 +139,15 @@ describe('strata serve and strata health over a real swarm', function () {
     assert.equal(whole.choices[0].message.role, 'assistant')
     assert.equal(whole.choices[0].message.content, chatRef.text)
     assert.equal(whole.usage?.completion_tokens, 8)
+  })
+
+  it('a system message and a multi-turn conversation go through the model\'s template, as `generate --messages` does', async function () {
+    const r = await client.chat.completions.create({ model: modelId, messages: conversation, max_tokens: 8, temperature: 0, ignore_eos: true } as OpenAI.ChatCompletionCreateParamsNonStreaming)
+    assert.equal(r.choices[0].message.content, conversationRef.text)
+    // the rendered template, encoded with its one BOS (the template writes it; none added again)
+    const ids = TextTokenizer.load(dir)!.encodeChat(conversation)
+    assert.equal(ids.filter((t) => t === 1).length, 1)
+    assert.equal(r.usage?.prompt_tokens, ids.length)
   })
 
   it('cuts the text at a stop sequence and finishes with "stop"', async function () {

@@ -6,6 +6,8 @@ import { InvalidRequestError } from '../../src/serve/errors.ts'
 import { buildHealthReport, type ObservedPeer } from '../../src/serve/health.ts'
 import { renderHealthTable } from '../../src/serve/health-table.ts'
 import type { PeerRecord } from '../../src/routing/index.ts'
+import { TextTokenizer } from '../../src/shards/tokenizer.ts'
+import { shapes, tinyModel } from '../helpers/models.ts'
 
 describe('serve: stop sequences', function () {
   const run = (stops: string[], deltas: string[]): { out: string, stopped: boolean } => {
@@ -24,6 +26,17 @@ describe('serve: stop sequences', function () {
     const m = new StopMatcher(['END'])
     assert.deepEqual(m.push('abE'), { text: 'ab', stopped: false })
     assert.deepEqual(m.push('x'), { text: 'Ex', stopped: false })
+  })
+
+  it('matches across token boundaries of real streamed text, multi-byte characters included', function () {
+    const tokenizer = TextTokenizer.load(tinyModel('gqa', shapes.gqa))!
+    for (const [text, stop, before] of [['The quick brown fox jumps', 'ick bro', 'The qu'], ['price: 5€ ok', '€ o', 'price: 5']]) {
+      const decoder = tokenizer.streamDecoder()
+      const pieces = tokenizer.encode(text, false).map((t) => decoder.push(t))
+      assert.equal(pieces.join('') + decoder.flush(), text)
+      assert.ok(!pieces.some((p) => p.includes(stop)), `"${stop}" spans several tokens of ${JSON.stringify(pieces)}`)
+      assert.deepEqual(run([stop], pieces), { out: before, stopped: true })
+    }
   })
 
   it('picks the earliest of several stop sequences and passes text through without any', function () {
