@@ -34,7 +34,7 @@ async function startServe (dir: string, bootstrap: string): Promise<{ proc: Peer
   const child = spawn(process.execPath, [STRATA_BIN, 'serve', '--model', dir, '--bootstrap', bootstrap, '--port', '0', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] })
   const proc = new PeerProcess(child, 'serve')
   try {
-    const line = await proc.waitFor((e) => e.event === 'listening', 30_000)
+    const line = await proc.waitFor((e) => e.event === 'listening', 90_000)
     return { proc, url: line.url }
   } catch (err) {
     proc.kill()
@@ -72,6 +72,8 @@ describe('strata serve and strata health over a real swarm', function () {
   ]
 
   before(async function () {
+    // peers, the gateway and four local reference runs start together: generous under load
+    this.timeout(180_000)
     swarm = await startSwarm(dir, [[0, 2], [2, 4]])
     const bootstrap = swarm.bootstrap
     const conversationFile = path.join(mkdtempSync(path.join(tmpdir(), 'strata-conv-')), 'conversation.json')
