@@ -15,7 +15,8 @@ export class TokenizerError extends ModelError {
 export class TextTokenizer {
   private constructor (
     private readonly tokenizer: Tokenizer,
-    private readonly chatTemplate: ChatTemplate | null,
+    /** null: none found; an error: found but unusable (it fails chat use only, not plain text) */
+    private readonly chatTemplate: ChatTemplate | ChatTemplateError | null,
     /** where the chat template was looked for */
     private readonly templateLookedAt: string
   ) {}
@@ -30,7 +31,14 @@ export class TextTokenizer {
     const tokenizerJson = readJson(file)
     const cfgFile = path.join(modelDir, 'tokenizer_config.json')
     const config = existsSync(cfgFile) ? readJson(cfgFile) : null
-    const { template, lookedAt } = loadChatTemplate(modelDir, config)
+    let template: ChatTemplate | ChatTemplateError | null
+    let lookedAt = ''
+    try {
+      ({ template, lookedAt } = loadChatTemplate(modelDir, config))
+    } catch (err) {
+      if (!(err instanceof ChatTemplateError)) throw err
+      template = err
+    }
     try {
       return new TextTokenizer(new Tokenizer(tokenizerJson, config ?? {}), template, lookedAt)
     } catch (err) {
@@ -47,6 +55,7 @@ export class TextTokenizer {
     return this.tokenizer.decode([...ids], { skip_special_tokens: skipSpecialTokens })
   }
 
+  /** a template was found (it may still fail to parse or render: applyChatTemplate says why) */
   get hasChatTemplate (): boolean {
     return this.chatTemplate !== null
   }
@@ -54,6 +63,7 @@ export class TextTokenizer {
   /** Renders the chat template; the result already holds the special tokens the template adds. */
   applyChatTemplate (messages: readonly ChatMessage[], opts: RenderOptions = {}): string {
     if (this.chatTemplate === null) throw new ChatTemplateError(`the model has no chat template: looked in ${this.templateLookedAt}`)
+    if (this.chatTemplate instanceof ChatTemplateError) throw this.chatTemplate
     return this.chatTemplate.render(messages, opts)
   }
 

@@ -141,10 +141,15 @@ describe('chat templates: found where transformers looks, in its order', functio
     assert.throws(() => loadChatTemplate(dir, { chat_template: cfgTemplate }), /none named "default" \(tool_use\)/)
   })
 
-  it('a template that does not parse is an error naming its file', function () {
+  it('a template that does not parse is an error naming its file, for chat use only: plain text still encodes', function () {
     const dir = tempDir('tpl-')
     writeFileSync(path.join(dir, 'chat_template.jinja'), '{% for m in messages %}{{ m.content }')
-    assert.throws(() => loadChatTemplate(dir, null), (err: Error) => err instanceof ChatTemplateError && err.message.startsWith(path.join(dir, 'chat_template.jinja') + ': the chat template does not parse'))
+    const fails = (err: Error): boolean => err instanceof ChatTemplateError && err.message.startsWith(path.join(dir, 'chat_template.jinja') + ': the chat template does not parse')
+    assert.throws(() => loadChatTemplate(dir, null), fails)
+    copyFileSync(path.join(tinyModel('gqa', shapes.gqa), 'tokenizer.json'), path.join(dir, 'tokenizer.json'))
+    const tokenizer = TextTokenizer.load(dir)!
+    assert.deepEqual(tokenizer.encode('Hi'), [1, ...tokenizer.encode('Hi', false)])
+    assert.throws(() => tokenizer.encodeChat([user('x')]), fails)
   })
 
   it('no template anywhere: a clear error saying where strata looked', function () {
