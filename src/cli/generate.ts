@@ -5,6 +5,7 @@ import { Swarm } from '../client/swarm.ts'
 import type { RerouteEvent } from '../routing/index.ts'
 import type { GenerationEvent } from '../client/session.ts'
 import { int, num, idList, collect, warnUnknownConfig, ALLOW_UNKNOWN_CONFIG_HELP } from './flags.ts'
+import { buildConversation } from './conversation.ts'
 
 export function registerGenerate (program: Command): void {
   program.command('generate')
@@ -12,7 +13,9 @@ export function registerGenerate (program: Command): void {
     .requiredOption('--model <dir>', 'model directory (config, tokenizer; block weights only when local)')
     .option('--prompt <text>', 'prompt text')
     .option('--prompt-ids <ids>', 'prompt as comma-separated token ids', idList)
-    .option('--chat', 'wrap --prompt as a user message in the model\'s chat template')
+    .option('--chat', 'send --prompt as a user message through the model\'s chat template')
+    .option('--system <text>', 'system message before the conversation (implies --chat)')
+    .option('--messages <file>', 'a whole conversation, a JSON array of {"role","content"}, through the chat template (implies --chat; --prompt adds a last user turn)')
     .option('--max-new-tokens <n>', 'tokens to generate at most', int(0), 32)
     .option('--temperature <t>', 'sampling temperature (0 = greedy)', num(0), 0)
     .option('--top-k <k>', 'sample among the k most likely tokens (0 = off)', int(0), 0)
@@ -27,11 +30,16 @@ export function registerGenerate (program: Command): void {
     .option('--allow-unknown-config', ALLOW_UNKNOWN_CONFIG_HELP)
     .option('--json', 'print one JSON event per line')
     .action(async (o) => {
-      if ((o.prompt === undefined) === (o.promptIds === undefined)) throw new Error('give exactly one of --prompt or --prompt-ids')
+      const chat = o.chat === true || o.system !== undefined || o.messages !== undefined
+      if (o.promptIds !== undefined ? o.prompt !== undefined || chat : o.prompt === undefined && o.messages === undefined) {
+        throw new Error('give --prompt TEXT, --messages FILE.json (with or without --prompt), or --prompt-ids alone (token ids do not go through the chat template)')
+      }
       if (o.verify === true && o.bootstrap.length === 0) throw new Error('--verify checks swarm peers: give --bootstrap too')
       warnUnknownConfig(o.model, o.allowUnknownConfig)
       const allowUnknownConfig = o.allowUnknownConfig === true
-      const prompt = o.promptIds !== undefined ? { ids: o.promptIds } : o.chat === true ? { messages: [{ role: 'user', content: o.prompt }] } : { text: o.prompt }
+      const prompt = o.promptIds !== undefined
+        ? { ids: o.promptIds }
+        : chat ? { messages: buildConversation({ messages: o.messages, system: o.system, prompt: o.prompt }) } : { text: o.prompt }
       const opts = {
         maxNewTokens: o.maxNewTokens,
         temperature: o.temperature,

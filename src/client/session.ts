@@ -30,7 +30,7 @@ export type GenerationEvent = TokenOutput | DoneOutput
 export function promptIds (tokenizer: TextTokenizer | null, prompt: Prompt): number[] {
   if ('ids' in prompt) return prompt.ids
   if (tokenizer === null) throw new GenerationError('the model has no tokenizer.json: pass token ids instead of text')
-  if ('messages' in prompt) return tokenizer.encode(tokenizer.applyChatTemplate(prompt.messages), false)
+  if ('messages' in prompt) return tokenizer.encodeChat(prompt.messages)
   return tokenizer.encode(prompt.text)
 }
 
@@ -40,22 +40,27 @@ export async function * runGeneration (head: Head, pipeline: BlockPipeline, toke
   const tokens: number[] = []
   const t0 = performance.now()
   let firstTokenMs = 0
+  const isStop = (token: number): boolean => opts.ignoreEos !== true && head.config.eosTokenIds.includes(token)
+  let stopped = false
   for await (const { last, ...e } of generateTokens(head, pipeline, ids, opts)) {
     if (tokens.length === 0) firstTokenMs = performance.now() - t0
     tokens.push(e.token)
-    // the last token also releases what the decoder still holds, so the texts add up to done.text
-    yield { ...e, text: decode === null ? '' : decode.push(e.token) + (last ? decode.flush() : '') }
+    stopped = last && isStop(e.token)
+    // the token that stops generation is never printed (whether or not the tokenizer marks it
+    // special); the last token also releases what the decoder still holds, so the texts add up
+    // to done.text
+    const text = decode === null ? '' : (stopped ? '' : decode.push(e.token)) + (last ? decode.flush() : '')
+    yield { ...e, text }
   }
   const seconds = (performance.now() - t0) / 1000
-  const last = tokens[tokens.length - 1]
   yield {
     event: 'done',
     tokens,
-    text: tokenizer === null ? '' : tokenizer.decode(tokens),
+    text: tokenizer === null ? '' : tokenizer.decode(stopped ? tokens.slice(0, -1) : tokens),
     reroutes: pipeline.reroutes,
     tokensPerSecond: seconds > 0 ? tokens.length / seconds : 0,
     promptTokens: ids.length,
-    finishReason: last !== undefined && opts.ignoreEos !== true && head.config.eosTokenIds.includes(last) ? 'stop' : 'length',
+    finishReason: stopped ? 'stop' : 'length',
     timeToFirstTokenMs: firstTokenMs
   }
 }

@@ -36,7 +36,7 @@ export function prepareRequest (backend: Backend, endpoint: Endpoint, request: P
   if (request.model !== undefined && request.model !== backend.modelId) throw new ModelNotFoundError(request.model, backend.modelId)
   const param = endpoint === 'chat' ? 'messages' : 'prompt'
   if ('messages' in request.prompt && backend.tokenizer?.hasChatTemplate !== true) {
-    throw new InvalidRequestError('this model has no chat template (chat_template in tokenizer_config.json): use /v1/completions', param, 'chat_template_missing')
+    throw new InvalidRequestError('this model has no chat template (chat_template.jinja, or chat_template in tokenizer_config.json): use /v1/completions', param, 'chat_template_missing')
   }
   let ids: number[]
   try {

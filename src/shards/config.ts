@@ -9,7 +9,7 @@
 import { readFileSync, existsSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import path from 'node:path'
-import { ModelConfigError } from './errors.ts'
+import { GenerationConfigError, ModelConfigError } from './errors.ts'
 import { FAMILIES, HARMLESS_KEYS, REFUSED_KEYS, familyOf, type Family } from './config-keys.ts'
 import { parseRope, type RopeScaling } from './config-rope.ts'
 
@@ -40,6 +40,7 @@ export interface ModelConfig {
   /** a position attends to at most this many positions, itself included (Mistral); null = all */
   slidingWindow: number | null
   bosTokenId: number | null
+  /** generation ends on any of these: generation_config.json's eos_token_id when it sets one, else config.json's */
   eosTokenIds: number[]
   /** dtype the weights were saved in, informational ("float32", "float16", "bfloat16") */
   torchDtype: string
@@ -53,7 +54,9 @@ export interface ConfigReadOptions {
 }
 
 export function loadModelConfig (modelDir: string, opts: ConfigReadOptions = {}): ModelConfig {
-  return parseModelConfig(readRawConfig(modelDir), opts)
+  const config = parseModelConfig(readRawConfig(modelDir), opts)
+  const eos = generationEosTokenIds(modelDir)
+  return eos === null ? config : { ...config, eosTokenIds: eos }
 }
 
 function readRawConfig (modelDir: string): unknown {
@@ -64,6 +67,29 @@ function readRawConfig (modelDir: string): unknown {
   } catch (err) {
     throw new ModelConfigError('(file)', `not valid JSON: ${(err as Error).message}`)
   }
+}
+
+/**
+ * eos_token_id of DIR/generation_config.json (an id or a list, as Llama-3's several stop ids), or
+ * null when the file or the key is absent. As in transformers, the generation config decides
+ * where generation stops; config.json's eos_token_id is the fallback. Its sampling defaults
+ * (temperature, top_p…) are not applied: the caller's sampling options decide.
+ */
+export function generationEosTokenIds (modelDir: string): number[] | null {
+  const file = path.join(modelDir, 'generation_config.json')
+  if (!existsSync(file)) return null
+  let raw: unknown
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'))
+  } catch (err) {
+    throw new GenerationConfigError('(file)', `not valid JSON: ${(err as Error).message}`)
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new GenerationConfigError('(root)', 'must be a JSON object')
+  const eos = (raw as Record<string, unknown>).eos_token_id
+  if (eos === undefined || eos === null) return null
+  const ids = Array.isArray(eos) ? eos : [eos]
+  if (!ids.every((t) => Number.isInteger(t) && t >= 0)) throw new GenerationConfigError('eos_token_id', `must be a token id or a list of token ids, got ${JSON.stringify(eos)}`)
+  return ids as number[]
 }
 
 export function parseModelConfig (raw: unknown, opts: ConfigReadOptions = {}): ModelConfig {

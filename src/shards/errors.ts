@@ -13,6 +13,14 @@ export class ModelConfigError extends ModelError {
   }
 }
 
+/** generation_config.json is malformed or holds a field strata reads with a wrong value. */
+export class GenerationConfigError extends ModelError {
+  override name = 'GenerationConfigError'
+  constructor (readonly field: string, message: string) {
+    super(`generation_config.json: ${field}: ${message}`)
+  }
+}
+
 /** A safetensors file is truncated, lies about sizes, or holds an unsupported dtype. */
 export class SafetensorsError extends ModelError {
   override name = 'SafetensorsError'

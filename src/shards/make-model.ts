@@ -1,5 +1,6 @@
 // Writes a deterministic random-weight Hugging Face Llama-family directory: config.json,
-// model.safetensors (or shards + index), tokenizer.json, tokenizer_config.json.
+// generation_config.json, model.safetensors (or shards + index), tokenizer.json,
+// tokenizer_config.json and chat_template.jinja.
 // Same seed and shape → byte-identical files. `arch` picks the family (llama, mistral with a
 // sliding window, qwen2 with q/k/v biases, qwen3 with q/k norms); `configForm` writes config.json
 // as older transformers do (rope_theta + rope_scaling, torch_dtype) or as transformers ≥ 5 does
@@ -10,6 +11,7 @@ import { writeSafetensors, tensorByteLength, type TensorPlan } from './safetenso
 import { floatToHalf, type StDtype } from './safetensors.ts'
 import { tensorNames } from './weights.ts'
 import { buildTokenizerJson, minTokenizerVocab, CHAT_TEMPLATE, SPECIAL_TOKENS } from './tokenizer-gen.ts'
+import { CHAT_TEMPLATE_FILE } from './chat-template.ts'
 
 export type MakeModelArch = 'llama' | 'mistral' | 'qwen2' | 'qwen3'
 
@@ -58,9 +60,14 @@ export function makeModel (o: MakeModelOptions): void {
     writeFileSync(path.join(o.out, 'tokenizer.json'), JSON.stringify(buildTokenizerJson(o.vocab)))
     writeFileSync(path.join(o.out, 'tokenizer_config.json'), JSON.stringify({
       bos_token: SPECIAL_TOKENS.bos, eos_token: SPECIAL_TOKENS.eos, unk_token: SPECIAL_TOKENS.unk,
-      add_bos_token: true, add_eos_token: false, model_max_length: o.maxPositions ?? 2048, chat_template: CHAT_TEMPLATE
+      add_bos_token: true, add_eos_token: false, model_max_length: o.maxPositions ?? 2048
     }, null, 2) + '\n')
+    // the layout transformers ≥ 4.47 saves: the template in its own file
+    writeFileSync(path.join(o.out, CHAT_TEMPLATE_FILE), CHAT_TEMPLATE)
   }
+  writeFileSync(path.join(o.out, 'generation_config.json'), JSON.stringify({
+    bos_token_id: config.bos_token_id, eos_token_id: [config.eos_token_id]
+  }, null, 2) + '\n')
   writeWeights(o, plansFor(o, headDim, dtype))
 }
 

@@ -12,7 +12,18 @@ river is running fast. The quick brown fox jumps over the lazy dog. Numbers like
 42 and 2026 appear in text too. Questions, answers, stories and code: the model reads them all.`
 
 export const SPECIAL_TOKENS = { unk: '<unk>', bos: '<s>', eos: '</s>' }
-export const CHAT_TEMPLATE = "{% for message in messages %}{{ '<|' + message['role'] + '|>\\n' + message['content'] + eos_token + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
+/**
+ * The chat template make-model writes to chat_template.jinja: Zephyr's layout (as TinyLlama-Chat's),
+ * opening with BOS as Llama-3's and Mistral's do.
+ */
+export const CHAT_TEMPLATE = `{{- bos_token }}
+{%- for message in messages %}
+    {{- '<|' + message['role'] + '|>\\n' + message['content'] + eos_token + '\\n' }}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|assistant|>\\n' }}
+{%- endif %}
+`
 
 /** GPT-2's reversible byte → printable unicode character map. */
 export function bytesToUnicode (): string[] {
@@ -52,8 +63,9 @@ export function buildTokenizerJson (vocabSize: number): Record<string, unknown> 
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: [0, 1, 2].map((id) => ({
-      id, content: Object.keys(vocab)[id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true
+    // (by name: Object.keys(vocab) would list the digit byte tokens "0", "1", "2" first)
+    added_tokens: [SPECIAL_TOKENS.unk, SPECIAL_TOKENS.bos, SPECIAL_TOKENS.eos].map((content) => ({
+      id: vocab[content], content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true
     })),
     normalizer: null,
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },

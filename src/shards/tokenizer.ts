@@ -1,12 +1,12 @@
-// Text ⇄ token ids through the model's own tokenizer.json (Hugging Face tokenizers.js) and its
-// chat template from tokenizer_config.json (rendered with @huggingface/jinja).
+// Text ⇄ token ids through the model's own tokenizer.json (Hugging Face tokenizers.js), and
+// conversations → prompt ids through its chat template (see chat-template.ts).
 import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { Tokenizer } from '@huggingface/tokenizers'
-import { Template } from '@huggingface/jinja'
 import { ModelError } from './errors.ts'
+import { ChatTemplateError, loadChatTemplate, type ChatMessage, type ChatTemplate, type RenderOptions } from './chat-template.ts'
 
-export interface ChatMessage { role: string, content: string }
+export type { ChatMessage }
 
 export class TokenizerError extends ModelError {
   override name = 'TokenizerError'
@@ -15,27 +15,32 @@ export class TokenizerError extends ModelError {
 export class TextTokenizer {
   private constructor (
     private readonly tokenizer: Tokenizer,
-    private readonly config: Record<string, unknown>,
-    private readonly chatTemplate: Template | null
+    /** null: none found; an error: found but unusable (it fails chat use only, not plain text) */
+    private readonly chatTemplate: ChatTemplate | ChatTemplateError | null,
+    /** where the chat template was looked for */
+    private readonly templateLookedAt: string
   ) {}
 
-  /** Loads DIR/tokenizer.json (+ tokenizer_config.json when present); null when there is none. */
+  /**
+   * Loads DIR/tokenizer.json (+ tokenizer_config.json and the chat template when present); null
+   * when there is no tokenizer.json.
+   */
   static load (modelDir: string): TextTokenizer | null {
     const file = path.join(modelDir, 'tokenizer.json')
     if (!existsSync(file)) return null
     const tokenizerJson = readJson(file)
     const cfgFile = path.join(modelDir, 'tokenizer_config.json')
-    const config = existsSync(cfgFile) ? readJson(cfgFile) : {}
-    let template: Template | null = null
-    if (typeof config.chat_template === 'string') {
-      try {
-        template = new Template(config.chat_template)
-      } catch (err) {
-        throw new TokenizerError(`${cfgFile}: chat_template does not parse: ${(err as Error).message}`)
-      }
+    const config = existsSync(cfgFile) ? readJson(cfgFile) : null
+    let template: ChatTemplate | ChatTemplateError | null
+    let lookedAt = ''
+    try {
+      ({ template, lookedAt } = loadChatTemplate(modelDir, config))
+    } catch (err) {
+      if (!(err instanceof ChatTemplateError)) throw err
+      template = err
     }
     try {
-      return new TextTokenizer(new Tokenizer(tokenizerJson, config), config, template)
+      return new TextTokenizer(new Tokenizer(tokenizerJson, config ?? {}), template, lookedAt)
     } catch (err) {
       throw new TokenizerError(`${file}: ${(err as Error).message}`)
     }
@@ -50,19 +55,24 @@ export class TextTokenizer {
     return this.tokenizer.decode([...ids], { skip_special_tokens: skipSpecialTokens })
   }
 
+  /** a template was found (it may still fail to parse or render: applyChatTemplate says why) */
   get hasChatTemplate (): boolean {
     return this.chatTemplate !== null
   }
 
   /** Renders the chat template; the result already holds the special tokens the template adds. */
-  applyChatTemplate (messages: ChatMessage[], addGenerationPrompt = true): string {
-    if (this.chatTemplate === null) throw new TokenizerError('the model has no chat_template in tokenizer_config.json')
-    return this.chatTemplate.render({
-      messages,
-      add_generation_prompt: addGenerationPrompt,
-      bos_token: tokenText(this.config.bos_token),
-      eos_token: tokenText(this.config.eos_token)
-    })
+  applyChatTemplate (messages: readonly ChatMessage[], opts: RenderOptions = {}): string {
+    if (this.chatTemplate === null) throw new ChatTemplateError(`the model has no chat template: looked in ${this.templateLookedAt}`)
+    if (this.chatTemplate instanceof ChatTemplateError) throw this.chatTemplate
+    return this.chatTemplate.render(messages, opts)
+  }
+
+  /**
+   * Prompt ids for a conversation: the rendered template encoded without adding special tokens
+   * again (templates write BOS themselves: a second one is a classic bug), as transformers does.
+   */
+  encodeChat (messages: readonly ChatMessage[], opts: RenderOptions = {}): number[] {
+    return this.encode(this.applyChatTemplate(messages, opts), false)
   }
 
   /** Incremental decoding for streaming: see StreamDecoder. */
@@ -95,12 +105,6 @@ export class TextTokenizer {
 export interface StreamDecoder {
   push (token: number): string
   flush (): string
-}
-
-function tokenText (v: unknown): string {
-  if (typeof v === 'string') return v
-  if (v !== null && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string') return (v as { content: string }).content
-  return ''
 }
 
 function readJson (file: string): Record<string, unknown> {

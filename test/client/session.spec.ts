@@ -51,3 +51,30 @@ describe('runGeneration streamed text', function () {
     })
   }
 })
+
+describe('runGeneration never prints special or stopping tokens', function () {
+  const dir = tinyModel('gqa', shapes.gqa)
+  const tokenizer = TextTokenizer.load(dir)!
+  const hello = tokenizer.encode('Hello world', false)
+
+  it('special tokens inside the output are skipped; the EOS that stops it is not printed', async function () {
+    const { head, pipeline } = scripted(dir, [hello[0], 1, ...hello.slice(1), 2])
+    const events = await collect(runGeneration(head, pipeline, tokenizer, { ids: [1] }, {}))
+    const done = events.pop()!
+    assert.ok(done.event === 'done')
+    assert.equal(done.finishReason, 'stop')
+    assert.equal(done.text, 'Hello world')
+    assert.equal(events.map((e) => e.event === 'token' ? e.text : '').join(''), 'Hello world')
+  })
+
+  it('a stopping token the tokenizer does not mark special (e.g. from generation_config.json) is not printed either', async function () {
+    const stop = tokenizer.encode('!', false)[0]
+    const { head, pipeline } = scripted(dir, [...hello, stop])
+    const withStop: Head = { ...head, config: { ...head.config, eosTokenIds: [2, stop] } }
+    const events = await collect(runGeneration(withStop, pipeline, tokenizer, { ids: [1] }, {}))
+    const done = events.pop()!
+    assert.ok(done.event === 'done')
+    assert.deepEqual([done.finishReason, done.text, done.tokens.at(-1)], ['stop', 'Hello world', stop])
+    assert.equal(events.map((e) => e.event === 'token' ? e.text : '').join(''), 'Hello world')
+  })
+})

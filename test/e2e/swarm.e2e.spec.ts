@@ -10,6 +10,8 @@ import * as lp from 'it-length-prefixed'
 import { runCli, jsonLines } from '../helpers/cli.ts'
 import { startSwarm, stopPeers, type TestSwarm } from '../helpers/swarm.ts'
 import { tinyModel } from '../helpers/models.ts'
+import { LocalModel, Swarm, type DoneOutput, type GenerationEvent } from '../../src/index.ts'
+import { TextTokenizer } from '../../src/shards/tokenizer.ts'
 
 export { e2eShape, localTokens }
 
@@ -49,6 +51,26 @@ describe('swarm generation equals local generation (real peer processes)', funct
       for (const hop of route) assert.ok(swarm.peers.some((p) => p.peerId === hop.peer), 'every hop is one of our peers')
     })
   }
+
+  it('the SDK: swarm.generate({ messages }) runs the conversation through the chat template, as LocalModel does', async function () {
+    swarm = await startSwarm(dir, [[0, 4]])
+    const messages = [
+      { role: 'system', content: 'You answer in one word.' },
+      { role: 'user', content: 'Hello there' },
+      { role: 'assistant', content: 'Hi!' },
+      { role: 'user', content: 'How are you?' }
+    ]
+    const done = async (events: AsyncIterable<GenerationEvent>): Promise<DoneOutput> => {
+      for await (const e of events) if (e.event === 'done') return e
+      throw new Error('no done event')
+    }
+    const local = await LocalModel.load(dir)
+    const expected = await done(local.generate({ messages }, { maxNewTokens: 6, ignoreEos: true })).finally(async () => { await local.close() })
+    const sdk = await Swarm.connect({ bootstrap: [swarm.bootstrap], modelDir: dir })
+    const got = await done(sdk.generate({ messages }, { maxNewTokens: 6, ignoreEos: true })).finally(async () => { await sdk.close() })
+    assert.deepEqual([got.tokens, got.text, got.promptTokens], [expected.tokens, expected.text, expected.promptTokens])
+    assert.equal(got.promptTokens, TextTokenizer.load(dir)!.encodeChat(messages).length)
+  })
 
   it('two concurrent clients do not mix their caches', async function () {
     swarm = await startSwarm(dir, [[0, 2], [2, 4]])

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import net from 'node:net'
 import path from 'node:path'
@@ -38,7 +38,7 @@ async function startServe (dir: string, bootstrap: string): Promise<{ proc: Peer
   const child = spawn(process.execPath, [STRATA_BIN, 'serve', '--model', dir, '--bootstrap', bootstrap, '--port', '0', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] })
   const proc = new PeerProcess(child, 'serve')
   try {
-    const line = await proc.waitFor((e) => e.event === 'listening', 30_000)
+    const line = await proc.waitFor((e) => e.event === 'listening', 90_000)
     return { proc, url: line.url }
   } catch (err) {
     proc.kill()
@@ -105,14 +105,26 @@ describe('strata serve and strata health over a real swarm', function () {
   let completionRef: Reference
   let longRef: Reference
   let chatRef: Reference
+  let conversationRef: Reference
+  const conversation = [
+    { role: 'system' as const, content: 'You answer in one word.' },
+    { role: 'user' as const, content: 'Hello there' },
+    { role: 'assistant' as const, content: 'Hi!' },
+    { role: 'user' as const, content: 'How are you?' }
+  ]
 
   before(async function () {
+    // peers, the gateway and four local reference runs start together: generous under load
+    this.timeout(180_000)
     swarm = await startSwarm(dir, [[0, 2], [2, 4]])
     const bootstrap = swarm.bootstrap
-    ;[serve, longRef, chatRef] = await Promise.all([
+    const conversationFile = path.join(mkdtempSync(path.join(tmpdir(), 'strata-conv-')), 'conversation.json')
+    writeFileSync(conversationFile, JSON.stringify(conversation))
+    ;[serve, longRef, chatRef, conversationRef] = await Promise.all([
       startServe(dir, bootstrap),
       localReference(dir, ['--prompt-ids', PROMPT_IDS.join(',')], LONG_TOKENS),
-      localReference(dir, ['--prompt', 'Hello there', '--chat'], 8)
+      localReference(dir, ['--prompt', 'Hello there', '--chat'], 8),
+      localReference(dir, ['--messages', conversationFile], 8)
     ])
     // greedy decoding: the first tokens of a longer generation are the shorter generation
     const tokens = longRef.tokens.slice(0, NEW_TOKENS)
@@ -171,6 +183,15 @@ describe('strata serve and strata health over a real swarm', function () {
     assert.equal(whole.choices[0].message.role, 'assistant')
     assert.equal(whole.choices[0].message.content, chatRef.text)
     assert.equal(whole.usage?.completion_tokens, 8)
+  })
+
+  it('a system message and a multi-turn conversation go through the model\'s template, as `generate --messages` does', async function () {
+    const r = await client.chat.completions.create({ model: modelId, messages: conversation, max_tokens: 8, temperature: 0, ignore_eos: true } as OpenAI.ChatCompletionCreateParamsNonStreaming)
+    assert.equal(r.choices[0].message.content, conversationRef.text)
+    // the rendered template, encoded with its one BOS (the template writes it; none added again)
+    const ids = TextTokenizer.load(dir)!.encodeChat(conversation)
+    assert.equal(ids.filter((t) => t === 1).length, 1)
+    assert.equal(r.usage?.prompt_tokens, ids.length)
   })
 
   it('cuts the text at a stop sequence and finishes with "stop"', async function () {

@@ -6,6 +6,12 @@ import { InvalidRequestError } from '../../src/serve/errors.ts'
 import { buildHealthReport, type ObservedPeer } from '../../src/serve/health.ts'
 import { renderHealthTable } from '../../src/serve/health-table.ts'
 import type { PeerRecord } from '../../src/routing/index.ts'
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { prepareRequest, type Backend } from '../../src/serve/run.ts'
+import { TextTokenizer } from '../../src/shards/tokenizer.ts'
+import { shapes, tempDir, tinyModel } from '../helpers/models.ts'
 
 describe('serve: stop sequences', function () {
   const run = (stops: string[], deltas: string[]): { out: string, stopped: boolean } => {
@@ -24,6 +30,17 @@ describe('serve: stop sequences', function () {
     const m = new StopMatcher(['END'])
     assert.deepEqual(m.push('abE'), { text: 'ab', stopped: false })
     assert.deepEqual(m.push('x'), { text: 'Ex', stopped: false })
+  })
+
+  it('matches across token boundaries of real streamed text, multi-byte characters included', function () {
+    const tokenizer = TextTokenizer.load(tinyModel('gqa', shapes.gqa))!
+    for (const [text, stop, before] of [['The quick brown fox jumps', 'ick bro', 'The qu'], ['price: 5€ ok', '€ o', 'price: 5']]) {
+      const decoder = tokenizer.streamDecoder()
+      const pieces = tokenizer.encode(text, false).map((t) => decoder.push(t))
+      assert.equal(pieces.join('') + decoder.flush(), text)
+      assert.ok(!pieces.some((p) => p.includes(stop)), `"${stop}" spans several tokens of ${JSON.stringify(pieces)}`)
+      assert.deepEqual(run([stop], pieces), { out: before, stopped: true })
+    }
   })
 
   it('picks the earliest of several stop sequences and passes text through without any', function () {
@@ -138,5 +155,38 @@ describe('serve: health report', function () {
     assert.match(text, /latency +slots +cache/)
     assert.match(text, /…CCCCCCCC .* 3\/16 /)
     assert.match(text, /…DDDDDDDD .* \?\/\? /)
+  })
+})
+
+describe('serve: chat messages through the model\'s template', function () {
+  const modelDir = tinyModel('gqa', shapes.gqa)
+  /** a gateway backend over a model directory's tokenizer (prepareRequest never generates) */
+  const backend = (dir: string): Backend => ({
+    modelId: 'm',
+    config: { maxPositions: 2048, vocabSize: 300 },
+    tokenizer: TextTokenizer.load(dir),
+    generate: () => { throw new Error('not used') }
+  })
+  const withTemplate = (template: string | null): string => {
+    const dir = tempDir('serve-tpl-')
+    for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(path.join(modelDir, f), path.join(dir, f))
+    if (template !== null) writeFileSync(path.join(dir, 'chat_template.jinja'), template)
+    return dir
+  }
+  const mistral = readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'chat-templates', 'mistral-v0.3.jinja'), 'utf8')
+
+  it('a system message and several turns become the rendered template\'s ids, with one BOS', function () {
+    const messages = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'A' }, { role: 'assistant', content: 'B' }, { role: 'user', content: 'C' }]
+    const b = backend(withTemplate(mistral))
+    const prepared = prepareRequest(b, 'chat', parseChatRequest({ messages, max_tokens: 4 }))
+    assert.deepEqual(prepared.ids, b.tokenizer!.encodeChat(messages))
+    assert.equal(b.tokenizer!.decode(prepared.ids, false), '<s>[INST] A[/INST] B</s>[INST] Be brief.\n\nC[/INST]')
+  })
+
+  it('a conversation the template refuses, or a model without a template: 400 naming why', function () {
+    assert.throws(() => prepareRequest(backend(withTemplate(mistral)), 'chat', parseChatRequest({ messages: [{ role: 'user', content: 'A' }, { role: 'user', content: 'B' }] })),
+      (err: unknown) => err instanceof InvalidRequestError && err.status === 400 && err.param === 'messages' && /roles must alternate user\/assistant/.test(err.message))
+    assert.throws(() => prepareRequest(backend(withTemplate(null)), 'chat', parseChatRequest({ messages: [{ role: 'user', content: 'A' }] })),
+      (err: unknown) => err instanceof InvalidRequestError && err.code === 'chat_template_missing' && /chat_template\.jinja/.test(err.message))
   })
 })

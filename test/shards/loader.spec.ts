@@ -6,7 +6,7 @@ import { SafetensorsFile } from '../../src/shards/safetensors.ts'
 import { ModelWeights, tensorNames } from '../../src/shards/weights.ts'
 import { loadModelConfig, parseModelConfig } from '../../src/shards/config.ts'
 import { makeModel } from '../../src/shards/make-model.ts'
-import { ModelConfigError, SafetensorsError } from '../../src/shards/errors.ts'
+import { GenerationConfigError, ModelConfigError, SafetensorsError } from '../../src/shards/errors.ts'
 import { tempDir } from '../helpers/models.ts'
 
 const shape = { layers: 8, hidden: 64, heads: 4, kvHeads: 2, intermediate: 96, vocab: 300, seed: 11 }
@@ -70,6 +70,25 @@ describe('bad model files get clear errors', function () {
     assert.throws(() => loadModelConfig(dir), /config\.json: \(file\): not found/)
     writeFileSync(path.join(dir, 'config.json'), '{ "model_type": ')
     assert.throws(() => loadModelConfig(dir), /not valid JSON/)
+  })
+
+  it('EOS ids: generation_config.json\'s eos_token_id (an id or a list) decides, config.json\'s is the fallback', function () {
+    const dir = variant('genconf')
+    editConfig(dir, (c) => { c.eos_token_id = 2 })
+    const gen = path.join(dir, 'generation_config.json')
+    writeFileSync(gen, JSON.stringify({ bos_token_id: 1, eos_token_id: [2, 7, 9], temperature: 0.6 }))
+    assert.deepEqual(loadModelConfig(dir).eosTokenIds, [2, 7, 9])
+    writeFileSync(gen, JSON.stringify({ eos_token_id: 5 }))
+    assert.deepEqual(loadModelConfig(dir).eosTokenIds, [5])
+    writeFileSync(gen, JSON.stringify({ bos_token_id: 1 }))
+    assert.deepEqual(loadModelConfig(dir).eosTokenIds, [2])
+    rmSync(gen)
+    editConfig(dir, (c) => { c.eos_token_id = [2, 3] })
+    assert.deepEqual(loadModelConfig(dir).eosTokenIds, [2, 3])
+    writeFileSync(gen, '{ "eos_token_id": ')
+    assert.throws(() => loadModelConfig(dir), (err: Error) => err instanceof GenerationConfigError && /^generation_config\.json: \(file\): not valid JSON/.test(err.message))
+    writeFileSync(gen, JSON.stringify({ eos_token_id: ['</s>'] }))
+    assert.throws(() => loadModelConfig(dir), /generation_config\.json: eos_token_id: must be a token id or a list of token ids, got \["<\/s>"\]/)
   })
 
   it('unknown architectures and unsupported features name the field', function () {

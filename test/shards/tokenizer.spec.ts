@@ -28,3 +28,17 @@ describe('stream decoder', function () {
     assert.equal(streamed + tail, tokenizer.decode(cut))
   })
 })
+
+describe('make-model\'s tokenizer', function () {
+  const tokenizer = TextTokenizer.load(tinyModel('gqa', shapes.gqa))!
+
+  it('digits are text, and <s>, </s> are single special tokens that decoding skips', function () {
+    const text = 'Numbers 0, 1, 2, 10 and 2026'
+    const ids = tokenizer.encode(text, false)
+    assert.ok(!ids.some((t) => t <= 2), `no special ids in ${ids.join(',')}`)
+    assert.equal(tokenizer.decode(ids), text)
+    assert.deepEqual(tokenizer.encode('<s>Hi</s>', false), [1, ...tokenizer.encode('Hi', false), 2])
+    assert.equal(tokenizer.decode([1, ...ids, 2]), text)
+    assert.equal(tokenizer.decode([1, ...ids, 2], false), `<s>${text}</s>`)
+  })
+})
