@@ -18,6 +18,7 @@ import {
 import { runGeneration, promptIds, type GenerationEvent, type Prompt } from './session.ts'
 import type { GenerateOptions } from './generation.ts'
 import { LocalVerifier } from './verifier.ts'
+import { scoreTokens, type ScoreOptions, type ScoreResult } from './scoring.ts'
 
 export interface SwarmOptions {
   /** bootstrap peer multiaddrs (each with /p2p/<id>) */
@@ -100,18 +101,7 @@ export class Swarm {
     const ids = promptIds(this.tokenizer, prompt)
     const maxLength = Math.min(this.config.maxPositions, ids.length + (opts.maxNewTokens ?? 32))
     const verify = opts.verify ?? this.opts.verify ?? false
-    if (verify && this.opts.wireDtype === 'f16') throw new VerifyWireError()
-    const verifier = verify ? (this.verifier ??= new LocalVerifier(this.opts.modelDir, { threads: this.opts.threads })) : undefined
-    const chain = await ChainSession.open(this.node, this.candidates, {
-      modelId: this.modelId,
-      numBlocks: this.config.numLayers,
-      hiddenSize: this.config.hiddenSize,
-      maxLength,
-      wireDtype: this.opts.wireDtype,
-      stepTimeoutMs: this.opts.stepTimeoutMs,
-      verifier,
-      log: this.log
-    }, opts.signal)
+    const chain = await this.openChain(maxLength, verify, opts.signal)
     let reported = 0
     try {
       for await (const e of runGeneration(this.head, chain, this.tokenizer, { ids }, opts)) {
@@ -129,6 +119,30 @@ export class Swarm {
     } finally {
       await chain.close()
     }
+  }
+
+  /**
+   * Log-probability of every token of `prompt` given the ones before it, through the swarm:
+   * prefill passes only, one chain session per window (see scoreTokens).
+   */
+  async score (prompt: Prompt, opts: ScoreOptions = {}): Promise<ScoreResult> {
+    const verify = this.opts.verify ?? false
+    return await scoreTokens(this.head, async (maxLength) => await this.openChain(maxLength, verify, opts.signal), promptIds(this.tokenizer, prompt), opts)
+  }
+
+  private async openChain (maxLength: number, verify: boolean, signal?: AbortSignal): Promise<ChainSession> {
+    if (verify && this.opts.wireDtype === 'f16') throw new VerifyWireError()
+    const verifier = verify ? (this.verifier ??= new LocalVerifier(this.opts.modelDir, { threads: this.opts.threads })) : undefined
+    return await ChainSession.open(this.node, this.candidates, {
+      modelId: this.modelId,
+      numBlocks: this.config.numLayers,
+      hiddenSize: this.config.hiddenSize,
+      maxLength,
+      wireDtype: this.opts.wireDtype,
+      stepTimeoutMs: this.opts.stepTimeoutMs,
+      verifier,
+      log: this.log
+    }, signal)
   }
 
   async close (): Promise<void> {
