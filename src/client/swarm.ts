@@ -9,6 +9,7 @@
 // routes around peers whose outputs differ.
 import { loadModelConfig, modelIdFor, type ModelConfig } from '../shards/config.ts'
 import { TextTokenizer } from '../shards/tokenizer.ts'
+import { TokenVocabulary } from '../shards/vocabulary.ts'
 import { WorkerHeadEngine } from '../shards/worker/engine-client.ts'
 import type { WireDtype } from '../protocol/tensor.ts'
 import {
@@ -65,6 +66,8 @@ export class Swarm {
     readonly config: ModelConfig,
     private readonly head: WorkerHeadEngine,
     readonly tokenizer: TextTokenizer | null,
+    /** token bytes: logprobs' token strings and JSON-constrained decoding */
+    readonly vocabulary: TokenVocabulary | null,
     private readonly candidates: DhtCandidates,
     private readonly opts: SwarmOptions,
     private readonly log: Logger
@@ -75,6 +78,7 @@ export class Swarm {
     if (opts.verify === true && opts.wireDtype === 'f16') throw new VerifyWireError()
     const config = loadModelConfig(opts.modelDir)
     const tokenizer = TextTokenizer.load(opts.modelDir)
+    const vocabulary = TokenVocabulary.load(opts.modelDir, config.vocabSize)
     const modelId = opts.modelId ?? modelIdFor(opts.modelDir)
     const log = componentLogger('client', opts.logger)
     const node = await createSwarmNode({ bootstrap: opts.bootstrap, dhtMode: 'client', logger: opts.logger })
@@ -84,7 +88,7 @@ export class Swarm {
         throw new Error(`could not reach any bootstrap peer (${opts.bootstrap.join(', ')}): ${err.message}`)
       })
       head = await WorkerHeadEngine.load(opts.modelDir, { threads: opts.threads })
-      return new Swarm(node, modelId, config, head, tokenizer, new DhtCandidates(node, modelId, config.numLayers), opts, log)
+      return new Swarm(node, modelId, config, head, tokenizer, vocabulary, new DhtCandidates(node, modelId, config.numLayers), opts, log)
     } catch (err) {
       await head?.dispose()
       await node.stop()
