@@ -53,7 +53,7 @@ export function buildTokenizerJson (vocabSize: number): Record<string, unknown> 
     truncation: null,
     padding: null,
     added_tokens: [0, 1, 2].map((id) => ({
-      id, content: Object.keys(vocab)[id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true
+      id, content: [SPECIAL_TOKENS.unk, SPECIAL_TOKENS.bos, SPECIAL_TOKENS.eos][id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true
     })),
     normalizer: null,
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
