@@ -239,8 +239,17 @@ function objectRest (s: ObjectSchema, names: readonly string[], first: boolean):
 
 /** The fewest bytes that finish the document from `st` (0 when complete). */
 export function bytesToFinish (st: GrammarState): number {
-  let n = frameCost(st.f, true)
-  for (let s = st.up; s !== null; s = s.up) n += frameCost(s.f, false)
+  return frameCost(st.f, true) + (st.up === null ? 0 : belowCost(st.up))
+}
+
+/** what the frames from `st` down need once their children are done; memoised, as states are shared */
+const belowCache = new WeakMap<GrammarState, number>()
+function belowCost (st: GrammarState): number {
+  let n = belowCache.get(st)
+  if (n === undefined) {
+    n = frameCost(st.f, false) + (st.up === null ? 0 : belowCost(st.up))
+    belowCache.set(st, n)
+  }
   return n
 }
 
