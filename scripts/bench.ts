@@ -13,6 +13,7 @@ import { machineInfo, machineLine, renderLocal, renderTable, writeJson, type Mac
 import { existsSync } from 'node:fs'
 import { runChaos } from '../src/cli/chaos.ts'
 import { benchSwarm, renderSwarm } from './bench/swarm.ts'
+import { benchEval, renderEval } from './bench/eval.ts'
 import { DEMO_SHAPE } from '../src/cli/demo.ts'
 import { makeModel } from '../src/shards/make-model.ts'
 import { log } from './bench/util.ts'
@@ -22,7 +23,7 @@ const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'int8', 'int4']
 
 const USAGE = `usage: npm run bench -- [options]
 
-  --only <sections>     comma-separated sections to run (default: all): local, swarm, recovery
+  --only <sections>     comma-separated sections to run (default: all): local, swarm, eval, recovery
   --quick               small model shape (hidden 512, 4 layers, vocab 4096): a smoke test in seconds
   --out <dir>           where <section>.json goes (<section>-quick.json with --quick;
                         default: bench-results)
@@ -112,6 +113,13 @@ const SECTIONS: Record<string, Section> = {
     async run ({ machine, args }) {
       const r = await benchSwarm({ quick: args.quick, cacheDir: args.cache, peers: 3, threads: args.threads, promptTokens: args.promptTokens, decodeTokens: args.decodeTokens, repeats: args.repeats })
       return { json: { date: new Date().toISOString(), machine, ...r }, text: renderSwarm(r) }
+    }
+  },
+  eval: {
+    // perplexity of one text locally and through f32 / int8 / int4 peers and an f16 wire; JSON mask cost; n choices
+    async run ({ machine, args }) {
+      const r = await benchEval({ quick: args.quick, cacheDir: args.cache, peers: 2, threads: args.threads })
+      return { json: { date: new Date().toISOString(), machine, ...r }, text: renderEval(r) }
     }
   },
   recovery: {

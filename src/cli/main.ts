@@ -3,6 +3,7 @@ import '../polyfill.ts'
 import { Command } from 'commander'
 import { registerMakeModel } from './make-model.ts'
 import { registerGenerate } from './generate.ts'
+import { registerPerplexity } from './perplexity.ts'
 import { registerDemo } from './demo.ts'
 import { registerPeer } from './peer.ts'
 import { registerHealth } from './health.ts'
@@ -14,6 +15,7 @@ const program = new Command('strata')
   .showHelpAfterError()
 registerMakeModel(program)
 registerGenerate(program)
+registerPerplexity(program)
 registerPeer(program)
 registerHealth(program)
 registerServe(program)

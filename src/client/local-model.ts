@@ -4,8 +4,9 @@ import { TextTokenizer } from '../shards/tokenizer.ts'
 import { WorkerHeadEngine } from '../shards/worker/engine-client.ts'
 import type { WeightFormat } from '../shards/span-graph.ts'
 import { LocalPipeline } from './local.ts'
-import { runGeneration, type GenerationEvent, type Prompt } from './session.ts'
+import { runGeneration, promptIds, type GenerationEvent, type Prompt } from './session.ts'
 import type { GenerateOptions } from './generation.ts'
+import { scoreTokens, type ScoreOptions, type ScoreResult } from './scoring.ts'
 
 export interface LocalModelOptions {
   weightFormat?: WeightFormat
@@ -42,6 +43,12 @@ export class LocalModel {
     } finally {
       await pipeline.close()
     }
+  }
+
+  /** Log-probability of every token of `prompt` given the ones before it (see scoreTokens). */
+  async score (prompt: Prompt, opts: ScoreOptions = {}): Promise<ScoreResult> {
+    const open = async (maxLength: number): Promise<LocalPipeline> => await LocalPipeline.load(this.modelDir, this.head.config.numLayers, { ...this.opts, maxLength })
+    return await scoreTokens(this.head, open, promptIds(this.tokenizer, prompt), opts)
   }
 
   async close (): Promise<void> {

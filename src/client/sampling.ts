@@ -43,7 +43,8 @@ export class Sampler {
     const temperature = this.o.temperature ?? 0
     if (temperature === 0) return argmax(scores)
 
-    let candidates = Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a] || a - b)
+    // tokens at -∞ (masked by a constraint) are never candidates
+    let candidates = Array.from(scores.keys()).filter((t) => scores[t] > -Infinity).sort((a, b) => scores[b] - scores[a] || a - b)
     const topK = this.o.topK ?? 0
     if (topK > 0) candidates = candidates.slice(0, topK)
     const max = scores[candidates[0]]

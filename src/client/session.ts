@@ -1,11 +1,22 @@
 // One generation from prompt to done, over any BlockPipeline: tokenization, the token loop,
 // streaming text and the final summary. Shared by the CLI, the SDK and the HTTP gateway.
 import type { TextTokenizer, ChatMessage } from '../shards/tokenizer.ts'
+import type { TokenLogprob } from './logprobs.ts'
 import { generateTokens, GenerationError, type BlockPipeline, type GenerateOptions, type Head, type RouteHop } from './generation.ts'
 
 export type Prompt = { text: string } | { ids: number[] } | { messages: ChatMessage[] }
 
-export interface TokenOutput { event: 'token', index: number, token: number, text: string, route: RouteHop[] }
+export interface TokenOutput {
+  event: 'token'
+  index: number
+  token: number
+  text: string
+  route: RouteHop[]
+  /** with the `logprobs` option */
+  logprob?: TokenLogprob
+  /** with the `promptLogprobs` option, on the first token only: null for the first prompt token */
+  promptLogprobs?: Array<TokenLogprob | null>
+}
 export interface DoneOutput {
   event: 'done'
   tokens: number[]
@@ -60,7 +71,7 @@ export async function * runGeneration (head: Head, pipeline: BlockPipeline, toke
     reroutes: pipeline.reroutes,
     tokensPerSecond: seconds > 0 ? tokens.length / seconds : 0,
     promptTokens: ids.length,
-    finishReason: stopped ? 'stop' : 'length',
+    finishReason: stopped || opts.constraint?.complete === true ? 'stop' : 'length',
     timeToFirstTokenMs: firstTokenMs
   }
 }

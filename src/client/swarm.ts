@@ -9,6 +9,7 @@
 // routes around peers whose outputs differ.
 import { loadModelConfig, modelIdFor, type ModelConfig } from '../shards/config.ts'
 import { TextTokenizer } from '../shards/tokenizer.ts'
+import { TokenVocabulary } from '../shards/vocabulary.ts'
 import { WorkerHeadEngine } from '../shards/worker/engine-client.ts'
 import type { WireDtype } from '../protocol/tensor.ts'
 import {
@@ -18,6 +19,7 @@ import {
 import { runGeneration, promptIds, type GenerationEvent, type Prompt } from './session.ts'
 import type { GenerateOptions } from './generation.ts'
 import { LocalVerifier } from './verifier.ts'
+import { scoreTokens, type ScoreOptions, type ScoreResult } from './scoring.ts'
 
 export interface SwarmOptions {
   /** bootstrap peer multiaddrs (each with /p2p/<id>) */
@@ -66,6 +68,8 @@ export class Swarm {
     readonly config: ModelConfig,
     private readonly head: WorkerHeadEngine,
     readonly tokenizer: TextTokenizer | null,
+    /** token bytes: logprobs' token strings and JSON-constrained decoding */
+    readonly vocabulary: TokenVocabulary | null,
     private readonly candidates: DhtCandidates,
     private readonly opts: SwarmOptions,
     private readonly log: Logger
@@ -77,6 +81,7 @@ export class Swarm {
     const configOptions = { allowUnknownKeys: opts.allowUnknownConfig }
     const config = loadModelConfig(opts.modelDir, configOptions)
     const tokenizer = TextTokenizer.load(opts.modelDir)
+    const vocabulary = TokenVocabulary.load(opts.modelDir, config.vocabSize)
     const modelId = opts.modelId ?? modelIdFor(opts.modelDir, configOptions)
     const log = componentLogger('client', opts.logger)
     const node = await createSwarmNode({ bootstrap: opts.bootstrap, dhtMode: 'client', logger: opts.logger })
@@ -86,7 +91,7 @@ export class Swarm {
         throw new Error(`could not reach any bootstrap peer (${opts.bootstrap.join(', ')}): ${err.message}`)
       })
       head = await WorkerHeadEngine.load(opts.modelDir, { threads: opts.threads, allowUnknownConfig: opts.allowUnknownConfig })
-      return new Swarm(node, modelId, config, head, tokenizer, new DhtCandidates(node, modelId, config.numLayers, config.family), opts, log)
+      return new Swarm(node, modelId, config, head, tokenizer, vocabulary, new DhtCandidates(node, modelId, config.numLayers, config.family), opts, log)
     } catch (err) {
       await head?.dispose()
       await node.stop()
@@ -103,18 +108,7 @@ export class Swarm {
     const ids = promptIds(this.tokenizer, prompt)
     const maxLength = Math.min(this.config.maxPositions, ids.length + (opts.maxNewTokens ?? 32))
     const verify = opts.verify ?? this.opts.verify ?? false
-    if (verify && this.opts.wireDtype === 'f16') throw new VerifyWireError()
-    const verifier = verify ? (this.verifier ??= new LocalVerifier(this.opts.modelDir, { threads: this.opts.threads, allowUnknownConfig: this.opts.allowUnknownConfig })) : undefined
-    const chain = await ChainSession.open(this.node, this.candidates, {
-      modelId: this.modelId,
-      numBlocks: this.config.numLayers,
-      hiddenSize: this.config.hiddenSize,
-      maxLength,
-      wireDtype: this.opts.wireDtype,
-      stepTimeoutMs: this.opts.stepTimeoutMs,
-      verifier,
-      log: this.log
-    }, opts.signal)
+    const chain = await this.openChain(maxLength, verify, opts.signal)
     let reported = 0
     try {
       for await (const e of runGeneration(this.head, chain, this.tokenizer, { ids }, opts)) {
@@ -132,6 +126,30 @@ export class Swarm {
     } finally {
       await chain.close()
     }
+  }
+
+  /**
+   * Log-probability of every token of `prompt` given the ones before it, through the swarm:
+   * prefill passes only, one chain session per window (see scoreTokens).
+   */
+  async score (prompt: Prompt, opts: ScoreOptions = {}): Promise<ScoreResult> {
+    const verify = this.opts.verify ?? false
+    return await scoreTokens(this.head, async (maxLength) => await this.openChain(maxLength, verify, opts.signal), promptIds(this.tokenizer, prompt), opts)
+  }
+
+  private async openChain (maxLength: number, verify: boolean, signal?: AbortSignal): Promise<ChainSession> {
+    if (verify && this.opts.wireDtype === 'f16') throw new VerifyWireError()
+    const verifier = verify ? (this.verifier ??= new LocalVerifier(this.opts.modelDir, { threads: this.opts.threads, allowUnknownConfig: this.opts.allowUnknownConfig })) : undefined
+    return await ChainSession.open(this.node, this.candidates, {
+      modelId: this.modelId,
+      numBlocks: this.config.numLayers,
+      hiddenSize: this.config.hiddenSize,
+      maxLength,
+      wireDtype: this.opts.wireDtype,
+      stepTimeoutMs: this.opts.stepTimeoutMs,
+      verifier,
+      log: this.log
+    }, signal)
   }
 
   async close (): Promise<void> {

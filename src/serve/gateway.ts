@@ -9,9 +9,10 @@ import { DEFAULT_DRAIN_LIMITS, drainRequest, type DrainLimits } from './drain.ts
 import { EventLog } from './events.ts'
 import type { HealthSource } from './health-probe.ts'
 import { GatewayMetrics, type Endpoint } from './metrics.ts'
-import { chatChunk, chatResponse, completionChunk, completionResponse, newMeta, usage, usageChunk, type FinishReason, type ResponseMeta } from './openai-format.ts'
+import { chatChunk, chatResponse, completionChunk, completionResponse, newMeta, usage, usageChunk, type ChoiceExtras, type FinishReason, type ResponseMeta, type Usage } from './openai-format.ts'
+import { ChoiceView, mergeRuns, type IndexedEvent } from './choices.ts'
 import { parseChatRequest, parseCompletionRequest } from './requests.ts'
-import { prepareRequest, runRequest, toApiError, type Backend, type PreparedRequest, type RunEvent } from './run.ts'
+import { prepareRequest, runRequest, toApiError, type Backend, type PreparedRequest } from './run.ts'
 import { SseWriter, disconnectSignal } from './sse.ts'
 
 /** request bodies above this are refused with 413 */
@@ -114,35 +115,38 @@ function registerRoutes (app: FastifyInstance, opts: GatewayOptions): void {
     const parsed = endpoint === 'chat' ? parseChatRequest(req.body) : parseCompletionRequest(req.body)
     const prepared = prepareRequest(backend, endpoint, parsed)
     const meta = newMeta(endpoint === 'chat' ? 'chat' : 'completion', backend.modelId)
-    const run = runRequest(backend, prepared, { id: meta.id, signal: disconnectSignal(reply.raw), startedAt, metrics, events, log })
-    if (parsed.stream) await stream(run, prepared, meta, reply)
-    else await reply.send(await collect(run, prepared, meta))
+    // a failed choice ends the others too
+    const failed = new AbortController()
+    const signal = AbortSignal.any([disconnectSignal(reply.raw), failed.signal])
+    const runs = Array.from({ length: parsed.n }, (_, i) => runRequest(backend, prepared, { id: meta.id, signal, startedAt, metrics, events, log }, i))
+    const choices = runs.map((_, i) => new ChoiceView(i, prepared, backend.vocabulary))
+    const merged = mergeRuns(runs, () => { failed.abort(new ClientDisconnectedError()) })
+    if (parsed.stream) await stream(merged, choices, prepared, meta, reply)
+    else await reply.send(await collect(merged, choices, prepared, meta))
   }
   app.post('/v1/completions', { bodyLimit }, generation('completions'))
   app.post('/v1/chat/completions', { bodyLimit }, generation('chat'))
 
-  /** Streams chunks; the headers wait for the first token so that early failures keep their status code. */
-  async function stream (run: AsyncGenerator<RunEvent>, req: PreparedRequest, meta: ResponseMeta, reply: FastifyReply): Promise<void> {
+  /** Streams chunks; the headers wait for the first event so that early failures keep their status code. */
+  async function stream (run: AsyncGenerator<IndexedEvent>, choices: ChoiceView[], req: PreparedRequest, meta: ResponseMeta, reply: FastifyReply): Promise<void> {
     const first = await run.next()
     reply.hijack()
     const sse = new SseWriter(reply.raw)
     const chat = req.endpoint === 'chat'
-    const extras = (ids: number[]): { token_ids?: number[] } => req.request.returnTokenIds ? { token_ids: ids } : {}
-    const chunk = (text: string, finish: FinishReason | null, ids: number[]): object => chat
-      ? chatChunk(meta, finish === null ? { content: text } : {}, finish, extras(ids))
-      : completionChunk(meta, text, finish, extras(ids))
+    const chunk = (text: string, finish: FinishReason | null, extras: ChoiceExtras): object => chat
+      ? chatChunk(meta, finish === null ? { content: text } : {}, finish, extras)
+      : completionChunk(meta, text, finish, extras)
     try {
       sse.open()
-      if (chat) sse.send(chatChunk(meta, { role: 'assistant', content: '' }, null))
+      if (chat) for (const c of choices) sse.send(chatChunk(meta, { role: 'assistant', content: '' }, null, { index: c.index }))
       for (let r = first; r.done !== true; r = await run.next()) {
-        const e = r.value
-        if (e.type === 'delta') {
-          if (e.text !== '' || (req.request.returnTokenIds && e.tokenIds.length > 0)) sse.send(chunk(e.text, null, e.tokenIds))
-          continue
-        }
-        sse.send(chunk('', e.finishReason, []))
-        if (req.request.includeUsage) sse.send(usageChunk(chat ? 'chat' : 'completion', meta, usage(e.promptTokens, e.completionTokens)))
+        const { index, event } = r.value
+        const choice = choices[index]
+        const piece = choice.apply(event)
+        if (piece !== null) sse.send(chunk(piece.text, null, piece.extras))
+        if (event.type === 'end') sse.send(chunk('', event.finishReason, { index }))
       }
+      if (req.request.includeUsage) sse.send(usageChunk(chat ? 'chat' : 'completion', meta, totalUsage(req, choices)))
       sse.done()
     } catch (err) {
       const api = err instanceof ClientDisconnectedError ? null : toApiError(err)
@@ -156,19 +160,20 @@ function registerRoutes (app: FastifyInstance, opts: GatewayOptions): void {
     }
   }
 
-  async function collect (run: AsyncGenerator<RunEvent>, req: PreparedRequest, meta: ResponseMeta): Promise<object> {
-    let text = ''
-    for await (const e of run) {
-      if (e.type === 'delta') {
-        text += e.text
-        continue
-      }
-      const u = usage(e.promptTokens, e.completionTokens)
-      const extras = req.request.returnTokenIds ? { token_ids: e.tokenIds } : {}
-      return req.endpoint === 'chat' ? chatResponse(meta, text, e.finishReason, u, extras) : completionResponse(meta, text, e.finishReason, u, extras)
-    }
-    throw new Error('the generation ended without a summary')
+  async function collect (run: AsyncGenerator<IndexedEvent>, choices: ChoiceView[], req: PreparedRequest, meta: ResponseMeta): Promise<object> {
+    for await (const { index, event } of run) choices[index].apply(event)
+    const whole = choices.map((c) => {
+      if (c.finish === null) throw new Error('a generation ended without a summary')
+      return { text: c.text, finish: c.finish, extras: c.extras() }
+    })
+    const u = totalUsage(req, choices)
+    return req.endpoint === 'chat' ? chatResponse(meta, whole, u) : completionResponse(meta, whole, u)
   }
+}
+
+/** one prompt, every choice's tokens */
+function totalUsage (req: PreparedRequest, choices: ChoiceView[]): Usage {
+  return usage(req.ids.length, choices.reduce((n, c) => n + c.completionTokens, 0))
 }
 
 /** Fastify's own errors (body parsing, limits) in OpenAI's shape. */

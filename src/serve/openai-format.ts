@@ -20,28 +20,37 @@ export function usage (promptTokens: number, completionTokens: number): Usage {
   return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens }
 }
 
-/** extension fields of a choice (only present when asked for) */
-type ChoiceExtras = { token_ids?: number[] }
+/** fields of a choice beyond text and finish_reason: its index (default 0), logprobs (default null), token_ids (extension) */
+export type ChoiceExtras = { index?: number, logprobs?: object | null, token_ids?: number[] }
+
+export interface Choice { text: string, finish: FinishReason, extras: ChoiceExtras }
 
 export function completionChunk (m: ResponseMeta, text: string, finish: FinishReason | null, extras: ChoiceExtras = {}): object {
   return { id: m.id, object: 'text_completion', created: m.created, model: m.model, choices: [{ text, index: 0, logprobs: null, finish_reason: finish, ...extras }] }
 }
 
-export function completionResponse (m: ResponseMeta, text: string, finish: FinishReason, u: Usage, extras: ChoiceExtras = {}): object {
-  return { ...completionChunk(m, text, finish, extras), usage: u }
+export function completionResponse (m: ResponseMeta, choices: Choice[], u: Usage): object {
+  return {
+    id: m.id,
+    object: 'text_completion',
+    created: m.created,
+    model: m.model,
+    choices: choices.map((c) => ({ text: c.text, index: 0, logprobs: null, finish_reason: c.finish, ...c.extras })),
+    usage: u
+  }
 }
 
 export function chatChunk (m: ResponseMeta, delta: { role?: 'assistant', content?: string }, finish: FinishReason | null, extras: ChoiceExtras = {}): object {
   return { id: m.id, object: 'chat.completion.chunk', created: m.created, model: m.model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish, ...extras }] }
 }
 
-export function chatResponse (m: ResponseMeta, content: string, finish: FinishReason, u: Usage, extras: ChoiceExtras = {}): object {
+export function chatResponse (m: ResponseMeta, choices: Choice[], u: Usage): object {
   return {
     id: m.id,
     object: 'chat.completion',
     created: m.created,
     model: m.model,
-    choices: [{ index: 0, message: { role: 'assistant', content }, logprobs: null, finish_reason: finish, ...extras }],
+    choices: choices.map((c) => ({ index: 0, message: { role: 'assistant', content: c.text }, logprobs: null, finish_reason: c.finish, ...c.extras })),
     usage: u
   }
 }

@@ -1,8 +1,11 @@
 // Validation of OpenAI request bodies: every field is checked for type and range, and a bad one
-// gets a 400 naming it. Fields OpenAI defines that the swarm cannot honour (n > 1, logprobs,
-// echo, tools…) are refused rather than silently ignored; unknown fields are ignored.
-// Extensions (as in vLLM): top_k, repetition_penalty, ignore_eos, return_token_ids.
+// gets a 400 naming it. Fields OpenAI defines that the swarm cannot honour (tools, suffix,
+// best_of…) are refused rather than silently ignored; unknown fields are ignored.
+// Extensions (as in vLLM): top_k, repetition_penalty, ignore_eos, return_token_ids; response_format
+// on completions too.
 import type { Prompt } from '../client/session.ts'
+import { MAX_TOP_LOGPROBS } from '../client/logprobs.ts'
+import { ANY_OBJECT, parseJsonSchema, SchemaError, type SchemaNode } from '../client/json-schema.ts'
 import type { ChatMessage } from '../shards/tokenizer.ts'
 import { InvalidRequestError } from './errors.ts'
 
@@ -27,36 +30,72 @@ export interface ParsedRequest {
   /** add the generated token ids to every choice (`token_ids`) */
   returnTokenIds: boolean
   params: GenerationParams
+  /** choices to generate, each sampled with its own seed */
+  n: number
+  /** log-probabilities of the chosen tokens with this many alternatives each; null: none */
+  logprobs: number | null
+  /** completions: the prompt comes back before the completion, with its log-probabilities when asked */
+  echo: boolean
+  /** json: the output is constrained to JSON matching the schema */
+  responseFormat: { type: 'text' } | { type: 'json', schema: SchemaNode }
 }
 
 export const MAX_STOP_SEQUENCES = 4
+/** choices per request at most */
+export const MAX_CHOICES = 8
 export const MAX_STOP_CHARS = 256
 const CHAT_ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool'])
 
 export function parseCompletionRequest (body: unknown): ParsedRequest {
   const f = new Fields(body)
-  f.refuseUnless('echo', (v) => v === false, 'echo is not supported')
-  f.refuseUnless('logprobs', (v) => v === 0, 'logprobs are not supported')
   f.refuseUnless('suffix', (v) => v === '', 'suffix is not supported')
-  f.refuseUnless('best_of', (v) => v === 1, 'best_of other than 1 is not supported')
-  return { ...common(f), prompt: completionPrompt(f.required('prompt')), params: params(f, 'max_tokens') }
+  const logprobs = f.integer('logprobs', 0, MAX_TOP_LOGPROBS) ?? null
+  const c = common(f)
+  f.refuseUnless('best_of', (v) => v === 1 || v === c.n, 'best_of other than n is not supported')
+  return { ...c, prompt: completionPrompt(f.required('prompt')), params: checkStop(params(f, 'max_tokens'), c), logprobs, echo: f.boolean('echo') ?? false }
 }
 
 export function parseChatRequest (body: unknown): ParsedRequest {
   const f = new Fields(body)
-  f.refuseUnless('logprobs', (v) => v === false, 'logprobs are not supported')
   f.refuseUnless('tools', (v) => Array.isArray(v) && v.length === 0, 'tools are not supported')
-  f.refuseUnless('response_format', (v) => (v as { type?: unknown }).type === 'text', 'only response_format {"type":"text"} is supported')
+  const wanted = f.boolean('logprobs') ?? false
+  const top = f.integer('top_logprobs', 0, MAX_TOP_LOGPROBS)
+  if (top !== undefined && !wanted) throw new InvalidRequestError('top_logprobs needs logprobs: true', 'top_logprobs')
   const maxField = f.has('max_completion_tokens') ? 'max_completion_tokens' : 'max_tokens'
-  return { ...common(f), prompt: { messages: chatMessages(f.required('messages')) }, params: params(f, maxField) }
+  const c = common(f)
+  return { ...c, prompt: { messages: chatMessages(f.required('messages')) }, params: checkStop(params(f, maxField), c), logprobs: wanted ? top ?? 0 : null, echo: false }
 }
 
-function common (f: Fields): Omit<ParsedRequest, 'prompt' | 'params'> {
-  f.refuseUnless('n', (v) => v === 1, 'n other than 1 is not supported: send one request per completion')
+function common (f: Fields): Omit<ParsedRequest, 'prompt' | 'params' | 'logprobs' | 'echo'> {
+  const n = f.integer('n', 1, MAX_CHOICES) ?? 1
   const stream = f.boolean('stream') ?? false
   const options = f.object('stream_options')
   const includeUsage = options === undefined ? false : new Fields(options, 'stream_options.').boolean('include_usage') ?? false
-  return { model: f.string('model'), stream, includeUsage: stream && includeUsage, returnTokenIds: f.boolean('return_token_ids') ?? false }
+  return { model: f.string('model'), stream, includeUsage: stream && includeUsage, returnTokenIds: f.boolean('return_token_ids') ?? false, n, responseFormat: responseFormat(f.object('response_format')) }
+}
+
+/** {"type":"text"} | {"type":"json_object"} | {"type":"json_schema","json_schema":{"name":…,"schema":{…}}} */
+function responseFormat (v: object | undefined): ParsedRequest['responseFormat'] {
+  if (v === undefined) return { type: 'text' }
+  const f = new Fields(v, 'response_format.')
+  const type = f.required('type')
+  if (type === 'text') return { type: 'text' }
+  if (type === 'json_object') return { type: 'json', schema: ANY_OBJECT }
+  if (type !== 'json_schema') throw new InvalidRequestError('response_format.type must be text, json_object or json_schema', 'response_format.type')
+  const spec = new Fields(f.object('json_schema') ?? f.required('json_schema'), 'response_format.json_schema.')
+  spec.string('name')
+  try {
+    return { type: 'json', schema: parseJsonSchema(spec.required('schema')) }
+  } catch (err) {
+    if (err instanceof SchemaError) throw new InvalidRequestError(`response_format.json_schema.schema: ${err.message}`, 'response_format.json_schema.schema', 'unsupported_schema')
+    throw err
+  }
+}
+
+/** Stop sequences could cut a JSON document short: they do not go with a JSON response format. */
+function checkStop (p: GenerationParams, c: { responseFormat: ParsedRequest['responseFormat'] }): GenerationParams {
+  if (p.stop.length > 0 && c.responseFormat.type === 'json') throw new InvalidRequestError('stop sequences cannot be combined with a JSON response_format: they could cut the document short', 'stop')
+  return p
 }
 
 function params (f: Fields, maxField: string): GenerationParams {

@@ -6,6 +6,10 @@ import type { RouteHop } from '../client/generation.ts'
 import type { SwarmGenerateOptions } from '../client/swarm.ts'
 import type { ModelConfig } from '../shards/config.ts'
 import type { TextTokenizer } from '../shards/tokenizer.ts'
+import type { TokenVocabulary } from '../shards/vocabulary.ts'
+import type { TokenLogprob } from '../client/logprobs.ts'
+import { JsonConstraint, VocabularyTrie } from '../client/json-constraint.ts'
+import { ConstraintError } from '../client/constraint.ts'
 import type { Logger } from '../routing/logger.ts'
 import { ApiError, ClientDisconnectedError, ContextLengthError, InvalidRequestError, ModelNotFoundError, SwarmUnavailableError } from './errors.ts'
 import type { EventLog } from './events.ts'
@@ -19,6 +23,8 @@ export interface Backend {
   readonly modelId: string
   readonly config: Pick<ModelConfig, 'maxPositions' | 'vocabSize'>
   readonly tokenizer: TextTokenizer | null
+  /** token bytes (logprobs' token strings, JSON constraints); null without tokenizer.json */
+  readonly vocabulary: TokenVocabulary | null
   generate (prompt: Prompt, opts: SwarmGenerateOptions): AsyncGenerator<GenerationEvent>
 }
 
@@ -30,7 +36,13 @@ export interface PreparedRequest {
   request: ParsedRequest
   ids: number[]
   maxTokens: number
+  /** what `echo` returns before the completion */
+  promptText: string
+  /** the vocabulary trie, when the output is constrained to JSON */
+  trie: VocabularyTrie | null
 }
+
+const tries = new WeakMap<TokenVocabulary, VocabularyTrie>()
 
 export function prepareRequest (backend: Backend, endpoint: Endpoint, request: ParsedRequest): PreparedRequest {
   if (request.model !== undefined && request.model !== backend.modelId) throw new ModelNotFoundError(request.model, backend.modelId)
@@ -51,11 +63,34 @@ export function prepareRequest (backend: Backend, endpoint: Endpoint, request: P
   const room = maxPositions - ids.length
   const maxTokens = request.params.maxTokens ?? (endpoint === 'chat' ? room : Math.min(DEFAULT_COMPLETION_TOKENS, room))
   if (maxTokens < 1 || room < maxTokens) throw new ContextLengthError(maxPositions, ids.length, Math.max(maxTokens, 1))
-  return { endpoint, request, ids, maxTokens }
+  const format = request.responseFormat
+  const vocabulary = backend.vocabulary
+  if ((request.logprobs !== null || format.type === 'json') && vocabulary === null) {
+    throw new InvalidRequestError('logprobs and JSON output need the model\'s tokenizer.json', request.logprobs !== null ? 'logprobs' : 'response_format')
+  }
+  let trie: VocabularyTrie | null = null
+  if (format.type === 'json') {
+    try {
+      trie = tries.get(vocabulary!) ?? new VocabularyTrie(vocabulary!)
+    } catch (err) {
+      if (err instanceof ConstraintError) throw new InvalidRequestError(`response_format: ${err.message}`, 'response_format')
+      throw err
+    }
+    tries.set(vocabulary!, trie)
+    const need = new JsonConstraint(trie, format.schema).minTokens
+    if (need > maxTokens) {
+      throw new InvalidRequestError(`max_tokens ${maxTokens} is too small for the response_format: the shortest valid JSON takes ${need} tokens`, 'max_tokens', 'max_tokens_too_small')
+    }
+  }
+  const promptText = 'text' in request.prompt ? request.prompt.text : 'ids' in request.prompt ? backend.tokenizer?.decode(ids) ?? '' : ''
+  return { endpoint, request, ids, maxTokens, promptText, trie }
 }
 
 export type RunEvent =
-  | { type: 'delta', text: string, tokenIds: number[] }
+  /** with echo and logprobs, before the first delta: one per prompt token, null for the first */
+  | { type: 'prompt', logprobs: Array<TokenLogprob | null> }
+  /** logprobs (when asked for) belong to tokenIds, one each */
+  | { type: 'delta', text: string, tokenIds: number[], logprobs: TokenLogprob[] }
   | { type: 'end', finishReason: FinishReason, promptTokens: number, completionTokens: number, tokenIds: number[] }
 
 export interface RunContext {
@@ -75,8 +110,8 @@ export interface RunContext {
  * character or a possible stop sequence is incomplete), then an `end`. Failures are rethrown
  * as ApiError, or ClientDisconnectedError once the client is gone.
  */
-export async function * runRequest (backend: Backend, req: PreparedRequest, ctx: RunContext): AsyncGenerator<RunEvent> {
-  const { endpoint, ids, request: { params } } = req
+export async function * runRequest (backend: Backend, req: PreparedRequest, ctx: RunContext, choice = 0): AsyncGenerator<RunEvent> {
+  const { endpoint, ids, request: { params, logprobs, echo, responseFormat } } = req
   const { metrics, events, signal } = ctx
   const stopper = new StopMatcher(params.stop)
   const tokenIds: number[] = []
@@ -94,8 +129,12 @@ export async function * runRequest (backend: Backend, req: PreparedRequest, ctx:
       topP: params.topP,
       topK: params.topK,
       repetitionPenalty: params.repetitionPenalty,
-      seed: params.seed,
+      // choice i samples with seed + i: choice 0 is the n = 1 answer, and every choice is reproducible
+      seed: params.seed === undefined ? undefined : (params.seed + choice) >>> 0,
       ignoreEos: params.ignoreEos,
+      logprobs: logprobs ?? undefined,
+      promptLogprobs: echo && logprobs !== null,
+      constraint: responseFormat.type === 'json' ? new JsonConstraint(req.trie!, responseFormat.schema) : undefined,
       signal,
       onReroute: (e) => {
         reroutes++
@@ -112,7 +151,7 @@ export async function * runRequest (backend: Backend, req: PreparedRequest, ctx:
         // the stream decoder holds back an incomplete UTF-8 sequence; the final text has it
         const tail = e.text.startsWith(streamed) ? e.text.slice(streamed.length) : ''
         const step = stopper.push(tail)
-        if (step.text !== '') yield { type: 'delta', text: step.text, tokenIds: [] }
+        if (step.text !== '') yield { type: 'delta', text: step.text, tokenIds: [], logprobs: [] }
         if (step.stopped) {
           finishReason = 'stop'
           stopped = true
@@ -128,7 +167,8 @@ export async function * runRequest (backend: Backend, req: PreparedRequest, ctx:
       metrics.generatedTokens.inc({ endpoint })
       streamed += e.text
       const step = stopper.push(e.text)
-      yield { type: 'delta', text: step.text, tokenIds: [e.token] }
+      if (e.promptLogprobs !== undefined) yield { type: 'prompt', logprobs: e.promptLogprobs }
+      yield { type: 'delta', text: step.text, tokenIds: [e.token], logprobs: e.logprob === undefined ? [] : [e.logprob] }
       if (step.stopped) {
         // leaving the loop ends the generation and closes the chain
         finishReason = 'stop'
@@ -138,7 +178,7 @@ export async function * runRequest (backend: Backend, req: PreparedRequest, ctx:
     }
     if (!stopped) {
       const rest = stopper.flush()
-      if (rest !== '') yield { type: 'delta', text: rest, tokenIds: [] }
+      if (rest !== '') yield { type: 'delta', text: rest, tokenIds: [], logprobs: [] }
     }
     outcome = { kind: 'ok' }
   } catch (err) {

@@ -56,12 +56,15 @@ export class HeadEngine {
     return out
   }
 
-  /** Logits (vocab) for the last row of `hidden` (1, n, H). */
-  async logits (hidden: Float32Array): Promise<Float32Array> {
+  /**
+   * Logits for the last row of `hidden` (1, n, H): (vocab); with `allRows`, for every row in one
+   * run: (n, vocab), row-major (prompt log-probabilities come from the prefill's hidden states).
+   */
+  async logits (hidden: Float32Array, allRows = false): Promise<Float32Array> {
     const H = this.config.hiddenSize
     if (hidden.length === 0 || hidden.length % H !== 0) throw new EngineInputError(`hidden states of ${hidden.length} floats are not whole ${H}-wide rows`)
-    const last = hidden.slice(hidden.length - H)
-    const out = await this.session.run({ hidden: new ort.Tensor('float32', last, [1, 1, H]) })
+    const rows = allRows ? hidden : hidden.slice(hidden.length - H)
+    const out = await this.session.run({ hidden: new ort.Tensor('float32', rows, [1, rows.length / H, H]) })
     return out.logits.data as Float32Array
   }
 

@@ -83,8 +83,11 @@ describe('serve: request validation', function () {
     bad(() => parseCompletionRequest({ prompt: 'x', stream: 'yes' }), 'stream')
     bad(() => parseCompletionRequest({ prompt: 'x', stop: ['a', ''] }), 'stop')
     bad(() => parseCompletionRequest({ prompt: 'x', stop: ['a', 'b', 'c', 'd', 'e'] }), 'stop')
-    bad(() => parseCompletionRequest({ prompt: 'x', n: 2 }), 'n')
-    bad(() => parseCompletionRequest({ prompt: 'x', echo: true }), 'echo')
+    bad(() => parseCompletionRequest({ prompt: 'x', n: 0 }), 'n')
+    bad(() => parseCompletionRequest({ prompt: 'x', n: 9 }), 'n')
+    bad(() => parseCompletionRequest({ prompt: 'x', echo: 1 }), 'echo')
+    bad(() => parseCompletionRequest({ prompt: 'x', logprobs: 21 }), 'logprobs')
+    bad(() => parseCompletionRequest({ prompt: 'x', best_of: 3 }), 'best_of')
     bad(() => parseCompletionRequest({ prompt: 'x', model: 7 }), 'model')
     bad(() => parseCompletionRequest({ prompt: 'x', stream_options: 1 }), 'stream_options')
   })
@@ -99,6 +102,26 @@ describe('serve: request validation', function () {
     bad(() => parseChatRequest({ messages: [{ role: 'user' }] }), 'messages[0].content')
     bad(() => parseChatRequest({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: {} }] }] }), 'messages[0].content[0]')
     bad(() => parseChatRequest({ messages: [{ role: 'user', content: 'x' }], tools: [{}] }), 'tools')
+    bad(() => parseChatRequest({ messages: [{ role: 'user', content: 'x' }], top_logprobs: 2 }), 'top_logprobs')
+    bad(() => parseChatRequest({ messages: [{ role: 'user', content: 'x' }], logprobs: 'yes' }), 'logprobs')
+  })
+
+  it('parses logprobs, echo, n and response formats', function () {
+    const c = parseCompletionRequest({ prompt: 'x', logprobs: 3, echo: true, n: 3, best_of: 3 })
+    assert.deepEqual([c.logprobs, c.echo, c.n, c.responseFormat], [3, true, 3, { type: 'text' }])
+    const chat = (extra: object): ReturnType<typeof parseChatRequest> => parseChatRequest({ messages: [{ role: 'user', content: 'x' }], ...extra })
+    assert.equal(chat({}).logprobs, null)
+    assert.equal(chat({ logprobs: true }).logprobs, 0)
+    assert.equal(chat({ logprobs: true, top_logprobs: 5 }).logprobs, 5)
+    assert.equal(chat({ response_format: { type: 'json_object' } }).responseFormat.type, 'json')
+    const schema = { type: 'object', properties: { a: { type: 'integer' }, b: { enum: ['x', 'y'] } }, required: ['a'] }
+    const f = chat({ response_format: { type: 'json_schema', json_schema: { name: 's', schema } } }).responseFormat
+    assert.ok(f.type === 'json' && f.schema.type === 'object' && f.schema.required[0] === 'a')
+    bad(() => chat({ response_format: { type: 'yaml' } }), 'response_format.type')
+    bad(() => chat({ response_format: { type: 'json_schema' } }), 'response_format.json_schema')
+    bad(() => chat({ response_format: { type: 'json_schema', json_schema: { schema: { type: 'string' } } } }), 'response_format.json_schema.schema')
+    bad(() => chat({ response_format: { type: 'json_schema', json_schema: { schema: { type: 'object', properties: { a: { type: 'string', pattern: 'x' } } } } } }), 'response_format.json_schema.schema')
+    bad(() => chat({ response_format: { type: 'json_object' }, stop: ['}'] }), 'stop')
   })
 })
 
@@ -165,6 +188,7 @@ describe('serve: chat messages through the model\'s template', function () {
     modelId: 'm',
     config: { maxPositions: 2048, vocabSize: 300 },
     tokenizer: TextTokenizer.load(dir),
+    vocabulary: null,
     generate: () => { throw new Error('not used') }
   })
   const withTemplate = (template: string | null): string => {

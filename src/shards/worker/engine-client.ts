@@ -117,8 +117,9 @@ export class WorkerHeadEngine {
     return await this.worker.call<Float32Array>({ op: 'embed', tokens })
   }
 
-  async logits (hidden: Float32Array): Promise<Float32Array> {
-    return await this.worker.call<Float32Array>({ op: 'logits', hidden })
+  /** see HeadEngine.logits */
+  async logits (hidden: Float32Array, allRows = false): Promise<Float32Array> {
+    return await this.worker.call<Float32Array>({ op: 'logits', hidden, allRows })
   }
 
   async dispose (): Promise<void> {

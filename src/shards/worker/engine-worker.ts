@@ -42,7 +42,7 @@ async function handle (call: Call): Promise<{ value: unknown, transfer?: ArrayBu
       return { value: out, transfer: [out.buffer as ArrayBuffer] }
     }
     case 'logits': {
-      const out = (await need(head, 'head').logits(call.hidden)).slice()
+      const out = (await need(head, 'head').logits(call.hidden, call.allRows)).slice()
       return { value: out, transfer: [out.buffer as ArrayBuffer] }
     }
     case 'dispose':

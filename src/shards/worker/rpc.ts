@@ -13,7 +13,7 @@ export type Call =
   | { op: 'truncate', sessionId: string, length: number }
   | { op: 'close', sessionId: string }
   | { op: 'embed', tokens: number[] }
-  | { op: 'logits', hidden: Float32Array }
+  | { op: 'logits', hidden: Float32Array, allRows?: boolean }
   | { op: 'dispose' }
 
 export interface Request { id: number, call: Call }
