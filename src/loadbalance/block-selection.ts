@@ -121,8 +121,10 @@ export function shouldMove(spans: readonly SpanInfo[], numBlocks: number, self: 
   const avoid = opts.avoid ?? []
   const allowed = avoid.length === 0 ? undefined : (start: number): boolean => start === own.start || !avoid.some((r) => start < r.end && r.start < start + own.length)
   const target = weakestWindowStart(throughputs, own.length, scratch, allowed)
-  if (target < 0) return stay('every other window shares blocks with a span this peer left recently')
-  if (target === own.start) return stay('already on the best blocks')
+  if (target === own.start) {
+    const blocked = allowed !== undefined && weakestWindowStart(throughputs, own.length, scratch) !== own.start
+    return stay(blocked ? 'the blocks that need it more overlap a span this peer left recently' : 'already on the best blocks')
+  }
   putBack(throughputs, weights, own, target)
   const to = { start: target, end: target + own.length }
 

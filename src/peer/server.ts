@@ -109,6 +109,8 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       state: this.state,
       throughput: this.throughput,
       cacheTokensLeft: Math.floor(this.budget.freeBytes / this.engine.info.kvBytesPerToken),
+      sessions: this.sessions.size,
+      maxSessions: this.cfg.maxSessions ?? peerDefaults.maxSessions,
       dtype: this.engine.info.weightFormat,
       version: SOFTWARE_VERSION,
       expiresAt: now + (this.cfg.recordTtlMs ?? peerDefaults.recordTtlMs),

@@ -34,6 +34,10 @@ export interface PeerRecord {
   throughput: number
   /** how many more tokens of KV cache the peer can hold */
   cacheTokensLeft: number
+  /** number of open inference sessions on that peer (demand; absent in records of older peers) */
+  sessions?: number
+  /** the most sessions the peer accepts at once (absent in records of older peers) */
+  maxSessions?: number
   /** compute dtype, e.g. 'f32', 'f16', 'q4' */
   dtype: string
   /** software version of the peer */
@@ -74,6 +78,8 @@ const DTYPE = /^[a-z0-9_]{1,16}$/
 const VERSION = /^[\x20-\x7e]{1,64}$/
 const MAX_MULTIADDR_CHARS = 512
 const MAX_THROUGHPUT = 1e12
+/** far above what any peer holds open at once */
+const MAX_SESSIONS = 1_000_000
 
 export class RecordError extends Error {
   override name = 'RecordError'
@@ -232,6 +238,8 @@ function validateRecord (value: unknown): PeerRecord {
     state: peerState(obj.state),
     throughput: finite(obj, 'throughput', 0, MAX_THROUGHPUT),
     cacheTokensLeft: integer(obj, 'cacheTokensLeft', 0, Number.MAX_SAFE_INTEGER),
+    ...optionalInteger(obj, 'sessions', 0, MAX_SESSIONS),
+    ...optionalInteger(obj, 'maxSessions', 0, MAX_SESSIONS),
     dtype: text(obj, 'dtype', DTYPE),
     version: text(obj, 'version', VERSION),
     expiresAt: integer(obj, 'expiresAt', 0, Number.MAX_SAFE_INTEGER),
@@ -257,6 +265,11 @@ function integer (obj: Record<string, unknown>, field: string, min: number, max:
     throw new RecordMalformedError(`${field} must be an integer in [${min}, ${max}]`)
   }
   return value
+}
+
+/** `{ [field]: value }` when the field is present (and valid), `{}` when absent. */
+function optionalInteger (obj: Record<string, unknown>, field: string, min: number, max: number): Record<string, number> {
+  return obj[field] === undefined ? {} : { [field]: integer(obj, field, min, max) }
 }
 
 function finite (obj: Record<string, unknown>, field: string, min: number, max: number): number {

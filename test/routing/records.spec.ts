@@ -40,6 +40,13 @@ describe('routing/records', () => {
     assert.deepEqual(verifyRecord(bytes, { expectedPeerId: alice.peerId, modelId: MODEL, block: 3, numBlocks: 9 }), record)
   })
 
+  it('carries open sessions and the session limit (demand), optional for older peers', () => {
+    const record = makeRecord(alice.peerId, { sessions: 3, maxSessions: 16 })
+    assert.deepEqual(verifyRecord(signRecord(record, alice.key)), record)
+    const older = makeRecord(alice.peerId)
+    assert.equal('sessions' in verifyRecord(signRecord(older, alice.key)), false)
+  })
+
   it('drops unknown payload fields', () => {
     const record = makeRecord(alice.peerId)
     const bytes = envelope(alice.key, json({ ...record, extra: 'ignored' }))
@@ -135,7 +142,9 @@ describe('routing/records', () => {
       ['dtype uppercase', { dtype: 'F32' }],
       ['version empty', { version: '' }],
       ['expiresAt unsafe', { expiresAt: 2 ** 60 }],
-      ['seq negative', { seq: -1 }]
+      ['seq negative', { seq: -1 }],
+      ['sessions negative', { sessions: -1 }],
+      ['maxSessions fractional', { maxSessions: 2.5 }]
     ]
     for (const [name, override] of bad) {
       const record = { ...makeRecord(alice.peerId), ...override }
