@@ -28,6 +28,7 @@ export function registerGenerate (program: Command): void {
     .addOption(new Option('--quantize <format>', 'local weights: quantize on load').choices(['int8', 'int4']))
     .option('--threads <n>', 'compute threads per engine (local blocks, head; with --verify also each verifying span)', int(1))
     .option('--allow-unknown-config', ALLOW_UNKNOWN_CONFIG_HELP)
+    .option('--coverage-wait-ms <n>', 'swarm: when some blocks have no peer left, wait this long for peers to move in before failing', int(0), 3_000)
     .option('--json', 'print one JSON event per line')
     .action(async (o) => {
       const chat = o.chat === true || o.system !== undefined || o.messages !== undefined
@@ -52,7 +53,7 @@ export function registerGenerate (program: Command): void {
       const controller = new AbortController()
       process.once('SIGINT', () => { controller.abort(new Error('interrupted')) })
       if (o.bootstrap.length > 0) {
-        const swarm = await Swarm.connect({ bootstrap: o.bootstrap, modelDir: o.model, threads: o.threads, verify: o.verify === true, allowUnknownConfig, signal: controller.signal })
+        const swarm = await Swarm.connect({ bootstrap: o.bootstrap, modelDir: o.model, threads: o.threads, verify: o.verify === true, allowUnknownConfig, coverageWaitMs: o.coverageWaitMs, signal: controller.signal })
         try {
           const onReroute = (e: RerouteEvent): void => {
             if (o.json !== true) process.stderr.write(`\n[re-routed around ${e.failedPeer.slice(-8)} (${e.reason}) for blocks [${e.start}, ${e.end}) in ${e.recoveryMs.toFixed(0)} ms]\n`)

@@ -32,6 +32,11 @@ export interface SwarmOptions {
   wireDtype?: WireDtype
   /** per-hop step deadline, ms (default 5 000) */
   stepTimeoutMs?: number
+  /**
+   * when blocks are left without any peer (e.g. all their peers crashed), how long to wait for
+   * peers to move in or join before failing, ms (default 3 000)
+   */
+  coverageWaitMs?: number
   /** how long to wait for the first DHT peer, ms (default 10 000) */
   connectTimeoutMs?: number
   /**
@@ -147,6 +152,7 @@ export class Swarm {
       maxLength,
       wireDtype: this.opts.wireDtype,
       stepTimeoutMs: this.opts.stepTimeoutMs,
+      coverageWaitMs: this.opts.coverageWaitMs,
       verifier,
       log: this.log
     }, signal)

@@ -5,6 +5,10 @@
 // raising the minimum of the per-block throughput: joining peers take the weakest window, and online
 // peers move only when the swarm as a whole could become clearly better balanced (hysteresis), so a
 // balanced swarm stays put.
+//
+// Demand: when peers announce their open sessions, a block's throughput is divided by how crowded it
+// is (its sessions over the mean block's, never below 1), so a block that clients wait on looks
+// weaker than one with the same throughput and no queue, and the same rules send peers there.
 import type { BlockRange, SpanInfo } from './types.ts'
 
 /**
@@ -27,6 +31,11 @@ export interface ShouldMoveOptions {
    * (Petals' `balance_quality`, default there 0.75). Lower: fewer, larger moves.
    */
   balanceQuality: number
+  /**
+   * Spans the peer left recently (see LeftSpans): no destination may share a block with them, so a
+   * peer never moves back and forth between two places. Default none.
+   */
+  avoid?: readonly BlockRange[]
 }
 
 /**
@@ -62,8 +71,28 @@ export function chooseBestSpan(spans: readonly SpanInfo[], numBlocks: number, sp
   checkBlockCount(numBlocks)
   if (!Number.isInteger(spanLength) || spanLength < 1) throw new RangeError(`spanLength must be a positive integer, got ${spanLength}`)
   const length = Math.min(spanLength, numBlocks)
-  const start = weakestWindowStart(blockThroughputs(spans, numBlocks), length, newScratch(numBlocks))
+  const swarm = counted(spans)
+  const start = weakestWindowStart(effective(sumThroughputs(swarm, numBlocks), demandWeights(swarm, numBlocks)), length, newScratch(numBlocks))
   return { start, end: start + length }
+}
+
+/**
+ * How much more crowded each block is than the average block: its open sessions (summed over the
+ * non-draining peers serving it) over the mean block's, never below 1. All ones when nobody
+ * announces sessions. A block's throughput divided by this is what the balancer maximises.
+ */
+export function demandWeights(spans: readonly SpanInfo[], numBlocks: number): Float64Array {
+  checkBlockCount(numBlocks)
+  const swarm = counted(spans)
+  const sessions = new Float64Array(numBlocks)
+  for (const s of swarm) {
+    if (!(s.sessions !== undefined && s.sessions > 0)) continue
+    for (let block = Math.max(0, s.start); block < Math.min(numBlocks, s.end); block++) sessions[block] += s.sessions
+  }
+  const average = mean(sessions)
+  const weights = new Float64Array(numBlocks).fill(1)
+  if (average > 0) for (let block = 0; block < numBlocks; block++) weights[block] = Math.max(1, sessions[block] / average)
+  return weights
 }
 
 /**
@@ -75,7 +104,8 @@ export function shouldMove(spans: readonly SpanInfo[], numBlocks: number, self: 
   checkBlockCount(numBlocks)
   if (self.state !== 'online') return stay(`only online peers rebalance (this one is ${self.state})`)
   const swarm = counted(withSelf(spans, self))
-  const throughputs = sumThroughputs(swarm, numBlocks)
+  const weights = demandWeights(swarm, numBlocks)
+  const throughputs = effective(sumThroughputs(swarm, numBlocks), weights)
   const before = minimum(throughputs)
   const average = mean(throughputs)
   // No arrangement can lift the weakest block above the mean, so when even the mean would not clear
@@ -86,14 +116,19 @@ export function shouldMove(spans: readonly SpanInfo[], numBlocks: number, self: 
   if (own === undefined) return stay('own span lies outside the model')
 
   const scratch = newScratch(numBlocks)
-  takeOut(throughputs, own)
+  takeOut(throughputs, weights, own)
   if (before > EPS && minimum(throughputs) <= 0) return stay('leaving would uncover a block')
-  const target = weakestWindowStart(throughputs, own.length, scratch)
-  if (target === own.start) return stay('already on the best blocks')
-  putBack(throughputs, own, target)
+  const avoid = opts.avoid ?? []
+  const allowed = avoid.length === 0 ? undefined : (start: number): boolean => start === own.start || !avoid.some((r) => start < r.end && r.start < start + own.length)
+  const target = weakestWindowStart(throughputs, own.length, scratch, allowed)
+  if (target === own.start) {
+    const blocked = allowed !== undefined && weakestWindowStart(throughputs, own.length, scratch) !== own.start
+    return stay(blocked ? 'the blocks that need it more overlap a span this peer left recently' : 'already on the best blocks')
+  }
+  putBack(throughputs, weights, own, target)
   const to = { start: target, end: target + own.length }
 
-  rechooseUntilStable(throughputs, all, scratch)
+  rechooseUntilStable(throughputs, weights, all, scratch)
   const after = minimum(throughputs)
   const gain = before > 0 ? after / before : Infinity
   if (after < before || after < EPS) return stay('rebalancing would not raise the weakest block', gain)
@@ -167,31 +202,37 @@ function sumThroughputs(spans: readonly SpanInfo[], numBlocks: number): Float64A
   return throughputs
 }
 
-function addPlacement(throughputs: Float64Array, p: Placement, amount: number): void {
-  for (let block = p.start; block < p.start + p.length; block++) throughputs[block] += amount
+/** Per-block throughput divided by the demand weight, in place. */
+function effective(throughputs: Float64Array, weights: Float64Array): Float64Array {
+  for (let block = 0; block < throughputs.length; block++) throughputs[block] /= weights[block]
+  return throughputs
+}
+
+function addPlacement(throughputs: Float64Array, weights: Float64Array, p: Placement, amount: number): void {
+  for (let block = p.start; block < p.start + p.length; block++) throughputs[block] += amount / weights[block]
 }
 
 /** Remove a peer, over-subtracting by EPS so that its current window looks (slightly) weakest. */
-function takeOut(throughputs: Float64Array, p: Placement): void {
-  addPlacement(throughputs, p, -p.throughput * (1 + EPS))
+function takeOut(throughputs: Float64Array, weights: Float64Array, p: Placement): void {
+  addPlacement(throughputs, weights, p, -p.throughput * (1 + EPS))
 }
 
 /** Undo takeOut's over-subtraction and add the peer back at `start`. */
-function putBack(throughputs: Float64Array, p: Placement, start: number): void {
-  addPlacement(throughputs, p, p.throughput * EPS)
+function putBack(throughputs: Float64Array, weights: Float64Array, p: Placement, start: number): void {
+  addPlacement(throughputs, weights, p, p.throughput * EPS)
   p.start = start
-  addPlacement(throughputs, p, p.throughput)
+  addPlacement(throughputs, weights, p, p.throughput)
 }
 
 /** Every peer in turn takes itself out and re-chooses, until a full pass moves nobody. */
-function rechooseUntilStable(throughputs: Float64Array, all: Placement[], scratch: Scratch): void {
+function rechooseUntilStable(throughputs: Float64Array, weights: Float64Array, all: Placement[], scratch: Scratch): void {
   for (let pass = 0; pass < MAX_RECHOOSE_PASSES; pass++) {
     let moved = false
     for (const p of all) {
-      takeOut(throughputs, p)
+      takeOut(throughputs, weights, p)
       const start = weakestWindowStart(throughputs, p.length, scratch)
       if (start !== p.start) moved = true
-      putBack(throughputs, p, start)
+      putBack(throughputs, weights, p, start)
     }
     if (!moved) return
   }
@@ -218,12 +259,15 @@ function newScratch(numBlocks: number): Scratch {
 /**
  * Petals' `_choose_best_start`: the window whose sorted throughputs are lexicographically smallest.
  * A window with a lower minimum always wins, so only windows sharing the lowest minimum are compared.
+ * Only starts that `allowed` accepts compete; -1 when none does.
  */
-function weakestWindowStart(throughputs: Float64Array, length: number, scratch: Scratch): number {
+function weakestWindowStart(throughputs: Float64Array, length: number, scratch: Scratch, allowed?: (start: number) => boolean): number {
   const starts = throughputs.length - length + 1
   const windowMins = scratch.windowMins.subarray(0, starts)
   windowMinima(throughputs, length, windowMins, scratch.deque)
+  if (allowed !== undefined) for (let s = 0; s < starts; s++) if (!allowed(s)) windowMins[s] = Infinity
   const lowest = minimum(windowMins)
+  if (lowest === Infinity) return -1
   let best = -1
   for (let s = 0; s < starts; s++) {
     if (windowMins[s] !== lowest) continue

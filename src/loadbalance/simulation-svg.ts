@@ -1,51 +1,64 @@
-// A self-contained SVG chart of a simulation: the weakest/mean block throughput over time for each
-// policy, and the final per-block throughput as bar strips. Hand-written so that it needs no
-// plotting dependency and diffs well.
-import type { PolicyRun, SimulationResult } from './simulator.ts'
+// A self-contained SVG chart of the load-balancing scenarios: one panel per scenario with a line
+// per policy over time (weakest/mean block throughput, or the share of client sessions served when
+// the scenario has clients), the scenario's shocks marked, and each policy's summary beneath.
+// Hand-written so that it needs no plotting dependency and diffs well.
+import type { ScenarioResult } from './scenarios.ts'
+import type { PolicyName, PolicyRun, Sample, SimulationResult } from './simulator.ts'
 
 const WIDTH = 960
 const MARGIN = { left: 70, right: 30 }
 const PLOT_WIDTH = WIDTH - MARGIN.left - MARGIN.right
-const COLORS: Record<PolicyRun['policy'], string> = { balanced: '#1f77b4', 'join-only': '#ff7f0e', random: '#d62728' }
-/** The legend sits this far below the ratio panel, one line per policy. */
-const LEGEND_OFFSET = 34
+const COLORS: Record<PolicyName, string> = { balanced: '#1f77b4', 'throughput-only': '#2ca02c', 'join-only': '#ff7f0e', random: '#d62728' }
+const PLOT_HEIGHT = 180
+/** Space above a plot for the scenario's title and the axis label. */
+const PANEL_HEAD = 44
+/** Space below a plot for the hour ticks. */
+const TICKS = 26
 const LEGEND_LINE = 16
-const STRIP_HEIGHT = 70
-const STRIP_GAP = 36
+const PANEL_GAP = 28
 
-interface Box {
-  top: number
-  height: number
-}
-
-export function renderSimulationSvg(result: SimulationResult): string {
-  const ratioBox = { top: 70, height: 260 }
-  const runs = policyRuns(result)
-  const stripsTop = ratioBox.top + ratioBox.height + LEGEND_OFFSET + runs.length * LEGEND_LINE + 50
-  const strips = runs.map((_, i) => ({ top: stripsTop + i * (STRIP_HEIGHT + STRIP_GAP), height: STRIP_HEIGHT }))
-  const height = stripsTop + runs.length * (STRIP_HEIGHT + STRIP_GAP) + 10
-  const barMax = Math.max(...runs.flatMap((r) => r.finalBlockThroughputs), 1)
-  const c = result.config
+export function renderSimulationSvg(results: readonly ScenarioResult[]): string {
+  const panels: string[] = []
+  let top = 50
+  for (const r of results) {
+    panels.push(panel(r, top))
+    top += panelHeight(r.result)
+  }
+  const height = top + 10
+  const c = results[0]?.result.config
+  const subtitle = c === undefined ? '' : `${c.peers} peers, ${c.blocks} blocks, ${c.hours} h, seed ${c.seed}; shaded: settling, left out of the summary`
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="${WIDTH}" height="${height}" fill="white"/>`,
-    text(MARGIN.left, 24, `strata load balancing: ${c.peers} peers, ${c.blocks} blocks, ${c.hours} h, churn ${c.churnPerHour}/h, ` +
-      `${c.replacement * 100}% of leavers replaced, seed ${c.seed}`, 'font-size="16" font-weight="bold"'),
-    ratioPanel(result, ratioBox),
-    text(MARGIN.left, strips[0].top - 22, 'Final per-block throughput (tokens/s, online peers); dashed: mean', 'font-weight="bold"'),
-    ...runs.map((run, i) => barStrip(run, strips[i], barMax, c.blocks)),
+    text(MARGIN.left, 22, 'strata load balancing: balanced vs join-only vs random span choice', 'font-size="16" font-weight="bold"'),
+    text(MARGIN.left, 40, subtitle),
+    ...panels,
     '</svg>',
     ''
   ].join('\n')
 }
 
-/** Weakest/mean block throughput over time, one line per policy, with the target and settling period. */
-function ratioPanel(result: SimulationResult, box: Box): string {
-  const { hours, targetRatio, settleHours } = result.config
+function panelHeight(result: SimulationResult): number {
+  return PANEL_HEAD + PLOT_HEIGHT + TICKS + result.runs.length * LEGEND_LINE + PANEL_GAP
+}
+
+/** Served sessions when the scenario has clients (that is what it is about), else weakest/mean. */
+function metric(result: SimulationResult): { label: string, value: (s: Sample) => number } {
+  if (result.clientSessions > 0) {
+    return { label: `share of the ${result.clientSessions} client sessions served at full speed`, value: (s) => s.servedSessions / result.clientSessions }
+  }
+  return { label: 'weakest block / mean block throughput (1 = perfectly balanced)', value: (s) => s.minMeanRatio }
+}
+
+function panel({ scenario, result }: ScenarioResult, top: number): string {
+  const { hours, settleHours, targetRatio } = result.config
+  const box = { top: top + PANEL_HEAD, height: PLOT_HEIGHT }
   const x = (hour: number): number => MARGIN.left + (hour / hours) * PLOT_WIDTH
-  const y = (ratio: number): number => box.top + (1 - Math.max(0, Math.min(1, ratio))) * box.height
+  const y = (v: number): number => box.top + (1 - Math.max(0, Math.min(1, v))) * box.height
+  const { label, value } = metric(result)
   const parts = [
-    text(MARGIN.left, box.top - 14, 'Weakest block / mean block throughput (1 = perfectly balanced); shaded: settling, excluded from the summary', 'font-weight="bold"'),
+    text(MARGIN.left, top + 16, `${scenario.name}: ${scenario.title}`, 'font-weight="bold"'),
+    text(MARGIN.left, top + 34, label),
     `<rect x="${x(0)}" y="${box.top}" width="${f(x(Math.min(settleHours, hours)) - x(0))}" height="${box.height}" fill="#eee"/>`
   ]
   for (const tick of [0, 0.25, 0.5, 0.75, 1]) {
@@ -53,48 +66,46 @@ function ratioPanel(result: SimulationResult, box: Box): string {
     parts.push(text(MARGIN.left - 8, y(tick) + 4, tick.toFixed(2), 'text-anchor="end"'))
   }
   for (const hour of hourTicks(hours)) parts.push(text(x(hour), box.top + box.height + 16, `${hour} h`, 'text-anchor="middle"'))
-  parts.push(`<line x1="${x(0)}" x2="${x(hours)}" y1="${f(y(targetRatio))}" y2="${f(y(targetRatio))}" stroke="#2ca02c" stroke-dasharray="6 4"/>`)
-  parts.push(text(x(hours) - 4, y(targetRatio) - 4, `target ${Math.round(targetRatio * 100)}%`, 'text-anchor="end" fill="#2ca02c"'))
+  if (result.clientSessions === 0) {
+    parts.push(`<line x1="${x(0)}" x2="${x(hours)}" y1="${f(y(targetRatio))}" y2="${f(y(targetRatio))}" stroke="#2ca02c" stroke-dasharray="6 4"/>`)
+  }
+  for (const [hour, what] of shocks(result)) {
+    parts.push(`<line class="shock" x1="${f(x(hour))}" x2="${f(x(hour))}" y1="${box.top}" y2="${box.top + box.height}" stroke="black" stroke-dasharray="3 3"/>`)
+    parts.push(text(x(hour) + 4, box.top + 12, what))
+  }
   // Balanced last, so that it is drawn on top where the lines coincide.
-  for (const run of policyRuns(result).reverse()) {
-    const points = run.samples.map((s) => `${f(x(s.hour))},${f(y(s.minMeanRatio))}`).join(' ')
+  for (const run of [...result.runs].reverse()) {
+    const points = run.samples.map((s) => `${f(x(s.hour))},${f(y(value(s)))}`).join(' ')
     parts.push(`<polyline points="${points}" fill="none" stroke="${COLORS[run.policy]}" stroke-width="1.5"/>`)
   }
-  parts.push(legend(result, box))
+  result.runs.forEach((run, i) => {
+    const line = box.top + box.height + TICKS + (i + 1) * LEGEND_LINE - 4
+    parts.push(`<rect x="${MARGIN.left}" y="${line - 9}" width="14" height="10" fill="${COLORS[run.policy]}"/>`)
+    parts.push(text(MARGIN.left + 20, line, summaryLine(run, result)))
+  })
   return parts.join('\n')
 }
 
-function legend(result: SimulationResult, box: Box): string {
-  return policyRuns(result).map((run, i) => {
-    const s = run.summary
-    const top = box.top + box.height + LEGEND_OFFSET + i * LEGEND_LINE
-    const label = `${run.policy}: mean ${s.meanMinMeanRatio.toFixed(2)}, worst ${s.worstMinMeanRatio.toFixed(2)}, ` +
-      `samples with uncovered blocks ${s.samplesWithGaps}, min replicas ${s.minReplicas}, moves/peer/h ${s.movesPerPeerHour.toFixed(3)}`
-    return `<rect x="${MARGIN.left}" y="${top - 9}" width="14" height="10" fill="${COLORS[run.policy]}"/>\n` + text(MARGIN.left + 20, top, label)
-  }).join('\n')
+function summaryLine(run: PolicyRun, result: SimulationResult): string {
+  const s = run.summary
+  const parts = [
+    `${run.policy}: weakest/mean ${s.meanMinMeanRatio.toFixed(2)} (worst ${s.worstMinMeanRatio.toFixed(2)})`,
+    `samples with uncovered blocks ${s.samplesWithGaps}`,
+    `capacity ${s.meanMinThroughput.toFixed(0)} tok/s`,
+    `moves/peer/h ${s.movesPerPeerHour.toFixed(3)}`
+  ]
+  if (result.config.rangeLoss !== undefined) parts.push(`coverage back after ${s.restoreMinutes === null ? 'never' : `${s.restoreMinutes.toFixed(0)} min`}`)
+  if (result.clientSessions > 0) parts.push(`sessions served ${s.meanServedSessions.toFixed(0)}/${result.clientSessions}`)
+  return parts.join(', ')
 }
 
-/** One bar per block, shared scale across policies so their heights compare. */
-function barStrip(run: PolicyRun, box: Box, max: number, blocks: number): string {
-  const width = PLOT_WIDTH / blocks
-  const y = (value: number): number => box.top + box.height * (1 - value / max)
-  const values = run.finalBlockThroughputs
-  const mean = values.reduce((a, b) => a + b, 0) / Math.max(1, values.length)
-  const bars = values.map((v, block) =>
-    `<rect class="bar" x="${f(MARGIN.left + block * width)}" y="${f(y(v))}" width="${f(Math.max(0.5, width - 1))}" height="${f(box.top + box.height - y(v))}" fill="${COLORS[run.policy]}"/>`)
-  return [
-    text(MARGIN.left - 8, box.top + box.height / 2, run.policy, 'text-anchor="end"'),
-    `<line x1="${MARGIN.left}" x2="${MARGIN.left + PLOT_WIDTH}" y1="${box.top + box.height}" y2="${box.top + box.height}" stroke="#999"/>`,
-    ...bars,
-    `<line x1="${MARGIN.left}" x2="${MARGIN.left + PLOT_WIDTH}" y1="${f(y(mean))}" y2="${f(y(mean))}" stroke="black" stroke-dasharray="4 3"/>`,
-    text(MARGIN.left, box.top + box.height + 14, 'block 0'),
-    text(MARGIN.left + PLOT_WIDTH, box.top + box.height + 14, `block ${blocks - 1}`, 'text-anchor="end"'),
-    text(MARGIN.left + PLOT_WIDTH, box.top - 4, `min ${Math.min(...values).toFixed(0)}, mean ${mean.toFixed(0)}`, 'text-anchor="end"')
-  ].join('\n')
-}
-
-function policyRuns(result: SimulationResult): PolicyRun[] {
-  return [result.balanced, result.joinOnly, result.random]
+/** Moments worth marking: the range loss and the end of its pause, the shrink, the regrowth. */
+function shocks(result: SimulationResult): Array<[number, string]> {
+  const { rangeLoss, shrink } = result.config
+  const out: Array<[number, string]> = []
+  if (rangeLoss !== undefined) out.push([rangeLoss.atHour, `blocks ${rangeLoss.start}-${rangeLoss.end - 1} lost`], [rangeLoss.atHour + rangeLoss.pauseHours, 'arrivals resume'])
+  if (shrink !== undefined) out.push([shrink.atHour, 'shrinking'], [shrink.regrowAtHour, 'growing back'])
+  return out.filter(([hour]) => hour <= result.config.hours)
 }
 
 /** About six evenly spaced whole-hour ticks. */

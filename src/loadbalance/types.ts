@@ -17,6 +17,11 @@ export interface SpanInfo {
   /** Tokens/s the peer can push through its whole span: min(compute / span length, network). */
   throughput: number
   state: PeerState
+  /**
+   * Inference sessions open on the peer now (its record's `sessions`): the measured demand on its
+   * blocks. Absent counts as none.
+   */
+  sessions?: number
 }
 
 /** A half-open range of blocks `[start, end)`. */

@@ -5,6 +5,7 @@ import type { ModelConfig } from '../shards/config.ts'
 import type { PeerRecord } from '../routing/records.ts'
 import { chooseBestSpan, spanLengthForMemory } from '../loadbalance/block-selection.ts'
 import type { PeerConfig } from './config.ts'
+import { spanInfo } from './rebalance.ts'
 import type { WeightFormat } from '../shards/span-graph.ts'
 
 /**
@@ -28,7 +29,7 @@ export async function chooseSpan (model: ModelConfig, cfg: PeerConfig, swarmReco
   if (length < 1) throw new RangeError(`not enough memory for one block: a block needs ${blockBytes(model, cfg.weightFormat)} bytes, ${memory} available${cfg.maxMemoryBytes !== undefined ? ' (--max-memory-mb)' : ''}`)
   if (!Number.isInteger(length) || length < 1) throw new RangeError(`--num-blocks must be a positive integer, got ${length}`)
   const records = (cfg.bootstrap ?? []).length > 0 ? await swarmRecords().catch(() => []) : []
-  const spans = records.map((r) => ({ peerId: r.peerId, start: r.start, end: r.end, throughput: r.throughput, state: r.state }))
+  const spans = records.map(spanInfo)
   const { start, end } = chooseBestSpan(spans, model.numLayers, Math.min(length, model.numLayers))
   return [start, end]
 }

@@ -2,7 +2,9 @@
 // at randomised times so that peers do not all move at once, whether moving would raise the
 // swarm's weakest block by enough (shouldMove, with hysteresis); if so it moves. The decision is
 // the pure load balancer's; this module only gathers the records, times the checks and calls back.
-import { shouldMove, type BlockRange, type MoveDecision, type SpanInfo } from '../loadbalance/index.ts'
+// It follows the simulator's rules: demand (sessions announced in the records) is weighed, and a
+// peer never moves back onto blocks it left less than `noReturnMs` ago (LeftSpans).
+import { LeftSpans, shouldMove, type BlockRange, type MoveDecision, type SpanInfo } from '../loadbalance/index.ts'
 import type { PeerRecord } from '../routing/index.ts'
 import type { Logger } from '../routing/logger.ts'
 
@@ -13,9 +15,11 @@ export interface RebalanceConfig {
   jitter: number
   /** move only if the weakest block now is below this fraction of what moving reaches (Petals' balance_quality) */
   balanceQuality: number
+  /** never move onto blocks left less than this long ago, ms */
+  noReturnMs: number
 }
 
-export const rebalanceDefaults: RebalanceConfig = { intervalMs: 60_000, jitter: 0.5, balanceQuality: 0.75 }
+export const rebalanceDefaults: RebalanceConfig = { intervalMs: 60_000, jitter: 0.5, balanceQuality: 0.75, noReturnMs: 3_600_000 }
 
 /** What the rebalancer needs from its peer. */
 export interface RebalanceHost {
@@ -29,10 +33,18 @@ export interface RebalanceHost {
   log: Logger
 }
 
-/** Whether `self` should move, given the swarm's records (its own record, if listed, is replaced by `self`). */
-export function rebalanceDecision (records: readonly PeerRecord[], self: SpanInfo, numBlocks: number, balanceQuality: number): MoveDecision {
-  const others = records.filter((r) => r.peerId !== self.peerId).map((r): SpanInfo => ({ peerId: r.peerId, start: r.start, end: r.end, throughput: r.throughput, state: r.state }))
-  return shouldMove(others, numBlocks, self, { balanceQuality })
+/** What the load balancer reads from a record: span, state, throughput and open sessions (demand). */
+export function spanInfo (r: PeerRecord): SpanInfo {
+  return { peerId: r.peerId, start: r.start, end: r.end, throughput: r.throughput, state: r.state, sessions: r.sessions }
+}
+
+/**
+ * Whether `self` should move, given the swarm's records (its own record, if listed, is replaced by
+ * `self`), never onto blocks of the `avoid` spans.
+ */
+export function rebalanceDecision (records: readonly PeerRecord[], self: SpanInfo, numBlocks: number, balanceQuality: number, avoid: readonly BlockRange[] = []): MoveDecision {
+  const others = records.filter((r) => r.peerId !== self.peerId).map(spanInfo)
+  return shouldMove(others, numBlocks, self, { balanceQuality, avoid })
 }
 
 /** The next wait, ms: intervalMs × (1 ± jitter). */
@@ -44,8 +56,11 @@ export class Rebalancer {
   private readonly controller = new AbortController()
   private timer?: NodeJS.Timeout
   private running: Promise<unknown> = Promise.resolve()
+  private readonly left: LeftSpans
 
-  constructor (private readonly host: RebalanceHost, private readonly cfg: RebalanceConfig = rebalanceDefaults) {}
+  constructor (private readonly host: RebalanceHost, private readonly cfg: RebalanceConfig = rebalanceDefaults) {
+    this.left = new LeftSpans(cfg.noReturnMs)
+  }
 
   /** Schedules the checks until stop(). */
   start (): void {
@@ -62,7 +77,8 @@ export class Rebalancer {
   /** One check: fetch the records, decide, move if worth it. */
   async check (): Promise<MoveDecision> {
     const { signal } = this.controller
-    const decision = rebalanceDecision(await this.host.records(signal), this.host.self(), this.host.numBlocks, this.cfg.balanceQuality)
+    const records = await this.host.records(signal)
+    const decision = rebalanceDecision(records, this.host.self(), this.host.numBlocks, this.cfg.balanceQuality, this.left.recent(Date.now()))
     signal.throwIfAborted()
     if (!decision.move) {
       this.host.log.debug({ reason: decision.reason }, 'staying on these blocks')
@@ -70,6 +86,7 @@ export class Rebalancer {
     }
     const self = this.host.self()
     this.host.log.info({ from: [self.start, self.end], to: [decision.to.start, decision.to.end], reason: decision.reason }, 'moving to other blocks')
+    this.left.add(self, Date.now())
     await this.host.move(decision.to, decision.reason, signal)
     return decision
   }

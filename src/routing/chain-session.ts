@@ -35,7 +35,10 @@ export interface ChainOptions {
   openTimeoutMs?: number
   /** recoveries allowed within one forward call (default 6) */
   maxRecoveries?: number
-  /** when opening, keep looking this long for peers covering missing blocks, ms (default 3 000) */
+  /**
+   * when opening or re-routing finds blocks nobody serves, keep looking this long for a peer to
+   * take them over (joining, or moving there to rebalance), ms (default 3 000)
+   */
   coverageWaitMs?: number
   /** checks every hop step; default: peers are trusted */
   verifier?: HopVerifier
@@ -235,7 +238,8 @@ export class ChainSession {
     const failed = this.hops[i]
     await this.dropHops([failed], false)
     let lastError: unknown = failure
-    for (let attempt = 0; attempt <= this.o.maxRecoveries; attempt++) {
+    const coverageDeadline = t0 + this.o.coverageWaitMs
+    for (let attempt = 0; attempt <= this.o.maxRecoveries;) {
       signal?.throwIfAborted()
       for (const [j, k] of this.ranges(i)) {
         const from = this.hops[j].plan.start
@@ -273,7 +277,11 @@ export class ChainSession {
           break // re-plan with the new ban
         }
       }
-      await delay(Math.min(1000, 50 * 2 ** attempt), signal)
+      // blocks nobody serves: peers may be on their way (rebalancing), so look again shortly, and
+      // without spending an attempt, until the coverage deadline
+      const awaitingCoverage = lastError instanceof NoRouteError && performance.now() < coverageDeadline
+      await delay(awaitingCoverage ? 300 : Math.min(1000, 50 * 2 ** attempt), signal)
+      if (!awaitingCoverage) attempt++
     }
     throw lastError instanceof NoRouteError ? lastError : new RerouteExhaustedError(`could not re-route around peer ${failure.peerId}: ${(lastError as Error).message}`, lastError)
   }

@@ -277,6 +277,7 @@ function integer (obj: Record<string, unknown>, field: string, min: number, max:
   return value
 }
 
+/** `{ [field]: value }` when the field is present (and valid), `{}` when absent. */
 function finite (obj: Record<string, unknown>, field: string, min: number, max: number): number {
   const value = obj[field]
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {

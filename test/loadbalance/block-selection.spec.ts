@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { blockThroughputs, chooseBestSpan, shouldMove, spanLengthForMemory, type PeerState, type SpanInfo } from '../../src/loadbalance/index.ts'
+import { blockThroughputs, chooseBestSpan, demandWeights, LeftSpans, shouldMove, spanLengthForMemory, type PeerState, type SpanInfo } from '../../src/loadbalance/index.ts'
 import { mulberry32 } from '../../src/loadbalance/random.ts'
 
 function span(peerId: string, start: number, end: number, throughput: number, state: PeerState = 'online'): SpanInfo {
@@ -48,6 +48,40 @@ describe('loadbalance: blockThroughputs', () => {
     const spans = Array.from({ length: 50 }, (_, i) => span(`p${i}`, i % 10, (i % 10) + 5, random() * 100))
     const reversed = [...spans].reverse()
     assert.deepEqual(blockThroughputs(spans, 20), blockThroughputs(reversed, 20))
+  })
+})
+
+describe('loadbalance: demandWeights', () => {
+  it('is all ones when nobody announces sessions', () => {
+    assert.deepEqual([...demandWeights([span('a', 0, 4, 10), span('b', 2, 6, 10)], 6)], [1, 1, 1, 1, 1, 1])
+  })
+
+  it('weighs each block by its sessions over the mean block, never below 1, ignoring draining peers', () => {
+    const spans = [
+      { ...span('a', 0, 2, 10), sessions: 6 },
+      { ...span('b', 2, 4, 10), sessions: 2 },
+      { ...span('c', 0, 4, 10, 'draining'), sessions: 100 }
+    ]
+    // sessions per block 6 6 2 2, mean 4
+    assert.deepEqual([...demandWeights(spans, 4)], [1.5, 1.5, 1, 1])
+  })
+
+  it('sends a newcomer to the crowded blocks among equally served ones', () => {
+    const spans = [span('a', 0, 4, 10), { ...span('b', 4, 8, 10), sessions: 5 }]
+    assert.deepEqual(chooseBestSpan(spans, 8, 4), { start: 4, end: 8 })
+    assert.deepEqual(chooseBestSpan(spans.map(({ sessions: _, ...s }) => s), 8, 4), { start: 0, end: 4 })
+  })
+})
+
+describe('loadbalance: LeftSpans', () => {
+  it('remembers spans for the window, then forgets them', () => {
+    const left = new LeftSpans(60)
+    left.add({ start: 0, end: 4 }, 10)
+    left.add({ start: 4, end: 8 }, 50)
+    assert.deepEqual(left.recent(60), [{ start: 0, end: 4 }, { start: 4, end: 8 }])
+    assert.deepEqual(left.recent(70.5), [{ start: 4, end: 8 }])
+    assert.deepEqual(left.recent(200), [])
+    assert.throws(() => new LeftSpans(-1), RangeError)
   })
 })
 
@@ -165,6 +199,28 @@ describe('loadbalance: shouldMove', () => {
     assert.equal(decision.move, true, decision.reason)
     assert.deepEqual(decision.to, { start: 4, end: 8 })
     assert.equal(decision.gain, Infinity)
+  })
+
+  it('never moves onto blocks it left recently (avoid)', () => {
+    // a's best move is to [4, 8); every window but its own shares a block with [4, 6)
+    const spans = [span('a', 0, 4, 10), span('b', 0, 4, 10), span('c', 0, 4, 10), span('d', 4, 8, 10)]
+    const back = shouldMove(spans, 8, spans[0], { balanceQuality, avoid: [{ start: 4, end: 6 }] })
+    assert.equal(back.move, false)
+    assert.match(back.reason, /left recently/)
+    // with [5, 7) avoided, [1, 5) still holds the weak block 4
+    assert.deepEqual(shouldMove(spans, 8, spans[0], { balanceQuality, avoid: [{ start: 5, end: 7 }] }).to, { start: 1, end: 5 })
+    // a span it left elsewhere does not stop it
+    assert.deepEqual(shouldMove(spans, 8, spans[0], { balanceQuality, avoid: [{ start: 0, end: 2 }] }).to, { start: 4, end: 8 })
+  })
+
+  it('weighs demand: a peer moves from idle blocks to the blocks whose peers hold many sessions', () => {
+    // two peers of 10 tok/s on each quarter; the last quarter's peers hold 30 sessions each, the others 1
+    const spans = [0, 2, 4, 6].flatMap((start) => ['x', 'y'].map((p) => ({ ...span(`${p}${start}`, start, start + 2, 10), sessions: start === 6 ? 30 : 1 })))
+    const blind = spans.map(({ sessions: _, ...s }) => s)
+    assert.equal(shouldMove(blind, 8, blind[0], { balanceQuality }).move, false, 'by throughput alone the swarm is balanced')
+    const decision = shouldMove(spans, 8, spans[0], { balanceQuality })
+    assert.equal(decision.move, true, decision.reason)
+    assert.deepEqual(decision.to, { start: 6, end: 8 })
   })
 
   it('only online peers rebalance', () => {

@@ -85,6 +85,32 @@ describe('peer: Rebalancer', () => {
     await r.stop()
   })
 
+  it('never moves back onto blocks it left within noReturnMs (the simulator\'s rule)', async () => {
+    // the swarm first needs it on [3, 6); once there, the peer on [0, 3) leaves and another arrives on [3, 6)
+    let swarm = [record('a', 0, 3)]
+    for (const [noReturnMs, expected] of [[rebalanceDefaults.noReturnMs, false], [0, true]] as const) {
+      swarm = [record('a', 0, 3)]
+      const h = host(async () => swarm)
+      const r = new Rebalancer(h, { ...rebalanceDefaults, noReturnMs })
+      assert.equal((await r.check()).move, true)
+      assert.deepEqual(h.span, { ...self(3, 6) })
+      swarm = [record('b', 3, 6)]
+      const back = await r.check()
+      assert.equal(back.move, expected, back.reason)
+      if (!expected) assert.match(back.reason, /left recently/)
+      await r.stop()
+    }
+  })
+
+  it('passes the sessions in the records to the balancer as demand', () => {
+    // throughput alone is balanced; the peers of [6, 8) hold 30 sessions each, the others 1
+    const records = [0, 2, 4, 6].flatMap((start) => ['x', 'y'].map((p) => record(`${p}${start}`, start, start + 2, { throughput: 10, sessions: start === 6 ? 30 : 1, maxSessions: 64 })))
+    const me = { peerId: 'x0', start: 0, end: 2, throughput: 10, state: 'online' as const }
+    assert.deepEqual(rebalanceDecision(records, me, 8, 0.75).to, { start: 6, end: 8 })
+    const blind = records.map(({ sessions: _, ...r }) => r)
+    assert.equal(rebalanceDecision(blind, me, 8, 0.75).move, false)
+  })
+
   it('checks on its own at randomised times, survives a failed check, and stop() waits for a running move', async () => {
     let calls = 0
     const h = host(async () => {

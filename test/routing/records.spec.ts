@@ -156,7 +156,9 @@ describe('routing/records', () => {
       ['arch with spaces', { arch: 'qwen 2' }],
       ['version empty', { version: '' }],
       ['expiresAt unsafe', { expiresAt: 2 ** 60 }],
-      ['seq negative', { seq: -1 }]
+      ['seq negative', { seq: -1 }],
+      ['sessions negative', { sessions: -1 }],
+      ['maxSessions fractional', { maxSessions: 2.5 }]
     ]
     for (const [name, override] of bad) {
       const record = { ...makeRecord(alice.peerId), ...override }
