@@ -16,7 +16,8 @@ import {
   type SwarmNode, type RerouteEvent, type Logger
 } from '../routing/index.ts'
 import { runGeneration, promptIds, type GenerationEvent, type Prompt } from './session.ts'
-import type { GenerateOptions } from './generation.ts'
+import type { GenerateOptions, RouteHop } from './generation.ts'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { LocalVerifier } from './verifier.ts'
 
 export interface SwarmOptions {
@@ -37,6 +38,8 @@ export interface SwarmOptions {
    * `modelDir` and the f32 wire); peers that differ are routed around (default false)
    */
   verify?: boolean
+  /** upgrade relayed connections to peers behind NAT to direct ones with DCUtR (default true) */
+  holePunch?: boolean
   threads?: number
   logger?: Logger
   signal?: AbortSignal
@@ -76,7 +79,7 @@ export class Swarm {
     const tokenizer = TextTokenizer.load(opts.modelDir)
     const modelId = opts.modelId ?? modelIdFor(opts.modelDir)
     const log = componentLogger('client', opts.logger)
-    const node = await createSwarmNode({ bootstrap: opts.bootstrap, dhtMode: 'client', logger: opts.logger })
+    const node = await createSwarmNode({ bootstrap: opts.bootstrap, dhtMode: 'client', relay: 'off', holePunch: opts.holePunch, logger: opts.logger })
     let head: WorkerHeadEngine | null = null
     try {
       await withTimeout(opts.connectTimeoutMs ?? 10_000, opts.signal, async (signal) => { await waitForRoutingTable(node, 1, signal) }).catch((err: Error) => {
@@ -113,10 +116,12 @@ export class Swarm {
       log: this.log
     }, opts.signal)
     let reported = 0
+    let route: RouteHop[] = []
     try {
       for await (const e of runGeneration(this.head, chain, this.tokenizer, { ids }, opts)) {
         for (; reported < chain.rerouteLog.length; reported++) opts.onReroute?.(chain.rerouteLog[reported])
         if (e.event !== 'done') {
+          route = e.route
           yield e
           continue
         }
@@ -124,11 +129,17 @@ export class Swarm {
           failedPeer: r.failedPeer, reason: r.reason, start: r.start, end: r.end, recoveryMs: r.recoveryMs,
           replacement: r.replacement.map((h) => ({ peer: h.peerId, start: h.start, end: h.end }))
         }))
-        yield { ...e, rerouteLog, ...(verify ? { verifiedSteps: chain.verifiedSteps, rejectedPeers: [...chain.rejectedPeers] } : {}) }
+        yield { ...e, rerouteLog, paths: route.map((h) => ({ peer: h.peer, path: this.pathTo(h.peer) })), ...(verify ? { verifiedSteps: chain.verifiedSteps, rejectedPeers: [...chain.rejectedPeers] } : {}) }
       }
     } finally {
       await chain.close()
     }
+  }
+
+  /** 'direct' when some open connection to `peer` is not through a relay */
+  private pathTo (peer: string): 'direct' | 'relayed' {
+    const conns = this.node.getConnections(peerIdFromString(peer))
+    return conns.some((c) => !c.remoteAddr.getComponents().some((x) => x.name === 'p2p-circuit')) ? 'direct' : 'relayed'
   }
 
   async close (): Promise<void> {
