@@ -47,15 +47,32 @@ export class PeerProcess {
   }
 }
 
-/** Starts `strata peer … --json` and waits for its ready line. */
-export async function startPeer (modelDir: string, args: string[], label = 'peer', timeoutMs = 60_000): Promise<PeerProcess> {
-  const proc = spawn(process.execPath, [STRATA_BIN, 'peer', '--model', modelDir, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+/** Runs `strata <args>`, inside Linux network namespace `netns` when given (needs root). */
+export function spawnStrata (args: string[], netns?: string): ChildProcess {
+  const argv = [process.execPath, STRATA_BIN, ...args]
+  // `ip netns exec` execs the command: the child's pid is node's, so kill() reaches it
+  return netns === undefined
+    ? spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn('ip', ['netns', 'exec', netns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
+}
+
+/** Starts `strata peer … --json` (in network namespace `netns` when given) and waits for its ready line. */
+export async function startPeer (modelDir: string, args: string[], label = 'peer', timeoutMs = 60_000, netns?: string): Promise<PeerProcess> {
+  return await startReady(spawnStrata(['peer', '--model', modelDir, '--json', ...args], netns), label, timeoutMs)
+}
+
+/** Starts `strata relay … --json` (in network namespace `netns` when given) and waits for its ready line. */
+export async function startRelay (args: string[], label = 'relay', timeoutMs = 60_000, netns?: string): Promise<PeerProcess> {
+  return await startReady(spawnStrata(['relay', '--json', ...args], netns), label, timeoutMs)
+}
+
+async function startReady (proc: ChildProcess, label: string, timeoutMs: number): Promise<PeerProcess> {
   const p = new PeerProcess(proc, label)
   try {
     const ready = await p.waitFor((e) => e.event === 'ready', timeoutMs)
     p.peerId = ready.peerId
     p.multiaddrs = ready.multiaddrs
-    p.blocks = ready.blocks
+    p.blocks = ready.blocks ?? [0, 0]
     return p
   } catch (err) {
     p.kill()
@@ -96,8 +113,8 @@ export class GenerateProcess {
   readonly exited: Promise<number | null>
   private readonly peer: PeerProcess
 
-  constructor (args: string[]) {
-    const proc = spawn(process.execPath, [STRATA_BIN, 'generate', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  constructor (args: string[], netns?: string) {
+    const proc = spawnStrata(['generate', '--json', ...args], netns)
     this.peer = new PeerProcess(proc, 'generate')
     this.events = this.peer.events
     this.exited = this.peer.exited
