@@ -24,6 +24,7 @@ export function registerGenerate (program: Command): void {
     .option('--seed <n>', 'sampling seed', int(0, 2 ** 32 - 1))
     .option('--ignore-eos', 'keep generating past the end-of-sequence token')
     .option('--bootstrap <multiaddr>', 'bootstrap peer of the swarm (repeatable)', collect, [])
+    .option('--no-hole-punch', 'stay on relayed connections to peers behind NAT (no DCUtR upgrade to direct ones)')
     .option('--verify', 'check every peer\'s output against local recomputation (needs the block weights) and route around peers that differ')
     .addOption(new Option('--quantize <format>', 'local weights: quantize on load').choices(['int8', 'int4']))
     .option('--threads <n>', 'compute threads per engine (local blocks, head; with --verify also each verifying span)', int(1))
@@ -53,7 +54,7 @@ export function registerGenerate (program: Command): void {
       const controller = new AbortController()
       process.once('SIGINT', () => { controller.abort(new Error('interrupted')) })
       if (o.bootstrap.length > 0) {
-        const swarm = await Swarm.connect({ bootstrap: o.bootstrap, modelDir: o.model, threads: o.threads, verify: o.verify === true, allowUnknownConfig, coverageWaitMs: o.coverageWaitMs, signal: controller.signal })
+        const swarm = await Swarm.connect({ bootstrap: o.bootstrap, modelDir: o.model, threads: o.threads, verify: o.verify === true, allowUnknownConfig, coverageWaitMs: o.coverageWaitMs, holePunch: o.holePunch !== false, signal: controller.signal })
         try {
           const onReroute = (e: RerouteEvent): void => {
             if (o.json !== true) process.stderr.write(`\n[re-routed around ${e.failedPeer.slice(-8)} (${e.reason}) for blocks [${e.start}, ${e.end}) in ${e.recoveryMs.toFixed(0)} ms]\n`)

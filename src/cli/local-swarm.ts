@@ -47,15 +47,40 @@ export class PeerProcess {
   }
 }
 
-/** Starts `strata peer … --json` (of the CLI at `bin`) and waits for its ready line. */
-export async function startPeer (modelDir: string, args: string[], label = 'peer', timeoutMs = 60_000, bin = STRATA_BIN): Promise<PeerProcess> {
-  const proc = spawn(process.execPath, [bin, 'peer', '--model', modelDir, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+/** Where a `strata` process runs: a Linux network namespace (needs root), another CLI entry point. */
+export interface SpawnPlace {
+  /** run inside this network namespace (`ip netns exec`) */
+  netns?: string
+  /** the CLI to run (default: this checkout's bin/strata.js; e.g. an installed package's bin) */
+  bin?: string
+}
+
+/** Runs `strata <args>` where `place` says. */
+export function spawnStrata (args: string[], place: SpawnPlace = {}): ChildProcess {
+  const argv = [process.execPath, place.bin ?? STRATA_BIN, ...args]
+  // `ip netns exec` execs the command: the child's pid is node's, so kill() reaches it
+  return place.netns === undefined
+    ? spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn('ip', ['netns', 'exec', place.netns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
+}
+
+/** Starts `strata peer … --json` where `place` says and waits for its ready line. */
+export async function startPeer (modelDir: string, args: string[], label = 'peer', timeoutMs = 60_000, place: SpawnPlace = {}): Promise<PeerProcess> {
+  return await startReady(spawnStrata(['peer', '--model', modelDir, '--json', ...args], place), label, timeoutMs)
+}
+
+/** Starts `strata relay … --json` where `place` says and waits for its ready line. */
+export async function startRelay (args: string[], label = 'relay', timeoutMs = 60_000, place: SpawnPlace = {}): Promise<PeerProcess> {
+  return await startReady(spawnStrata(['relay', '--json', ...args], place), label, timeoutMs)
+}
+
+async function startReady (proc: ChildProcess, label: string, timeoutMs: number): Promise<PeerProcess> {
   const p = new PeerProcess(proc, label)
   try {
     const ready = await p.waitFor((e) => e.event === 'ready', timeoutMs)
     p.peerId = ready.peerId
     p.multiaddrs = ready.multiaddrs
-    p.blocks = ready.blocks
+    p.blocks = ready.blocks ?? [0, 0]
     return p
   } catch (err) {
     p.kill()
@@ -96,8 +121,8 @@ export class GenerateProcess {
   readonly exited: Promise<number | null>
   private readonly peer: PeerProcess
 
-  constructor (args: string[]) {
-    const proc = spawn(process.execPath, [STRATA_BIN, 'generate', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  constructor (args: string[], place: SpawnPlace = {}) {
+    const proc = spawnStrata(['generate', '--json', ...args], place)
     this.peer = new PeerProcess(proc, 'generate')
     this.events = this.peer.events
     this.exited = this.peer.exited

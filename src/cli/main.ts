@@ -9,6 +9,7 @@ import { registerPeer } from './peer.ts'
 import { registerHealth } from './health.ts'
 import { registerServe } from './serve.ts'
 import { registerChaos } from './chaos.ts'
+import { registerRelay } from './relay.ts'
 
 const program = new Command('strata')
   .description('Decentralized LLM inference swarm: run a peer, generate through the swarm, watch its health')
@@ -20,6 +21,7 @@ registerPeer(program)
 registerHealth(program)
 registerServe(program)
 registerChaos(program)
+registerRelay(program)
 registerDemo(program)
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -14,6 +14,8 @@ export function registerPeer (program: Command): void {
     .option('--max-memory-mb <n>', 'without --blocks/--num-blocks: host as many blocks as fit this much memory, MiB (default: half the free memory)', int(1))
     .option('--listen <multiaddr>', 'listen address (repeatable)', collect, [])
     .option('--bootstrap <multiaddr>', 'bootstrap peer (repeatable); none starts a new swarm', collect, [])
+    .addOption(new Option('--relay <mode>', 'relay for peers behind NAT: auto = when this peer has a public address').choices(['auto', 'on', 'off']).default('auto'))
+    .option('--announce-private', 'announce loopback/private addresses even to a swarm that cannot dial them')
     .option('--max-sessions <n>', 'concurrent sessions at most', int(1), 16)
     .option('--max-sessions-per-peer <n>', 'sessions one remote peer id may hold (default: a quarter of --max-sessions, at most 4)', int(1))
     .option('--max-sessions-per-ip <n>', 'sessions one remote IP address may hold (default: half of --max-sessions, at most 8)', int(1))
@@ -50,6 +52,8 @@ export function registerPeer (program: Command): void {
         maxMemoryBytes: o.maxMemoryMb !== undefined ? o.maxMemoryMb * 1024 * 1024 : undefined,
         listen: o.listen.length > 0 ? o.listen : undefined,
         bootstrap: o.bootstrap,
+        relay: o.relay,
+        announcePrivate: o.announcePrivate === true,
         maxSessions: o.maxSessions,
         maxSessionsPerPeer: o.maxSessionsPerPeer,
         maxSessionsPerIp: o.maxSessionsPerIp,

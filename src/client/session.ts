@@ -34,6 +34,8 @@ export interface DoneOutput {
   verifiedSteps?: number
   /** swarm with verification only: peers whose outputs did not match, routed around */
   rejectedPeers?: string[]
+  /** swarm only: how the client reached each peer of the last route at the end */
+  paths?: Array<{ peer: string, path: 'direct' | 'relayed' }>
 }
 export interface RerouteSummary { failedPeer: string, reason: string, start: number, end: number, recoveryMs: number, replacement: RouteHop[] }
 export type GenerationEvent = TokenOutput | DoneOutput

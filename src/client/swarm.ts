@@ -17,7 +17,8 @@ import {
   type SwarmNode, type RerouteEvent, type Logger
 } from '../routing/index.ts'
 import { runGeneration, promptIds, type GenerationEvent, type Prompt } from './session.ts'
-import type { GenerateOptions } from './generation.ts'
+import type { GenerateOptions, RouteHop } from './generation.ts'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { LocalVerifier } from './verifier.ts'
 import { scoreTokens, type ScoreOptions, type ScoreResult } from './scoring.ts'
 
@@ -44,6 +45,8 @@ export interface SwarmOptions {
    * `modelDir` and the f32 wire); peers that differ are routed around (default false)
    */
   verify?: boolean
+  /** upgrade relayed connections to peers behind NAT to direct ones with DCUtR (default true) */
+  holePunch?: boolean
   threads?: number
   /** accept config.json keys strata does not know (the CLI's --allow-unknown-config; callers warn) */
   allowUnknownConfig?: boolean
@@ -89,7 +92,7 @@ export class Swarm {
     const vocabulary = TokenVocabulary.load(opts.modelDir, config.vocabSize)
     const modelId = opts.modelId ?? modelIdFor(opts.modelDir, configOptions)
     const log = componentLogger('client', opts.logger)
-    const node = await createSwarmNode({ bootstrap: opts.bootstrap, dhtMode: 'client', logger: opts.logger })
+    const node = await createSwarmNode({ bootstrap: opts.bootstrap, dhtMode: 'client', relay: 'off', holePunch: opts.holePunch, logger: opts.logger })
     let head: WorkerHeadEngine | null = null
     try {
       await withTimeout(opts.connectTimeoutMs ?? 10_000, opts.signal, async (signal) => { await waitForRoutingTable(node, 1, signal) }).catch((err: Error) => {
@@ -115,10 +118,12 @@ export class Swarm {
     const verify = opts.verify ?? this.opts.verify ?? false
     const chain = await this.openChain(maxLength, verify, opts.signal)
     let reported = 0
+    let route: RouteHop[] = []
     try {
       for await (const e of runGeneration(this.head, chain, this.tokenizer, { ids }, opts)) {
         for (; reported < chain.rerouteLog.length; reported++) opts.onReroute?.(chain.rerouteLog[reported])
         if (e.event !== 'done') {
+          route = e.route
           yield e
           continue
         }
@@ -126,7 +131,7 @@ export class Swarm {
           failedPeer: r.failedPeer, reason: r.reason, start: r.start, end: r.end, recoveryMs: r.recoveryMs,
           replacement: r.replacement.map((h) => ({ peer: h.peerId, start: h.start, end: h.end }))
         }))
-        yield { ...e, rerouteLog, ...(verify ? { verifiedSteps: chain.verifiedSteps, rejectedPeers: [...chain.rejectedPeers] } : {}) }
+        yield { ...e, rerouteLog, paths: route.map((h) => ({ peer: h.peer, path: this.pathTo(h.peer) })), ...(verify ? { verifiedSteps: chain.verifiedSteps, rejectedPeers: [...chain.rejectedPeers] } : {}) }
       }
     } finally {
       await chain.close()
@@ -156,6 +161,12 @@ export class Swarm {
       verifier,
       log: this.log
     }, signal)
+  }
+
+  /** 'direct' when some open connection to `peer` is not through a relay */
+  private pathTo (peer: string): 'direct' | 'relayed' {
+    const conns = this.node.getConnections(peerIdFromString(peer))
+    return conns.some((c) => !c.remoteAddr.getComponents().some((x) => x.name === 'p2p-circuit')) ? 'direct' : 'relayed'
   }
 
   async close (): Promise<void> {

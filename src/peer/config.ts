@@ -1,6 +1,7 @@
 // Everything a peer daemon can be told, with units and defaults.
 import type { WeightFormat } from '../shards/span-graph.ts'
 import type { Logger } from '../routing/logger.ts'
+import type { RelayMode } from '../routing/index.ts'
 
 export type Fault = 'corrupt' | 'slow' | 'drop'
 
@@ -19,6 +20,12 @@ export interface PeerConfig {
   listen?: string[]
   /** bootstrap multiaddrs (default none: this peer starts a new swarm) */
   bootstrap?: string[]
+  /** relay for peers behind NAT: 'auto' (default: when this peer has a public address), 'on', 'off' */
+  relay?: RelayMode
+  /** announce loopback and private addresses even in a swarm whose members cannot dial them */
+  announcePrivate?: boolean
+  /** behind NAT: wait this long for a relay slot before giving up, ms (default 30 000) */
+  reachableTimeoutMs?: number
   /** file holding the peer's private key, created on first run (default: a fresh identity) */
   identityFile?: string
   /** concurrent inference sessions at most (default 16) */
@@ -75,6 +82,7 @@ export const peerDefaults = {
   reserveChunkTokens: 128,
   drainTimeoutMs: 5_000,
   recordTtlMs: 60_000,
+  reachableTimeoutMs: 30_000,
   /** delay added to every step by the `slow` fault, ms */
   slowFaultMs: 3_000,
   /** the `drop` fault closes a session's stream after this many steps */

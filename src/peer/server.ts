@@ -7,7 +7,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import { WorkerSpanEngine } from '../shards/worker/engine-client.ts'
 import { loadModelConfig, modelIdFor, type ModelConfig } from '../shards/config.ts'
 import { INFERENCE_PROTOCOL } from '../protocol/messages.ts'
-import { createSwarmNode, loadOrCreateIdentity, signRecord, serveInfo, announceSpan, Announcement, type SwarmNode, type PeerRecord, type PeerState } from '../routing/index.ts'
+import { createSwarmNode, reachabilityOf, waitForAnnounceableAddress, withTimeout, loadOrCreateIdentity, signRecord, serveInfo, announceSpan, Announcement, type SwarmNode, type PeerRecord, type PeerState } from '../routing/index.ts'
 import { componentLogger, type Logger } from '../routing/logger.ts'
 import type { BlockRange } from '../loadbalance/index.ts'
 import type { Server } from 'node:http'
@@ -22,6 +22,11 @@ import { Rebalancer, rebalanceDefaults } from './rebalance.ts'
 import { peerDefaults, type PeerConfig } from './config.ts'
 
 export const SOFTWARE_VERSION = '0.1.0'
+
+/** A peer behind NAT found no relay to be reached through. */
+export class UnreachableError extends Error {
+  override name = 'UnreachableError'
+}
 
 export interface PeerEvent { event: string, [k: string]: unknown }
 
@@ -64,7 +69,9 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
     const model = loadModelConfig(cfg.modelDir, configOptions)
     const modelId = cfg.modelId ?? modelIdFor(cfg.modelDir, configOptions)
     const privateKey = cfg.identityFile !== undefined ? await loadOrCreateIdentity(cfg.identityFile) : await generateKeyPair('Ed25519')
-    const node = await createSwarmNode({ listen: cfg.listen, bootstrap: cfg.bootstrap, privateKey, logger: cfg.logger })
+    const nodeOpts = { listen: cfg.listen, bootstrap: cfg.bootstrap, privateKey, relay: cfg.relay, announcePrivate: cfg.announcePrivate, logger: cfg.logger }
+    const reach = reachabilityOf(nodeOpts)
+    const node = await createSwarmNode(nodeOpts)
     let engine: WorkerSpanEngine | null = null
     try {
       const [start, end] = cfg.blocks ?? await chooseSpan(model, cfg, async () => await swarmRecords(node, modelId, model.numLayers, model.family, log))
@@ -74,6 +81,14 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       const measured = await peerThroughput(engine, node, {
         modelId, threads: cfg.threads, cacheDir: cfg.cacheDir ?? defaultCacheDir(), networkMbps: cfg.networkMbps, bootstrap: cfg.bootstrap ?? []
       }, log)
+      if (reach.behindNat) {
+        // the records must carry an address clients can dial: the relay slot's
+        const timeoutMs = cfg.reachableTimeoutMs ?? peerDefaults.reachableTimeoutMs
+        await withTimeout(timeoutMs, undefined, async (signal) => { await waitForAnnounceableAddress(node, signal) }).catch(() => {
+          throw new UnreachableError(`behind NAT and no relay slot after ${timeoutMs} ms: is a bootstrap peer relaying (--relay)?`)
+        })
+      }
+      log.info({ ...reach, multiaddrs: node.getMultiaddrs().map(String) }, 'reachability')
       const server = new PeerServer(node, privateKey, engine, model, modelId, admissionFor(cfg), measured, cfg, log)
       await server.serve()
       return server
@@ -150,7 +165,7 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       this.cachedRecord = null
       await handleSession(stream, connection, ctx)
       this.cachedRecord = null
-    }, { maxInboundStreams: this.admission.limits.maxSessions + 8 })
+    }, { maxInboundStreams: this.admission.limits.maxSessions + 8, runOnLimitedConnection: true })
     await serveInfo(this.node, () => this.signedRecord(), { logger: this.cfg.logger })
     this.state = 'online'
     const announceOpts = { logger: this.cfg.logger, refreshMs: Math.min((this.cfg.recordTtlMs ?? peerDefaults.recordTtlMs) / 3, 200_000) }

@@ -58,7 +58,7 @@ export async function serveInfo (node: SwarmNode, getSignedRecord: () => Uint8Ar
       log.debug({ peer: connection.remotePeer.toString(), err: (err as Error).message }, 'info request failed')
       stream.abort(err as Error)
     }
-  }, { maxInboundStreams: MAX_INBOUND_INFO_STREAMS })
+  }, { maxInboundStreams: MAX_INBOUND_INFO_STREAMS, runOnLimitedConnection: true })
 }
 
 export interface FetchInfoOptions {
@@ -70,7 +70,7 @@ export interface FetchInfoOptions {
 /** Fetches a peer's signed record (unverified bytes). Reuses an open connection when there is one. */
 export async function fetchInfo (node: SwarmNode, target: PeerId | Multiaddr, opts: FetchInfoOptions = {}): Promise<Uint8Array> {
   return await withTimeout(opts.timeoutMs ?? DEFAULT_INFO_TIMEOUT_MS, opts.signal, async (signal) => {
-    const stream = await node.dialProtocol(target, INFO_PROTOCOL, { signal })
+    const stream = await node.dialProtocol(target, INFO_PROTOCOL, { signal, runOnLimitedConnection: true })
     try {
       // listen before closing our side: the answer may already be arriving
       const [frame] = await Promise.all([readFrame(stream, signal), stream.close({ signal })])

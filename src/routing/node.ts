@@ -1,7 +1,12 @@
 // The libp2p node both the peer daemon and the client run: TCP + noise + yamux, identify, ping,
-// and a strata-only Kademlia DHT, kept connected to a bootstrap list.
+// and a strata-only Kademlia DHT, kept connected to a bootstrap list. For peers behind NAT:
+// circuit relay v2 (dial and listen through relays; public nodes relay for others) and DCUtR
+// (upgrade a relayed connection to a direct one). See reachability.ts for what is announced and
+// public-addresses.ts for why there is no AutoNAT.
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { dcutr } from '@libp2p/dcutr'
 import { identify, type Identify } from '@libp2p/identify'
 import { kadDHT, passthroughMapper, type KadDHT, type SingleKadDHT } from '@libp2p/kad-dht'
 import { ping, type Ping } from '@libp2p/ping'
@@ -9,6 +14,8 @@ import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import { bootstrapKeeper } from './bootstrap-keeper.ts'
 import { componentLogger, type Logger } from './logger.ts'
+import { publicAddresses } from './public-addresses.ts'
+import { announceable, hasPublicInterface, relayLimits, swarmScope, type AddressScope } from './reachability.ts'
 import type { Libp2p, PrivateKey, Startable } from '@libp2p/interface'
 
 /** Kademlia protocol id of strata swarms: never mixes with the public IPFS DHT. */
@@ -25,7 +32,7 @@ export const PROVIDER_TTL_MS = 10 * minute
 const PROVIDER_SWEEP_MS = minute
 
 export interface SwarmNodeOptions {
-  /** multiaddrs to listen on (default ['/ip4/127.0.0.1/tcp/0']) */
+  /** multiaddrs to listen on (default ['/ip4/127.0.0.1/tcp/0'], or 0.0.0.0 with non-loopback bootstrap peers) */
   listen?: string[]
   /** bootstrap multiaddrs, each ending in /p2p/<peer id>; kept connected (default none) */
   bootstrap?: string[]
@@ -36,14 +43,61 @@ export interface SwarmNodeOptions {
    * 'client': only ask, stay out of others' routing tables (short-lived clients). Default 'server'.
    */
   dhtMode?: 'server' | 'client'
+  /**
+   * Relay for peers behind NAT: 'on', 'off', or 'auto' (default): on when the node has a public
+   * address of its own (see hasPublicInterface).
+   */
+  relay?: RelayMode
+  /**
+   * Announce loopback and private addresses too. Default: only addresses members of the swarm
+   * can dial (all of them in a loopback swarm, no loopback in a LAN swarm, public only otherwise).
+   */
+  announcePrivate?: boolean
+  /** run DCUtR: upgrade relayed connections to direct ones when possible (default true) */
+  holePunch?: boolean
   /** parent logger (default the strata root logger) */
   logger?: Logger
+}
+
+export type RelayMode = 'auto' | 'on' | 'off'
+
+/** How a node reaches and is reached by its swarm, decided at start. */
+export interface Reachability {
+  /** scope of the swarm joined (from the bootstrap list, or the listen addresses for the first node) */
+  scope: AddressScope
+  /** the node has no public address of its own in a public swarm: a server reserves a relay slot */
+  behindNat: boolean
+  /** the node binds a public interface address: it announces it and is dialled directly */
+  publicSelf: boolean
+  /** the node relays for others */
+  relay: boolean
+}
+
+/** Reachability of a node started with `opts`. */
+export function reachabilityOf (opts: SwarmNodeOptions): Reachability {
+  const listen = opts.listen ?? defaultListen(opts.bootstrap ?? [])
+  const publicSelf = hasPublicInterface(listen)
+  // the first node of a swarm on a public address starts a public swarm
+  const scope = (opts.bootstrap ?? []).length === 0 && publicSelf ? 'public' : swarmScope(opts.bootstrap ?? [], listen)
+  const mode = opts.relay ?? 'auto'
+  return {
+    scope,
+    behindNat: scope === 'public' && !publicSelf && (opts.bootstrap ?? []).length > 0,
+    publicSelf,
+    relay: mode === 'on' || (mode === 'auto' && publicSelf)
+  }
+}
+
+/** Loopback for local swarms; every interface when the bootstrap peers are not on this host. */
+function defaultListen (bootstrap: string[]): string[] {
+  return swarmScope(bootstrap, []) === 'loopback' ? ['/ip4/127.0.0.1/tcp/0'] : ['/ip4/0.0.0.0/tcp/0']
 }
 
 export interface SwarmServices extends Record<string, unknown> {
   identify: Identify
   ping: Ping
   dht: KadDHT
+  dcutr?: unknown
 }
 
 export type SwarmNode = Libp2p<SwarmServices>
@@ -52,12 +106,28 @@ export type SwarmNode = Libp2p<SwarmServices>
 export async function createSwarmNode (opts: SwarmNodeOptions = {}): Promise<SwarmNode> {
   const log = componentLogger('routing:node', opts.logger)
   const bootstrap = opts.bootstrap ?? []
+  const reach = reachabilityOf(opts)
+  const listen = opts.listen ?? defaultListen(bootstrap)
   const services = {
     identify: identify(),
     ping: ping(),
+    ...(opts.holePunch !== false ? { dcutr: dcutr() } : {}),
+    ...(reach.publicSelf ? { publicAddresses: publicAddresses() } : {}),
+    ...(reach.relay
+      ? {
+          relay: circuitRelayServer({
+            reservations: {
+              maxReservations: relayLimits.maxReservations,
+              defaultDataLimit: relayLimits.dataBytes,
+              defaultDurationLimit: relayLimits.durationMs
+            }
+          })
+        }
+      : {}),
     dht: kadDHT({
       protocol: DHT_PROTOCOL,
-      clientMode: opts.dhtMode === 'client',
+      // a node behind NAT cannot answer DHT queries from strangers: it only asks (and provides)
+      clientMode: opts.dhtMode === 'client' || reach.behindNat,
       // keep every address: loopback/LAN swarms need private ones, internet swarms public ones
       peerInfoMapper: passthroughMapper,
       // look ourselves up as soon as the first peer is in the routing table (default after 1 s)
@@ -78,8 +148,14 @@ export async function createSwarmNode (opts: SwarmNodeOptions = {}): Promise<Swa
   }
   const node = await createLibp2p<SwarmServices & { bootstrap?: Startable }>({
     privateKey: opts.privateKey,
-    addresses: { listen: opts.listen ?? ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
+    addresses: {
+      // behind NAT: also listen through the bootstrap peers, which relay. Named relays, not a
+      // search ('/p2p-circuit'): the search's random walk spins on an empty routing table, and
+      // start fails with a clear error when a bootstrap peer refuses or cannot be reached.
+      listen: reach.behindNat && opts.dhtMode !== 'client' ? [...listen, ...bootstrap.map((b) => `${b}/p2p-circuit`)] : listen,
+      announceFilter: opts.announcePrivate === true ? (addrs) => addrs : (addrs) => announceable(addrs, reach.scope)
+    },
+    transports: [tcp(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionManager: {
@@ -89,8 +165,35 @@ export async function createSwarmNode (opts: SwarmNodeOptions = {}): Promise<Swa
     },
     services
   })
-  log.debug({ peerId: node.peerId.toString(), addrs: node.getMultiaddrs().map(String) }, 'swarm node started')
+  log.debug({ peerId: node.peerId.toString(), addrs: node.getMultiaddrs().map(String), ...reach }, 'swarm node started')
   return node
+}
+
+/**
+ * Resolves once the node has an address to announce (behind NAT: once a relay slot is reserved;
+ * on a public address: once its listener is bound); rejects on abort.
+ */
+export async function waitForAnnounceableAddress (node: SwarmNode, signal: AbortSignal): Promise<void> {
+  if (node.getMultiaddrs().length > 0) return
+  signal.throwIfAborted()
+  await new Promise<void>((resolve, reject) => {
+    const cleanup = (): void => {
+      node.removeEventListener('self:peer:update', onUpdate)
+      signal.removeEventListener('abort', onAbort)
+    }
+    const onUpdate = (): void => {
+      if (node.getMultiaddrs().length > 0) {
+        cleanup()
+        resolve()
+      }
+    }
+    const onAbort = (): void => {
+      cleanup()
+      reject(signal.reason)
+    }
+    node.addEventListener('self:peer:update', onUpdate)
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
 }
 
 /** Resolves once the node's DHT routing table holds at least `minPeers` peers; rejects on abort. */

@@ -46,7 +46,7 @@ export class RemoteSpanSession {
         const id = peerIdFromString(target.peerId)
         const addrs = target.multiaddrs.map((a) => multiaddr(a))
         if (addrs.length > 0) await node.peerStore.merge(id, { multiaddrs: addrs })
-        channel = new MessageChannel(await node.dialProtocol(id, INFERENCE_PROTOCOL, { signal: deadline }))
+        channel = new MessageChannel(await node.dialProtocol(id, INFERENCE_PROTOCOL, { signal: deadline, runOnLimitedConnection: true }))
       } catch (err) {
         signal?.throwIfAborted()
         throw new PeerFailure(target.peerId, deadline.aborted ? 'timeout' : 'unreachable', (err as Error).message)

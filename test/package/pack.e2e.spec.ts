@@ -91,9 +91,9 @@ describe('the packed package, installed the way a user would (npm pack, npm inst
   it('a plain .mjs program generates through a 2-peer swarm started from the installed bin: same tokens as local', async function () {
     const model = path.join(project, 'model')
     assert.ok(existsSync(path.join(model, 'config.json')), 'made by the previous test')
-    peers.push(await startPeer(model, ['--blocks', '0:2'], 'installed peer [0,2)', 60_000, installedBin))
+    peers.push(await startPeer(model, ['--blocks', '0:2'], 'installed peer [0,2)', 60_000, { bin: installedBin }))
     const bootstrap = peers[0].multiaddrs[0]
-    peers.push(await startPeer(model, ['--blocks', '2:4', '--bootstrap', bootstrap], 'installed peer [2,4)', 60_000, installedBin))
+    peers.push(await startPeer(model, ['--blocks', '2:4', '--bootstrap', bootstrap], 'installed peer [2,4)', 60_000, { bin: installedBin }))
     copyFileSync(path.join(CONSUMER, 'generate.mjs'), path.join(project, 'generate.mjs'))
     const r = await run(process.execPath, ['generate.mjs', model, bootstrap], project, 120_000)
     assert.equal(r.code, 0, r.stderr)

@@ -1,0 +1,131 @@
+// Issue 11: peers behind NAT. Real processes in Linux network namespaces: two homes, each behind
+// its own masquerading router, serve the model through a relay in the "internet" namespace; a
+// public client generates through them relayed, then direct after DCUtR, and a client in a third
+// home generates through them over the relay. Tokens must equal local generation every time.
+import assert from 'node:assert/strict'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { performance } from 'node:perf_hooks'
+import { multiaddr } from '@multiformats/multiaddr'
+import { e2eShape, localTokens } from '../helpers/local.ts'
+import { tinyModel } from '../helpers/models.ts'
+import { GenerateProcess, startPeer, startRelay, stopPeers, type PeerProcess, type PeerEventLine } from '../helpers/swarm.ts'
+import { NatTopology, PUBLIC_HOST, netnsUnavailable } from '../helpers/netns.ts'
+import { addressScope, isRelayed } from '../../src/routing/reachability.ts'
+
+/** A TCP server inside `ns` answering every connection with the address it came from. */
+async function probeServer (ns: string, host: string, port: number): Promise<ChildProcess> {
+  const code = `require('net').createServer((s) => s.end(s.remoteAddress + '\\n')).listen(${port}, '${host}', () => console.log('listening'))`
+  const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] })
+  await new Promise((resolve, reject) => { proc.stdout.once('data', resolve); proc.once('exit', reject) })
+  return proc
+}
+
+/** Connects from inside `ns`: the address the server saw, or null when the connection failed. */
+function probeConnect (ns: string, host: string, port: number): string | null {
+  const code = `const s = require('net').connect(${port}, '${host}'); s.setTimeout(2000, () => process.exit(2)); s.on('data', (d) => { process.stdout.write(d); process.exit(0) }); s.on('error', () => process.exit(1))`
+  const out = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '-e', code], { encoding: 'utf8', timeout: 15_000 })
+  return out.status === 0 ? out.stdout.trim() : null
+}
+
+interface Run { done: PeerEventLine, wallToFirstTokenMs: number }
+
+async function generate (dir: string, bootstrap: string, prompt: number[], n: number, ns: string, extra: string[] = []): Promise<Run> {
+  const started = performance.now()
+  const g = new GenerateProcess(['--model', dir, '--prompt-ids', prompt.join(','), '--max-new-tokens', String(n), '--ignore-eos', '--bootstrap', bootstrap, ...extra], { netns: ns })
+  try {
+    await g.waitFor((e) => e.event === 'token', 120_000)
+    const wallToFirstTokenMs = performance.now() - started
+    const done = await g.waitFor((e) => e.event === 'done', 120_000)
+    assert.equal(await g.exited, 0, g.errors)
+    return { done, wallToFirstTokenMs }
+  } finally {
+    g.kill()
+  }
+}
+
+describe('peers behind NAT serve through a relay (network namespaces)', function () {
+  this.timeout(300_000)
+  const skip = netnsUnavailable()
+  const dir = tinyModel('e2e', e2eShape)
+  const prompt = [1, 20, 30, 40, 50]
+  const n = 48
+  let expected: number[]
+  let net: NatTopology | null = null
+  const procs: PeerProcess[] = []
+  let bootstrap = ''
+  const joinMs: number[] = []
+
+  before(async function () {
+    if (skip !== null) {
+      console.log(`      skipping the NAT tests: ${skip}`)
+      this.skip()
+    }
+    expected = await localTokens(dir, prompt, n)
+    net = NatTopology.create(3)
+    const relay = await startRelay(['--listen', `/ip4/${PUBLIC_HOST}/tcp/4001`], 'relay', 120_000, { netns: net.pub })
+    procs.push(relay)
+    bootstrap = relay.multiaddrs[0]
+    const spans: Array<[number, number]> = [[0, 2], [2, 4]]
+    procs.push(...await Promise.all(spans.map(async ([a, b], i) => {
+      const t0 = performance.now()
+      const p = await startPeer(dir, ['--blocks', `${a}:${b}`, '--bootstrap', bootstrap], `home${i + 1}[${a},${b})`, 180_000, { netns: net!.homes[i] })
+      joinMs.push(performance.now() - t0)
+      return p
+    })))
+  })
+
+  after(async function () {
+    await stopPeers(procs)
+    net?.destroy()
+  })
+
+  it('the routers NAT: homes reach the internet from the router address, nothing reaches a home', async function () {
+    const server = await probeServer(net!.pub, PUBLIC_HOST, 7001)
+    try {
+      assert.equal(probeConnect(net!.homes[0], PUBLIC_HOST, 7001), net!.routerAddress(1), 'the public side sees the router, not the home')
+    } finally {
+      server.kill()
+    }
+    const home = await probeServer(net!.homes[0], '0.0.0.0', 7002)
+    try {
+      for (const target of [net!.homeAddress(1), net!.routerAddress(1)]) {
+        assert.equal(probeConnect(net!.pub, target, 7002), null, `a connection from the internet to ${target}:7002 must fail`)
+      }
+    } finally {
+      home.kill()
+    }
+  })
+
+  it('peers behind NAT announce only their relay address: no private or loopback address leaves the home', function () {
+    const relayId = procs[0].peerId
+    for (const p of procs.slice(1)) {
+      assert.ok(p.multiaddrs.length > 0, `${p.label} announces an address`)
+      for (const a of p.multiaddrs) {
+        const ma = multiaddr(a)
+        assert.ok(isRelayed(ma), `${p.label} announces ${a}: not a relay address`)
+        assert.equal(addressScope(ma), 'public', `${p.label} announces ${a}`)
+        assert.ok(a.startsWith(`${bootstrap}/p2p-circuit/p2p/${p.peerId}`) || a.includes(relayId), a)
+      }
+    }
+  })
+
+  let relayed: Run
+  it('a public client generates through the NATed chain over the relay, tokens identical to local', async function () {
+    relayed = await generate(dir, bootstrap, prompt, n, net!.pub, ['--no-hole-punch'])
+    assert.deepEqual(relayed.done.tokens, expected)
+    assert.deepEqual(relayed.done.paths.map((p: { path: string }) => p.path), ['relayed', 'relayed'])
+  })
+
+  it('with DCUtR the connections are upgraded to direct ones, tokens identical to local', async function () {
+    const direct = await generate(dir, bootstrap, prompt, n, net!.pub)
+    assert.deepEqual(direct.done.tokens, expected)
+    assert.deepEqual(direct.done.paths.map((p: { path: string }) => p.path), ['direct', 'direct'])
+    const homeClient = await generate(dir, bootstrap, prompt, n, net!.homes[2])
+    assert.deepEqual(homeClient.done.tokens, expected)
+    const fmt = (r: Run): string => `${r.done.tokensPerSecond.toFixed(1)} tok/s, first token ${r.wallToFirstTokenMs.toFixed(0)} ms after spawn (${r.done.timeToFirstTokenMs.toFixed(0)} ms after connecting)`
+    console.log(`      peers joined through the relay in ${joinMs.map((ms) => `${(ms / 1000).toFixed(1)} s`).join(', ')} (spawn to ready)`)
+    console.log(`      public client, relayed: ${fmt(relayed)}`)
+    console.log(`      public client, direct:  ${fmt(direct)}`)
+    console.log(`      client in a third home (${homeClient.done.paths.map((p: { path: string }) => p.path).join(', ')}): ${fmt(homeClient)}`)
+  })
+})
