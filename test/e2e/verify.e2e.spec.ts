@@ -40,12 +40,11 @@ describe('generate --verify catches a peer computing wrong outputs (real process
   })
 
   it('with --verify and no honest replica: a clear error naming the blocks and the reason, no hang', async function () {
-    const started = performance.now()
+    // a hang would hit runCli's deadline and fail here
     const r = await runCli([...args, '--verify', '--bootstrap', swarm.bootstrap], 60_000)
     assert.notEqual(r.code, 0)
     assert.match(r.stderr, /strata: error: no peer serves blocks 2-3 .*excluded after failing: peer \S+ \(bad_output\)/)
     assert.ok(r.stderr.includes(corrupt.peerId.slice(-8)), 'the error names the corrupt peer')
-    assert.ok(performance.now() - started < 30_000, `gave up after ${performance.now() - started} ms`)
     assert.ok(!jsonLines(r.stdout).some((e) => e.event === 'token'), 'no token came from the wrong outputs')
   })
 
