@@ -7,5 +7,6 @@ export type { GenerationEvent, TokenOutput, DoneOutput, Prompt } from './client/
 export { GenerationError, type GenerateOptions, type RouteHop } from './client/generation.ts'
 export { SamplingError, type SamplingOptions } from './client/sampling.ts'
 export { NoRouteError, PeerFailure, RerouteExhaustedError, type RerouteEvent } from './routing/index.ts'
-export { ModelError, ModelConfigError, SafetensorsError } from './shards/errors.ts'
+export { ModelError, ModelConfigError, GenerationConfigError, SafetensorsError } from './shards/errors.ts'
+export { ChatTemplateError, ChatTemplateRejection, type ChatMessage } from './shards/chat-template.ts'
 export { makeModel, type MakeModelOptions } from './shards/make-model.ts'

@@ -2,6 +2,7 @@
 //
 //   const swarm = await Swarm.connect({ bootstrap: ['/ip4/…/p2p/…'], modelDir: './model' })
 //   for await (const e of swarm.generate({ text: 'Hello' }, { maxNewTokens: 20 })) …
+//   swarm.generate({ messages: [{ role: 'system', content: '…' }, { role: 'user', content: '…' }] }) — through the chat template
 //   await swarm.close()
 //
 // The client holds only embeddings, final norm, LM head and tokenizer; the blocks run on peers.
