@@ -119,6 +119,20 @@ describe('strata serve: logprobs, echo, n and JSON output over a real swarm', fu
     assert.equal(chunks.map((ch) => ch.choices[0].text).join(''), c.text)
   })
 
+  it('strata perplexity refuses bad input with a clear message', async function () {
+    const cases: Array<[string[], RegExp]> = [
+      [['perplexity', '--model', dir], /exactly one of --file or --prompt-ids/],
+      [['perplexity', '--model', dir, '--file', '/nonexistent/text.txt'], /cannot read --file/],
+      [['perplexity', '--model', dir, '--prompt-ids', '1'], /at least 2 tokens/],
+      [['perplexity', '--model', dir, '--prompt-ids', '1,2', '--wire', 'f16'], /--wire applies to the swarm/]
+    ]
+    for (const [args, re] of cases) {
+      const r = await runCli(args)
+      assert.notEqual(r.code, 0, args.join(' '))
+      assert.match(r.stderr, re, args.join(' '))
+    }
+  })
+
   it('chat with logprobs and top_logprobs, whole and streamed', async function () {
     const messages = [{ role: 'user' as const, content: 'Hello there' }]
     const r = await client.chat.completions.create({ model: modelId, messages, max_tokens: 5, temperature: 0, logprobs: true, top_logprobs: 3, ignore_eos: true } as OpenAI.ChatCompletionCreateParamsNonStreaming)
