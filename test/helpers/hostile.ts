@@ -63,7 +63,7 @@ export class HostileNode {
     return await Promise.all(this.held.map(async ({ channel }) => {
       try {
         return await channel.receive(signal)
-      } catch (err) {
+      } catch {
         if (signal.aborted) throw new Error(`a held session was not closed within ${timeoutMs} ms`)
         return 'closed' as const
       }
