@@ -40,6 +40,12 @@ export interface ChainOptions {
    * take them over (joining, or moving there to rebalance), ms (default 3 000)
    */
   coverageWaitMs?: number
+  /**
+   * when every peer able to serve a range answers `busy` at open (its slots or this client's fair
+   * share are in use), wait for one to free up this long, with back-off, before failing, ms
+   * (default 30 000): a busy swarm queues new sessions instead of refusing them
+   */
+  busyWaitMs?: number
   /** checks every hop step; default: peers are trusted */
   verifier?: HopVerifier
   log: Logger
@@ -107,11 +113,12 @@ export class ChainSession {
   static async open (node: SwarmNode, source: CandidateSource, opts: ChainOptions, signal?: AbortSignal): Promise<ChainSession> {
     const defined = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as ChainOptions
     const chain = new ChainSession(node, source, {
-      wireDtype: 'f32', stepTimeoutMs: 5_000, perPositionTimeoutMs: 20, openTimeoutMs: 5_000, maxRecoveries: 6, coverageWaitMs: 3_000, ...defined
+      wireDtype: 'f32', stepTimeoutMs: 5_000, perPositionTimeoutMs: 20, openTimeoutMs: 5_000, maxRecoveries: 6, coverageWaitMs: 3_000, busyWaitMs: 30_000, ...defined
     })
     let lastError: unknown
     const coverageDeadline = performance.now() + chain.o.coverageWaitMs
-    for (let attempt = 0, tries = 0; attempt <= chain.o.maxRecoveries; tries++) {
+    const busyDeadline = performance.now() + chain.o.busyWaitMs
+    for (let attempt = 0, tries = 0, busyWaits = 0; attempt <= chain.o.maxRecoveries; tries++) {
       try {
         chain.hops = await chain.openHops(await chain.plan(0, opts.numBlocks, tries > 0, signal), signal)
         return chain
@@ -125,6 +132,12 @@ export class ChainSession {
         if (!(err instanceof PeerFailure)) throw err
         const banMs = chain.bans.ban(err.peerId, err.reason)
         chain.o.log.warn({ peer: err.peerId, reason: err.reason, banMs }, `re-planning the chain: ${err.message}`)
+        if (err.reason === 'busy' && performance.now() < busyDeadline) {
+          // another peer may take the range at once (the ban steers the planner away); if none
+          // can, the ban is lifted for the only route and this waits for a slot to free up
+          await delay(Math.min(1000, 50 * 2 ** busyWaits++), signal)
+          continue
+        }
         attempt++
       }
     }
