@@ -85,7 +85,7 @@ describe('correlated loss: every peer of one range killed mid-generation (real p
     for (const v of victims) v.kill('SIGKILL')
     await Promise.all(victims.map(async (v) => await v.exited))
 
-    await until(survivors, (ps) => uncovered(ps).length === 0, () => `blocks ${uncovered(survivors).join(', ')} still uncovered: ${spans()}`, 60_000)
+    await until(survivors, (ps) => uncovered(ps).length === 0, () => `blocks ${uncovered(survivors).join(', ')} still uncovered: ${spans()}`, 180_000)
     const coveredAfterMs = Date.now() - killedAt
     const done = await gen.waitFor((e) => e.event === 'done', 300_000)
     assert.equal(await gen.exited, 0, gen.errors)
