@@ -33,7 +33,8 @@ export interface ShouldMoveOptions {
   balanceQuality: number
   /**
    * Spans the peer left recently (see LeftSpans): no destination may share a block with them, so a
-   * peer never moves back and forth between two places. Default none.
+   * peer never moves back and forth between two places. Ignored while some block has no peer at all:
+   * covering it comes first. Default none.
    */
   avoid?: readonly BlockRange[]
 }
@@ -118,7 +119,8 @@ export function shouldMove(spans: readonly SpanInfo[], numBlocks: number, self: 
   const scratch = newScratch(numBlocks)
   takeOut(throughputs, weights, own)
   if (before > EPS && minimum(throughputs) <= 0) return stay('leaving would uncover a block')
-  const avoid = opts.avoid ?? []
+  // covering blocks nobody serves comes before the no-return rule
+  const avoid = before > EPS ? opts.avoid ?? [] : []
   const allowed = avoid.length === 0 ? undefined : (start: number): boolean => start === own.start || !avoid.some((r) => start < r.end && r.start < start + own.length)
   const target = weakestWindowStart(throughputs, own.length, scratch, allowed)
   if (target === own.start) {

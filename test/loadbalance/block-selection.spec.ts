@@ -209,6 +209,9 @@ describe('loadbalance: shouldMove', () => {
     assert.match(back.reason, /left recently/)
     // with [5, 7) avoided, [1, 5) still holds the weak block 4
     assert.deepEqual(shouldMove(spans, 8, spans[0], { balanceQuality, avoid: [{ start: 5, end: 7 }] }).to, { start: 1, end: 5 })
+    // but a gap in coverage is closed even where it left recently
+    const gap = [span('a', 0, 4, 10), span('b', 0, 4, 10)]
+    assert.deepEqual(shouldMove(gap, 8, gap[0], { balanceQuality, avoid: [{ start: 4, end: 8 }] }).to, { start: 4, end: 8 })
     // a span it left elsewhere does not stop it
     assert.deepEqual(shouldMove(spans, 8, spans[0], { balanceQuality, avoid: [{ start: 0, end: 2 }] }).to, { start: 4, end: 8 })
   })
