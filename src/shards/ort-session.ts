@@ -1,5 +1,7 @@
-// Creates onnxruntime sessions from built graphs. Graphs over ~1.5 GiB of weights go through a
-// temporary model + external-data directory (protobuf cannot hold 2 GiB), removed after loading.
+// Creates onnxruntime sessions from built graphs. Graphs over 64 MiB of weights go through a
+// temporary model + external-data directory, written one tensor at a time (protobuf cannot hold
+// 2 GiB, and inline weights would sit in memory three times: JS, protobuf, onnxruntime); the
+// directory is removed after loading.
 import * as ort from 'onnxruntime-node'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -7,7 +9,7 @@ import path from 'node:path'
 import type { GraphBuilder } from './onnx/builder.ts'
 
 /** graphs with more initializer bytes than this load through an external-data directory */
-export const INLINE_LIMIT_BYTES = 1.5 * 1024 ** 3
+export const INLINE_LIMIT_BYTES = 64 * 1024 ** 2
 
 export interface RuntimeOptions {
   /** intra-op threads for this session (default: onnxruntime's choice, all cores) */

@@ -2,7 +2,7 @@
 // Shard files open lazily, so a span touches only the shards holding its tensors.
 import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
-import { SafetensorsFile, toFloat32, type RawTensor } from './safetensors.ts'
+import { SafetensorsFile, toFloat32, type RawTensor, type TensorEntry } from './safetensors.ts'
 import { MissingTensorError, SafetensorsError } from './errors.ts'
 
 export const tensorNames = {
@@ -23,7 +23,7 @@ export const tensorNames = {
 }
 
 export class ModelWeights {
-  private readonly files = new Map<string, SafetensorsFile>()
+  private readonly opened = new Map<string, SafetensorsFile>()
   /** tensor name → shard file name */
   private readonly weightMap: Map<string, string> | null
 
@@ -55,14 +55,31 @@ export class ModelWeights {
     return file !== null && this.open(file).has(name)
   }
 
-  raw (name: string, expectedShape?: number[]): RawTensor {
+  /** A tensor's header entry (dtype, shape, place), checked against `expectedShape`; reads no data. */
+  entry (name: string, expectedShape?: number[]): TensorEntry {
     const file = this.fileFor(name)
-    if (file === null || !this.open(file).has(name)) throw new MissingTensorError(`tensor ${name} is missing from ${this.dir}`)
-    const t = this.open(file).read(name)
-    if (expectedShape !== undefined && (t.shape.length !== expectedShape.length || t.shape.some((d, i) => d !== expectedShape[i]))) {
-      throw new MissingTensorError(`tensor ${name} has shape [${t.shape.join(', ')}], expected [${expectedShape.join(', ')}]`)
+    const e = file === null ? undefined : this.open(file).entries.get(name)
+    if (e === undefined) throw new MissingTensorError(`tensor ${name} is missing from ${this.dir}`)
+    if (expectedShape !== undefined && (e.shape.length !== expectedShape.length || e.shape.some((d, i) => d !== expectedShape[i]))) {
+      throw new MissingTensorError(`tensor ${name} has shape [${e.shape.join(', ')}], expected [${expectedShape.join(', ')}]`)
     }
-    return t
+    return e
+  }
+
+  raw (name: string, expectedShape?: number[]): RawTensor {
+    this.entry(name, expectedShape)
+    return this.open(this.fileFor(name) as string).read(name)
+  }
+
+  /** The shard files (absolute paths, sorted) holding `names`, for keying caches by the files' identity. */
+  filesFor (names: string[]): string[] {
+    const files = new Set<string>()
+    for (const name of names) {
+      const f = this.fileFor(name)
+      if (f === null) throw new MissingTensorError(`tensor ${name} is missing from ${this.dir}`)
+      files.add(f)
+    }
+    return [...files].sort().map((f) => path.join(this.dir, f))
   }
 
   float32 (name: string, expectedShape?: number[]): Float32Array {
@@ -72,13 +89,13 @@ export class ModelWeights {
   /** Total bytes read from all shard files so far. */
   get bytesRead (): number {
     let n = 0
-    for (const f of this.files.values()) n += f.bytesRead
+    for (const f of this.opened.values()) n += f.bytesRead
     return n
   }
 
   close (): void {
-    for (const f of this.files.values()) f.close()
-    this.files.clear()
+    for (const f of this.opened.values()) f.close()
+    this.opened.clear()
   }
 
   private fileFor (name: string): string | null {
@@ -87,10 +104,10 @@ export class ModelWeights {
   }
 
   private open (file: string): SafetensorsFile {
-    let f = this.files.get(file)
+    let f = this.opened.get(file)
     if (f === undefined) {
       f = new SafetensorsFile(path.join(this.dir, file))
-      this.files.set(file, f)
+      this.opened.set(file, f)
     }
     return f
   }

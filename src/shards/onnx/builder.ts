@@ -13,11 +13,41 @@ export type DataTypeId = O.TensorProto.DataType
 export type Dim = number | string
 export type AttrValue = number | number[] | string | { float: number } | { tensor: O.ITensorProto }
 
+/**
+ * Initializer bytes produced only when the graph is written, in chunks handed to `sink`: a span's
+ * weights then pass through memory one tensor at a time on their way to the external-data file.
+ */
+export interface LazyBytes {
+  byteLength: number
+  produce: (sink: (chunk: Uint8Array) => void) => void
+}
+
 interface PendingInitializer {
   name: string
   dataType: DataTypeId
   dims: number[]
-  bytes: Uint8Array
+  bytes: Uint8Array | LazyBytes
+}
+
+export class InitializerSizeError extends Error {
+  constructor (name: string, expected: number, got: number) {
+    super(`initializer ${name}: produced ${got} bytes, expected ${expected}`)
+    this.name = 'InitializerSizeError'
+  }
+}
+
+/** Produces all of a lazy initializer's bytes into one buffer. */
+function materialize (t: PendingInitializer): Uint8Array {
+  if (t.bytes instanceof Uint8Array) return t.bytes
+  const out = new Uint8Array(t.bytes.byteLength)
+  let off = 0
+  t.bytes.produce((chunk) => {
+    if (off + chunk.byteLength > out.byteLength) throw new InitializerSizeError(t.name, out.byteLength, off + chunk.byteLength)
+    out.set(chunk, off)
+    off += chunk.byteLength
+  })
+  if (off !== out.byteLength) throw new InitializerSizeError(t.name, out.byteLength, off)
+  return out
 }
 
 export class GraphBuilder {
@@ -39,8 +69,8 @@ export class GraphBuilder {
     return name
   }
 
-  /** Adds a constant tensor. `bytes` are little-endian raw values of `dataType`. */
-  initializer (name: string, dataType: DataTypeId, dims: number[], bytes: Uint8Array): string {
+  /** Adds a constant tensor. `bytes` are little-endian raw values of `dataType` (or produce them later). */
+  initializer (name: string, dataType: DataTypeId, dims: number[], bytes: Uint8Array | LazyBytes): string {
     this.initializers.push({ name, dataType, dims, bytes })
     return name
   }
@@ -82,29 +112,38 @@ export class GraphBuilder {
 
   /** Serialises with all initializers inline. Only for models below protobuf's 2 GiB limit. */
   toBytes (): Uint8Array {
-    const initializer = this.initializers.map((t) => ({ name: t.name, dataType: t.dataType, dims: t.dims, rawData: t.bytes }))
+    const initializer = this.initializers.map((t) => ({ name: t.name, dataType: t.dataType, dims: t.dims, rawData: materialize(t) }))
     return encodeModel(this.graph(initializer))
   }
 
   /**
    * Writes `model.onnx` plus `weights.bin` (external data, 64-byte aligned) into `dir`,
-   * returning the model path. Tensors under 1 KiB stay inline.
+   * returning the model path. Tensors under 1 KiB stay inline. Lazy initializers are produced
+   * here, one at a time, straight into the file.
    */
   toDirectory (dir: string): string {
     mkdirSync(dir, { recursive: true })
     const dataName = 'weights.bin'
     const fd = openSync(path.join(dir, dataName), 'w')
     let offset = 0
+    const write = (chunk: Uint8Array): void => {
+      let done = 0
+      while (done < chunk.byteLength) done += writeSync(fd, chunk, done, chunk.byteLength - done)
+      offset += chunk.byteLength
+    }
     const initializer: O.ITensorProto[] = []
     try {
       for (const t of this.initializers) {
         if (t.bytes.byteLength < 1024) {
-          initializer.push({ name: t.name, dataType: t.dataType, dims: t.dims, rawData: t.bytes })
+          initializer.push({ name: t.name, dataType: t.dataType, dims: t.dims, rawData: materialize(t) })
           continue
         }
         const pad = (64 - (offset % 64)) % 64
-        if (pad > 0) { writeSync(fd, new Uint8Array(pad)); offset += pad }
-        writeSync(fd, t.bytes)
+        if (pad > 0) write(new Uint8Array(pad))
+        const begin = offset
+        if (t.bytes instanceof Uint8Array) write(t.bytes)
+        else t.bytes.produce(write)
+        if (offset - begin !== t.bytes.byteLength) throw new InitializerSizeError(t.name, t.bytes.byteLength, offset - begin)
         initializer.push({
           name: t.name,
           dataType: t.dataType,
@@ -112,11 +151,10 @@ export class GraphBuilder {
           dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
           externalData: [
             { key: 'location', value: dataName },
-            { key: 'offset', value: String(offset) },
+            { key: 'offset', value: String(begin) },
             { key: 'length', value: String(t.bytes.byteLength) }
           ]
         })
-        offset += t.bytes.byteLength
       }
     } finally {
       closeSync(fd)
