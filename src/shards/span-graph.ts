@@ -18,6 +18,10 @@ import { asFloat16Bytes, asFloat32Bytes, quantizedMatrix, tensorRows, type Matri
 /** How matrix weights are stored inside the graph. */
 export type WeightFormat = 'f32' | 'f16' | 'int8' | 'int4'
 
+export function isQuantized (fmt: WeightFormat): fmt is 'int8' | 'int4' {
+  return fmt === 'int8' || fmt === 'int4'
+}
+
 export interface SpanSpec {
   start: number
   end: number

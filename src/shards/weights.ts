@@ -24,6 +24,8 @@ export const tensorNames = {
 
 export class ModelWeights {
   private readonly opened = new Map<string, SafetensorsFile>()
+  /** names of the tensors looked up so far */
+  private readonly used = new Set<string>()
   /** tensor name → shard file name */
   private readonly weightMap: Map<string, string> | null
 
@@ -60,6 +62,7 @@ export class ModelWeights {
     const file = this.fileFor(name)
     const e = file === null ? undefined : this.open(file).entries.get(name)
     if (e === undefined) throw new MissingTensorError(`tensor ${name} is missing from ${this.dir}`)
+    this.used.add(name)
     if (expectedShape !== undefined && (e.shape.length !== expectedShape.length || e.shape.some((d, i) => d !== expectedShape[i]))) {
       throw new MissingTensorError(`tensor ${name} has shape [${e.shape.join(', ')}], expected [${expectedShape.join(', ')}]`)
     }
@@ -71,14 +74,10 @@ export class ModelWeights {
     return this.open(this.fileFor(name) as string).read(name)
   }
 
-  /** The shard files (absolute paths, sorted) holding `names`, for keying caches by the files' identity. */
-  filesFor (names: string[]): string[] {
+  /** The shard files (absolute paths, sorted) holding the tensors looked up so far: what a built graph read. */
+  get usedFiles (): string[] {
     const files = new Set<string>()
-    for (const name of names) {
-      const f = this.fileFor(name)
-      if (f === null) throw new MissingTensorError(`tensor ${name} is missing from ${this.dir}`)
-      files.add(f)
-    }
+    for (const name of this.used) files.add(this.fileFor(name) as string)
     return [...files].sort().map((f) => path.join(this.dir, f))
   }
 

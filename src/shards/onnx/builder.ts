@@ -110,6 +110,17 @@ export class GraphBuilder {
     return this.initializers.reduce((n, t) => n + t.bytes.byteLength, 0)
   }
 
+  /**
+   * The graph with its in-memory initializers but only the name, type and shape of lazy ones:
+   * everything a built graph depends on besides the weights read at write time.
+   */
+  skeleton (): Uint8Array {
+    const initializer = this.initializers.map((t) => t.bytes instanceof Uint8Array
+      ? { name: t.name, dataType: t.dataType, dims: t.dims, rawData: t.bytes }
+      : { name: t.name, dataType: t.dataType, dims: t.dims })
+    return encodeModel(this.graph(initializer))
+  }
+
   /** Serialises with all initializers inline. Only for models below protobuf's 2 GiB limit. */
   toBytes (): Uint8Array {
     const initializer = this.initializers.map((t) => ({ name: t.name, dataType: t.dataType, dims: t.dims, rawData: materialize(t) }))
