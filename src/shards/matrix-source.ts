@@ -3,7 +3,7 @@
 // nothing is read until the graph is written, and then one tensor at a time, converted straight
 // to the graph's storage format. Rows are concatenated as they lie in the file: no transposes.
 import type { LazyBytes } from './onnx/builder.ts'
-import { toFloat16Bytes, toFloat32, type RawTensor } from './safetensors.ts'
+import { toFloat16Bytes, toFloat32, type RawTensor, type StDtype } from './safetensors.ts'
 import { quantizeMatrix, type QuantBits } from './quantize.ts'
 import type { ModelWeights } from './weights.ts'
 
@@ -12,16 +12,19 @@ export interface MatrixSource {
   n: number
   /** columns (input features) */
   k: number
+  /** the checkpoint dtype of every part, or null when they differ */
+  dtype: StDtype | null
   /** the parts, in row order, each read when asked for; their rows add up to n */
   parts: () => Iterable<{ rows: number, tensor: RawTensor }>
 }
 
 /** The rows of `parts` ([tensor name, rows]) of width k, stacked. Shapes are checked now, data read later. */
 export function tensorRows (w: ModelWeights, parts: Array<[string, number]>, k: number): MatrixSource {
-  for (const [name, rows] of parts) w.entry(name, [rows, k])
+  const dtypes = new Set(parts.map(([name, rows]) => w.entry(name, [rows, k]).dtype))
   return {
     n: parts.reduce((a, [, rows]) => a + rows, 0),
     k,
+    dtype: dtypes.size === 1 ? [...dtypes][0] : null,
     * parts () {
       for (const [name, rows] of parts) yield { rows, tensor: w.raw(name, [rows, k]) }
     }
@@ -32,7 +35,7 @@ export function tensorRows (w: ModelWeights, parts: Array<[string, number]>, k: 
 export function arrayMatrix (data: Float32Array, n: number, k: number): MatrixSource {
   if (data.length !== n * k) throw new RangeError(`matrix of ${data.length} values is not ${n} × ${k}`)
   const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
-  return { n, k, * parts () { yield { rows: n, tensor: { dtype: 'F32', shape: [n, k], bytes } } } }
+  return { n, k, dtype: 'F32', * parts () { yield { rows: n, tensor: { dtype: 'F32', shape: [n, k], bytes } } } }
 }
 
 /** f32 values of a raw tensor: a view when it already is aligned f32, else a decoded copy. */
@@ -43,6 +46,15 @@ function float32Of (t: RawTensor): Float32Array {
 
 function bytesOf (a: Float32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength)
+}
+
+/** The matrix's raw bytes as stored in the checkpoint (all parts of one dtype). */
+export function asStoredBytes (m: MatrixSource): LazyBytes {
+  if (m.dtype === null) throw new RangeError('the parts of this matrix have different dtypes')
+  return {
+    byteLength: m.n * m.k * (m.dtype === 'F32' ? 4 : 2),
+    produce: (sink) => { for (const { tensor } of m.parts()) sink(tensor.bytes) }
+  }
 }
 
 /** The matrix as little-endian f32 (exact for F32, F16 and BF16 checkpoints). */
