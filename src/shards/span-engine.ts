@@ -66,8 +66,8 @@ export class SpanEngine {
       } catch (err) {
         // a whole, checksummed entry onnxruntime still refuses: built by an incompatible version
         if (outcome !== 'hit') throw err
-        cache.drop(id);
-        ({ model } = cache.modelFor(id, graph))
+        cache.drop(id)
+        model = cache.modelFor(id, graph).model
         outcome = 'rebuilt'
         session = await sessionFromFile(model, opts, { prepack: true })
       }
