@@ -2,7 +2,7 @@
 // tensors whose rows make up one (n, k) matrix in Hugging Face layout (q, k and v stacked, say);
 // nothing is read until the graph is written, and then one tensor at a time, converted straight
 // to the graph's storage format. Rows are concatenated as they lie in the file: no transposes.
-import type { LazyBytes } from './onnx/builder.ts'
+import type { FileBytes, LazyBytes } from './onnx/builder.ts'
 import { toFloat16Bytes, toFloat32, type RawTensor, type StDtype } from './safetensors.ts'
 import { quantizeMatrix, type QuantBits } from './quantize.ts'
 import type { ModelWeights } from './weights.ts'
@@ -16,6 +16,8 @@ export interface MatrixSource {
   dtype: StDtype | null
   /** the parts, in row order, each read when asked for; their rows add up to n */
   parts: () => Iterable<{ rows: number, tensor: RawTensor }>
+  /** where the parts lie in the checkpoint, for onnxruntime to read them there (absent: in memory) */
+  places?: () => Array<{ rows: number } & FileBytes>
 }
 
 /** The rows of `parts` ([tensor name, rows]) of width k, stacked. Shapes are checked now, data read later. */
@@ -27,7 +29,8 @@ export function tensorRows (w: ModelWeights, parts: Array<[string, number]>, k: 
     dtype: dtypes.size === 1 ? [...dtypes][0] : null,
     * parts () {
       for (const [name, rows] of parts) yield { rows, tensor: w.raw(name, [rows, k]) }
-    }
+    },
+    places: () => parts.map(([name, rows]) => ({ rows, ...w.location(name, [rows, k]) }))
   }
 }
 
@@ -46,15 +49,6 @@ function float32Of (t: RawTensor): Float32Array {
 
 function bytesOf (a: Float32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength)
-}
-
-/** The matrix's raw bytes as stored in the checkpoint (all parts of one dtype). */
-export function asStoredBytes (m: MatrixSource): LazyBytes {
-  if (m.dtype === null) throw new RangeError('the parts of this matrix have different dtypes')
-  return {
-    byteLength: m.n * m.k * (m.dtype === 'F32' ? 4 : 2),
-    produce: (sink) => { for (const { tensor } of m.parts()) sink(tensor.bytes) }
-  }
 }
 
 /** The matrix as little-endian f32 (exact for F32, F16 and BF16 checkpoints). */

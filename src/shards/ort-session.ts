@@ -1,14 +1,16 @@
 // Creates onnxruntime sessions from built graphs.
 //
-// Graphs over 64 MiB of weights are written as model.onnx + weights.bin (external data, one tensor
-// at a time) into a temporary directory — on a RAM-backed filesystem (/dev/shm) when there is one
-// with room — which is unlinked right after loading. Inline weights would sit in memory three
-// times (JS, protobuf, onnxruntime), and protobuf cannot hold 2 GiB at all.
+// Weights that need no conversion in JS are not copied: the graph points at their place in the
+// checkpoint's safetensors files (external data relative to the model directory, given to
+// onnxruntime as session.model_external_initializers_file_folder_path), so loading reads each byte
+// once, in onnxruntime. Graphs whose JS-produced weights (quantized, rounded) exceed 64 MiB are
+// written as model.onnx + weights.bin into a temporary directory — on a RAM-backed filesystem
+// (/dev/shm) when there is one with room — unlinked right after loading: inline weights would sit
+// in memory three times (JS, protobuf, onnxruntime), and protobuf cannot hold 2 GiB at all.
 //
-// Unquantized (f32 / f16) graphs load WITHOUT pre-packing: onnxruntime then maps the external
-// weights file instead of reading it, and MatMul multiplies the mapped f32 weights directly —
-// no second, re-laid-out copy, so loading costs little more than writing the file, and memory
-// holds the weights once. Measured: the same output bits, decode speed unchanged, prefill ~5%
+// Unquantized (f32 / f16) graphs load WITHOUT pre-packing: onnxruntime then maps external weights
+// instead of copying them, and MatMul multiplies the f32 weights where they are — no second,
+// re-laid-out copy, so memory holds the weights once. Measured: the same output bits, decode speed unchanged, prefill ~5%
 // slower. Quantized graphs keep pre-packing: MatMulNBits' fast int8-activation kernels need it.
 import * as ort from 'onnxruntime-node'
 import { mkdtempSync, rmSync, statfsSync } from 'node:fs'
@@ -63,8 +65,15 @@ export function scratchDir (bytes: number): string {
 
 export async function createSession (graph: GraphBuilder, opts: RuntimeOptions, load: LoadOptions): Promise<ort.InferenceSession> {
   const options = sessionOptions(opts, load)
-  if (graph.initializerBytes < INLINE_LIMIT_BYTES) return await ort.InferenceSession.create(graph.toBytes(), options)
-  const dir = mkdtempSync(path.join(scratchDir(graph.initializerBytes), 'strata-graph-'))
+  if (graph.producedBytes < INLINE_LIMIT_BYTES) {
+    // weights that lie in the checkpoint stay there: onnxruntime reads (maps) them from its folder
+    const folder = graph.fileFolder
+    if (folder === null) return await ort.InferenceSession.create(graph.toBytes(), options)
+    const extra = options.extra as { session: Record<string, string> }
+    extra.session.model_external_initializers_file_folder_path = folder
+    return await ort.InferenceSession.create(graph.toBytes(folder), options)
+  }
+  const dir = mkdtempSync(path.join(scratchDir(graph.producedBytes), 'strata-graph-'))
   try {
     return await ort.InferenceSession.create(graph.toDirectory(dir), options)
   } finally {

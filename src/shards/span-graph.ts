@@ -9,11 +9,11 @@
 // Each block is self-contained (its residual adds stay inside it), so a block computes the same
 // bits whichever span graph it sits in: splitting a model across peers cannot change the output.
 import type { ModelConfig } from './config.ts'
-import { GraphBuilder, DataType, type DataTypeId, type LazyBytes } from './onnx/builder.ts'
+import { GraphBuilder, DataType } from './onnx/builder.ts'
 import { rotaryCaches } from './rope.ts'
 import { tensorNames, type ModelWeights } from './weights.ts'
 import { type QuantBits } from './quantize.ts'
-import { asFloat16Bytes, asStoredBytes, asFloat32Bytes, quantizedMatrix, tensorRows, type MatrixSource } from './matrix-source.ts'
+import { asFloat16Bytes, asFloat32Bytes, quantizedMatrix, tensorRows, type MatrixSource } from './matrix-source.ts'
 
 /** How matrix weights are stored inside the graph. */
 export type WeightFormat = 'f32' | 'f16' | 'int8' | 'int4'
@@ -105,9 +105,10 @@ function addBlock (g: GraphBuilder, cfg: ModelConfig, w: ModelWeights, l: number
 /**
  * x @ W^T for W in HF layout (n, k), kept in that layout: FusedMatMul with transB (onnxruntime
  * pre-packs B at load exactly as it would the transposed matrix, so results are the same bits as
- * MatMul over W^T, without a transpose anywhere). Compute is f32 for f32 and f16: f32 weights of an
- * F32 checkpoint go in as they are; f16 storage, and F16/BF16 checkpoints, go in as 16-bit values
- * with a Cast that onnxruntime folds to f32 at load; int8/int4 go through MatMulNBits. The weights
+ * MatMul over W^T, without a transpose anywhere). Compute is f32 for f32 and f16. Weights that need
+ * no conversion in JS (f32 from any checkpoint, f16 from an F16 one) are not copied at all: the
+ * graph points at their place in the checkpoint, with Concat / Cast to f32 folded at load; f16
+ * storage of other checkpoints is rounded in JS; int8/int4 go through MatMulNBits. The weights
  * are read from the checkpoint only when the graph is written (see MatrixSource).
  */
 export function linear (g: GraphBuilder, name: string, x: string, src: MatrixSource, fmt: WeightFormat): string {
@@ -124,12 +125,15 @@ export function linear (g: GraphBuilder, name: string, x: string, src: MatrixSou
     return g.op('MatMulNBits', [x, b, s], { domain: 'com.microsoft', attrs: { K: k, N: n, bits, block_size: blockSize, accuracy_level: 4 } })
   }
   const matmul = (weight: string): string => g.op('FusedMatMul', [x, weight], { domain: 'com.microsoft', attrs: { transB: 1 } })
-  const widened = (type: DataTypeId, bytes: LazyBytes): string =>
-    matmul(g.op('Cast', [g.initializer(`${name}.weight`, type, [n, k], bytes)], { attrs: { to: DataType.FLOAT } }))
-  if (fmt === 'f16') return widened(DataType.FLOAT16, asFloat16Bytes(src))
-  // f16 / bf16 checkpoints: their own bytes, widened to f32 by onnxruntime at load (exact, and
-  // half the bytes to write and read)
-  if (src.dtype === 'F16') return widened(DataType.FLOAT16, asStoredBytes(src))
-  if (src.dtype === 'BF16') return widened(DataType.BFLOAT16, asStoredBytes(src))
+  const stored = src.dtype === 'F32' ? DataType.FLOAT : src.dtype === 'F16' ? DataType.FLOAT16 : src.dtype === 'BF16' ? DataType.BFLOAT16 : null
+  if (src.places !== undefined && stored !== null && (fmt === 'f32' || stored === DataType.FLOAT16)) {
+    // the checkpoint's own bytes, read by onnxruntime where they lie; parts are stacked and 16-bit
+    // values widened to f32 by Concat / Cast nodes it folds at load (both exact)
+    const parts = src.places().map((p, i) => g.initializer(`${name}.weight.${i}`, stored, [p.rows, k], p))
+    let weight = parts.length === 1 ? parts[0] : g.op('Concat', parts, { attrs: { axis: 0 } })
+    if (stored !== DataType.FLOAT) weight = g.op('Cast', [weight], { attrs: { to: DataType.FLOAT } })
+    return matmul(weight)
+  }
+  if (fmt === 'f16') return matmul(g.op('Cast', [g.initializer(`${name}.weight`, DataType.FLOAT16, [n, k], asFloat16Bytes(src))], { attrs: { to: DataType.FLOAT } }))
   return matmul(g.initializer(`${name}.weight`, DataType.FLOAT, [n, k], asFloat32Bytes(src)))
 }

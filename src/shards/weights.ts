@@ -24,6 +24,8 @@ export const tensorNames = {
 
 export class ModelWeights {
   private readonly opened = new Map<string, SafetensorsFile>()
+  /** bytes of tensors handed over by location() */
+  private bytesReferenced = 0
   /** names of the tensors looked up so far */
   private readonly used = new Set<string>()
   /** tensor name → shard file name */
@@ -69,6 +71,16 @@ export class ModelWeights {
     return e
   }
 
+  /**
+   * Where a tensor's bytes lie (absolute file path, offset, length), for onnxruntime to read them
+   * there; they count as read.
+   */
+  location (name: string, expectedShape?: number[]): { file: string, offset: number, byteLength: number } {
+    const e = this.entry(name, expectedShape)
+    this.bytesReferenced += e.byteLength
+    return { file: path.join(this.dir, this.fileFor(name) as string), offset: e.offset, byteLength: e.byteLength }
+  }
+
   raw (name: string, expectedShape?: number[]): RawTensor {
     this.entry(name, expectedShape)
     return this.open(this.fileFor(name) as string).read(name)
@@ -85,9 +97,9 @@ export class ModelWeights {
     return toFloat32(this.raw(name, expectedShape))
   }
 
-  /** Total bytes read from all shard files so far. */
+  /** Total bytes read from all shard files so far, or handed over to be read there. */
   get bytesRead (): number {
-    let n = 0
+    let n = this.bytesReferenced
     for (const f of this.opened.values()) n += f.bytesRead
     return n
   }
