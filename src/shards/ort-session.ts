@@ -65,15 +65,17 @@ export function scratchDir (bytes: number): string {
 
 export async function createSession (graph: GraphBuilder, opts: RuntimeOptions, load: LoadOptions): Promise<ort.InferenceSession> {
   const options = sessionOptions(opts, load)
-  if (graph.producedBytes < INLINE_LIMIT_BYTES) {
-    // weights that lie in the checkpoint stay there: onnxruntime reads (maps) them from its folder
-    const folder = graph.fileFolder
+  // weights that lie in the checkpoint stay there (all in one folder, as checkpoints are):
+  // onnxruntime reads them from that folder; otherwise they are copied like produced ones
+  const folder = graph.fileFolder
+  const toWrite = folder === null ? graph.initializerBytes : graph.producedBytes
+  if (toWrite < INLINE_LIMIT_BYTES) {
     if (folder === null) return await ort.InferenceSession.create(graph.toBytes(), options)
     const extra = options.extra as { session: Record<string, string> }
     extra.session.model_external_initializers_file_folder_path = folder
     return await ort.InferenceSession.create(graph.toBytes(folder), options)
   }
-  const dir = mkdtempSync(path.join(scratchDir(graph.producedBytes), 'strata-graph-'))
+  const dir = mkdtempSync(path.join(scratchDir(toWrite), 'strata-graph-'))
   try {
     return await ort.InferenceSession.create(graph.toDirectory(dir), options)
   } finally {

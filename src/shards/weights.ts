@@ -1,6 +1,6 @@
 // Tensor access for a Hugging Face model directory (single or sharded safetensors).
 // Shard files open lazily, so a span touches only the shards holding its tensors.
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, realpathSync } from 'node:fs'
 import path from 'node:path'
 import { SafetensorsFile, toFloat32, type RawTensor, type TensorEntry } from './safetensors.ts'
 import { MissingTensorError, SafetensorsError } from './errors.ts'
@@ -78,7 +78,9 @@ export class ModelWeights {
   location (name: string, expectedShape?: number[]): { file: string, offset: number, byteLength: number } {
     const e = this.entry(name, expectedShape)
     this.bytesReferenced += e.byteLength
-    return { file: path.join(this.dir, this.fileFor(name) as string), offset: e.offset, byteLength: e.byteLength }
+    // the real path: Hugging Face's cache links snapshot files to blobs elsewhere, and onnxruntime
+    // refuses external data whose resolved path leaves the folder it was given
+    return { file: realpathSync(path.join(this.dir, this.fileFor(name) as string)), offset: e.offset, byteLength: e.byteLength }
   }
 
   raw (name: string, expectedShape?: number[]): RawTensor {

@@ -30,3 +30,28 @@ describe('weight bytes on their way into a graph', function () {
     }
   })
 })
+
+describe('checkpoint layouts onnxruntime reads in place', function () {
+  it('loads a model whose weight file is a symlink into another directory (the Hugging Face cache layout)', async function () {
+    const { SpanEngine } = await import('../../src/shards/span-engine.ts')
+    const { tinyModel } = await import('../helpers/models.ts')
+    const { cpSync, mkdirSync, renameSync, symlinkSync } = await import('node:fs')
+    const path = await import('node:path')
+    const original = tinyModel('gqa', { layers: 4, hidden: 64, heads: 4, kvHeads: 2, intermediate: 96, vocab: 300, seed: 1 })
+    const root = tempDir('hf-cache-')
+    const snapshot = path.join(root, 'snapshots', 'abc')
+    mkdirSync(path.join(root, 'blobs'))
+    cpSync(original, snapshot, { recursive: true })
+    renameSync(path.join(snapshot, 'model.safetensors'), path.join(root, 'blobs', 'f00d'))
+    symlinkSync('../../blobs/f00d', path.join(snapshot, 'model.safetensors'))
+    const hidden = Float32Array.from({ length: 3 * 64 }, (_, i) => Math.sin(i))
+    const outputs: Float32Array[] = []
+    for (const dir of [original, snapshot]) {
+      const e = await SpanEngine.load(dir, { start: 0, end: 4, threads: 1 })
+      e.open('s', 8)
+      outputs.push(await e.step('s', hidden, 0))
+      await e.dispose()
+    }
+    assert.deepEqual(outputs[1], outputs[0])
+  })
+})
