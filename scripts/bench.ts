@@ -14,6 +14,7 @@ import { existsSync } from 'node:fs'
 import { runChaos } from '../src/cli/chaos.ts'
 import { benchSwarm, renderSwarm } from './bench/swarm.ts'
 import { benchEval, renderEval } from './bench/eval.ts'
+import { benchLoad, renderLoad } from './bench/load.ts'
 import { DEMO_SHAPE } from '../src/cli/demo.ts'
 import { makeModel } from '../src/shards/make-model.ts'
 import { log } from './bench/util.ts'
@@ -23,7 +24,7 @@ const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'int8', 'int4']
 
 const USAGE = `usage: npm run bench -- [options]
 
-  --only <sections>     comma-separated sections to run (default: all): local, swarm, eval, recovery
+  --only <sections>     comma-separated sections to run (default: all): local, load, swarm, eval, recovery
   --quick               small model shape (hidden 512, 4 layers, vocab 4096): a smoke test in seconds
   --out <dir>           where <section>.json goes (<section>-quick.json with --quick;
                         default: bench-results)
@@ -106,6 +107,13 @@ const SECTIONS: Record<string, Section> = {
         idleWaitSeconds: args.idleWaitSeconds
       })
       return { json: { date: new Date().toISOString(), machine, ...result }, text: renderLocal(result) }
+    }
+  },
+  load: {
+    // span load time vs reading its bytes, and memory, per checkpoint dtype and quantized-cache state
+    async run ({ machine, args }) {
+      const r = await benchLoad({ quick: args.quick, threads: args.threads, cacheRoot: path.dirname(args.cache) })
+      return { json: { date: new Date().toISOString(), machine, ...r }, text: renderLoad(r) }
     }
   },
   swarm: {

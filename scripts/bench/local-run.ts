@@ -7,15 +7,15 @@
 import '../../src/polyfill.ts'
 import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
-import os, { tmpdir } from 'node:os'
+import os from 'node:os'
 import path from 'node:path'
 import * as ort from 'onnxruntime-node'
 import { WorkerHeadEngine, WorkerSpanEngine } from '../../src/shards/worker/engine-client.ts'
 import { generateTokens, type BlockPipeline, type Head, type RouteHop } from '../../src/client/generation.ts'
 import { loadModelConfig, type ModelConfig } from '../../src/shards/config.ts'
 import { ModelWeights } from '../../src/shards/weights.ts'
-import { buildSpanGraph, type WeightFormat } from '../../src/shards/span-graph.ts'
-import { INLINE_LIMIT_BYTES, sessionOptions } from '../../src/shards/ort-session.ts'
+import { buildSpanGraph, isQuantized, type WeightFormat } from '../../src/shards/span-graph.ts'
+import { INLINE_LIMIT_BYTES, scratchDir, sessionOptions } from '../../src/shards/ort-session.ts'
 
 export interface LocalJob {
   mode: 'run' | 'load-breakdown'
@@ -93,10 +93,10 @@ export interface TeacherForced {
 
 export interface LoadBreakdown {
   format: WeightFormat
-  /** read weights from safetensors + build the graph (transposes / quantization in JS) */
+  /** build the graph (reads only the norms: the matrices are read while serialising) */
   buildSeconds: number
   initializerBytes: number
-  /** protobuf encoding (inline) or model.onnx + weights.bin writing (external data) */
+  /** read the matrices, convert / quantize them, and encode (inline) or write model.onnx + weights.bin (external data) */
   serializeSeconds: number
   external: boolean
   /** onnxruntime InferenceSession.create: parse, optimise, pre-pack */
@@ -310,41 +310,41 @@ async function run (job: LocalJob): Promise<LocalRunResult> {
 async function loadBreakdown (job: LocalJob): Promise<LoadBreakdown> {
   const cfg = loadModelConfig(job.modelDir)
   const weights = new ModelWeights(job.modelDir)
-  let t = performance.now()
-  let graph
   try {
-    graph = buildSpanGraph(cfg, weights, { start: 0, end: cfg.numLayers, weightFormat: job.format })
-  } finally {
-    weights.close()
-  }
-  const buildSeconds = (performance.now() - t) / 1000
-  const initializerBytes = graph.initializerBytes
-  const external = initializerBytes >= INLINE_LIMIT_BYTES
-  const options = sessionOptions({ threads: job.threads })
-  let session: ort.InferenceSession
-  let serializeSeconds: number
-  t = performance.now()
-  if (!external) {
-    const bytes = graph.toBytes()
-    graph = null
-    serializeSeconds = (performance.now() - t) / 1000
+    let t = performance.now()
+    // reads only config-sized tensors (norms): the matrices are read while serialising
+    let graph: ReturnType<typeof buildSpanGraph> | null = buildSpanGraph(cfg, weights, { start: 0, end: cfg.numLayers, weightFormat: job.format })
+    const buildSeconds = (performance.now() - t) / 1000
+    const initializerBytes = graph.initializerBytes
+    const external = initializerBytes >= INLINE_LIMIT_BYTES
+    const options = sessionOptions({ threads: job.threads }, { prepack: isQuantized(job.format) })
+    let session: ort.InferenceSession
+    let serializeSeconds: number
     t = performance.now()
-    session = await ort.InferenceSession.create(bytes, options)
-  } else {
-    const dir = mkdtempSync(path.join(tmpdir(), 'strata-bench-graph-'))
-    try {
-      const file = graph.toDirectory(dir)
+    if (!external) {
+      const bytes = graph.toBytes()
       graph = null
       serializeSeconds = (performance.now() - t) / 1000
       t = performance.now()
-      session = await ort.InferenceSession.create(file, options)
-    } finally {
-      rmSync(dir, { recursive: true, force: true })
+      session = await ort.InferenceSession.create(bytes, options)
+    } else {
+      const dir = mkdtempSync(path.join(scratchDir(initializerBytes), 'strata-bench-graph-'))
+      try {
+        const file = graph.toDirectory(dir)
+        graph = null
+        serializeSeconds = (performance.now() - t) / 1000
+        t = performance.now()
+        session = await ort.InferenceSession.create(file, options)
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
     }
+    const sessionSeconds = (performance.now() - t) / 1000
+    await session.release()
+    return { format: job.format, buildSeconds, initializerBytes, serializeSeconds, external, sessionSeconds, peakRssBytes: maxRssBytes() }
+  } finally {
+    weights.close()
   }
-  const sessionSeconds = (performance.now() - t) / 1000
-  await session.release()
-  return { format: job.format, buildSeconds, initializerBytes, serializeSeconds, external, sessionSeconds, peakRssBytes: maxRssBytes() }
 }
 
 process.once('message', (job: LocalJob) => {

@@ -40,14 +40,18 @@ export function shapeCounts (s: BenchShape): ShapeCounts {
   return { blockParams, headParams, totalParams, f32Bytes: totalParams * 4 }
 }
 
-function matches (dir: string, s: BenchShape): boolean {
+export type CheckpointDtype = 'f32' | 'f16' | 'bf16'
+const TORCH_DTYPE: Record<CheckpointDtype, string> = { f32: 'float32', f16: 'float16', bf16: 'bfloat16' }
+const BYTES: Record<CheckpointDtype, number> = { f32: 4, f16: 2, bf16: 2 }
+
+function matches (dir: string, s: BenchShape, dtype: CheckpointDtype): boolean {
   try {
     if (!existsSync(path.join(dir, '.complete'))) return false
     const c = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'))
     const same = c.num_hidden_layers === s.layers && c.hidden_size === s.hidden && c.num_attention_heads === s.heads &&
       c.num_key_value_heads === s.kvHeads && c.intermediate_size === s.intermediate && c.vocab_size === s.vocab &&
-      c.strata_seed === s.seed && c.torch_dtype === 'float32'
-    return same && statSync(path.join(dir, 'model.safetensors')).size > shapeCounts(s).f32Bytes
+      c.strata_seed === s.seed && c.torch_dtype === TORCH_DTYPE[dtype]
+    return same && statSync(path.join(dir, 'model.safetensors')).size > (shapeCounts(s).f32Bytes * BYTES[dtype]) / 4
   } catch {
     return false
   }
@@ -89,17 +93,17 @@ export async function checkDisk (dir: string, s: BenchShape, needModel: boolean)
   }
 }
 
-/** Returns the directory of a model with shape `s` in f32, generating it if needed. */
-export async function ensureBenchModel (dir: string, s: BenchShape): Promise<{ dir: string, generated: boolean, seconds: number }> {
-  if (matches(dir, s)) {
+/** Returns the directory of a model with shape `s` in `dtype` (default f32), generating it if needed. */
+export async function ensureBenchModel (dir: string, s: BenchShape, dtype: CheckpointDtype = 'f32'): Promise<{ dir: string, generated: boolean, seconds: number }> {
+  if (matches(dir, s, dtype)) {
     await checkDisk(dir, s, false)
     return { dir, generated: false, seconds: 0 }
   }
   await checkDisk(dir, s, true)
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
-  const total = shapeCounts(s).f32Bytes
-  log(`generating the benchmark model (${formatBytes(total)} of f32 weights) in ${dir}`)
+  const total = (shapeCounts(s).f32Bytes * BYTES[dtype]) / 4
+  log(`generating the benchmark model (${formatBytes(total)} of ${dtype} weights) in ${dir}`)
   const t0 = performance.now()
   const tty = decorates(process.stderr)
   const bar = new cliProgress.SingleBar({
@@ -113,7 +117,7 @@ export async function ensureBenchModel (dir: string, s: BenchShape): Promise<{ d
     makeModel({
       ...s,
       out: dir,
-      dtype: 'f32',
+      dtype,
       onProgress: (done, all) => {
         if (tty) { bar.update(done, { done: formatBytes(done), all: formatBytes(all) }); return }
         const tenth = Math.floor((10 * done) / all)

@@ -62,7 +62,7 @@ export interface PeerConfig {
   rebalanceIntervalMs?: number
   /** the link's speed, Mbit/s, for the announced throughput (default: measured against a bootstrap peer) */
   networkMbps?: number
-  /** where measured compute throughput is cached (default: $STRATA_CACHE_DIR or ~/.cache/strata) */
+  /** where measured compute throughput and quantized spans are cached (default: $STRATA_CACHE_DIR or ~/.cache/strata) */
   cacheDir?: string
   /** tests and demos only: misbehave on purpose */
   fault?: Fault

@@ -3,7 +3,8 @@ import * as ort from 'onnxruntime-node'
 import { loadModelConfig, type ModelConfig } from './config.ts'
 import { ModelWeights, tensorNames } from './weights.ts'
 import { GraphBuilder, DataType } from './onnx/builder.ts'
-import { linear, type WeightFormat } from './span-graph.ts'
+import { isQuantized, linear, type WeightFormat } from './span-graph.ts'
+import { tensorRows } from './matrix-source.ts'
 import { createSession, type RuntimeOptions } from './ort-session.ts'
 import { EngineInputError } from './errors.ts'
 
@@ -26,20 +27,21 @@ export class HeadEngine {
     const weights = new ModelWeights(modelDir)
     try {
       const H = cfg.hiddenSize
+      const fmt = opts.weightFormat ?? 'f32'
       const V = cfg.vocabSize
       const embeddings = weights.float32(tensorNames.embed, [V, H])
-      let lmHead: Float32Array
-      if (weights.has(tensorNames.lmHead)) lmHead = weights.float32(tensorNames.lmHead, [V, H])
-      else if (cfg.tieWordEmbeddings) lmHead = embeddings
+      let lmHead: string
+      if (weights.has(tensorNames.lmHead)) lmHead = tensorNames.lmHead
+      else if (cfg.tieWordEmbeddings) lmHead = tensorNames.embed
       else throw new EngineInputError(`${tensorNames.lmHead} is missing and tie_word_embeddings is false`)
       const g = new GraphBuilder('strata_head')
       const x = g.input('hidden', DataType.FLOAT, [1, 'seq', H])
       const norm = g.floatInit('final_norm', [H], weights.float32(tensorNames.finalNorm, [H]))
       const normed = g.op('SimplifiedLayerNormalization', [x, norm], { attrs: { axis: -1, epsilon: { float: cfg.rmsNormEps }, stash_type: 1 } })
-      const logits = linear(g, 'lm_head', normed, lmHead, V, H, opts.weightFormat ?? 'f32')
+      const logits = linear(g, 'lm_head', normed, tensorRows(weights, [[lmHead, V]], H), fmt)
       g.op('Identity', [logits], { output: 'logits' })
       g.output('logits', DataType.FLOAT, [1, 'seq', V])
-      return new HeadEngine(cfg, embeddings, await createSession(g, opts))
+      return new HeadEngine(cfg, embeddings, await createSession(g, opts, { prepack: isQuantized(fmt) }))
     } finally {
       weights.close()
     }

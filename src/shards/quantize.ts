@@ -4,6 +4,9 @@
 
 export type QuantBits = 4 | 8
 
+/** bump whenever the bytes quantizeMatrix produces change: cached quantized spans are then rebuilt */
+export const QUANTIZER_VERSION = 1
+
 export interface QuantizedMatrix {
   bits: QuantBits
   blockSize: number

@@ -5,12 +5,15 @@
 // header: { "<name>": { "dtype": "F32", "shape": [..], "data_offsets": [begin, end] }, "__metadata__": {...} }
 // Offsets are relative to the start of the data section.
 import { openSync, readSync, closeSync, fstatSync } from 'node:fs'
+import { endianness } from 'node:os'
 import { SafetensorsError } from './errors.ts'
 
 export type StDtype = 'F32' | 'F16' | 'BF16'
 const DTYPE_BYTES: Record<StDtype, number> = { F32: 4, F16: 2, BF16: 2 }
 /** Headers above this size are refused (real ones are well under 1 MiB even for 70B shards). */
 const MAX_HEADER_BYTES = 100 * 1024 * 1024
+// tensors are decoded by viewing their bytes as typed arrays, which use the host's byte order
+if (endianness() !== 'LE') throw new Error('strata reads safetensors on little-endian hosts only')
 
 export interface TensorEntry {
   name: string
@@ -115,20 +118,40 @@ export class SafetensorsFile {
   }
 }
 
-/** Decodes raw F32/F16/BF16 little-endian bytes into a Float32Array. */
+/** Decodes raw F32/F16/BF16 little-endian bytes into a Float32Array (a copy; exact for all three). */
 export function toFloat32 (t: RawTensor): Float32Array {
   const n = t.bytes.byteLength / DTYPE_BYTES[t.dtype]
   const out = new Float32Array(n)
-  const view = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength)
   if (t.dtype === 'F32') {
-    for (let i = 0; i < n; i++) out[i] = view.getFloat32(4 * i, true)
-  } else if (t.dtype === 'BF16') {
-    const u32 = new Uint32Array(out.buffer)
-    for (let i = 0; i < n; i++) u32[i] = view.getUint16(2 * i, true) << 16
+    new Uint8Array(out.buffer).set(t.bytes)
+    return out
+  }
+  const src = halfWords(t.bytes)
+  const u32 = new Uint32Array(out.buffer)
+  if (t.dtype === 'BF16') {
+    for (let i = 0; i < n; i++) u32[i] = src[i] << 16
   } else {
-    for (let i = 0; i < n; i++) out[i] = halfToFloat(view.getUint16(2 * i, true))
+    const lut = halfLut()
+    for (let i = 0; i < n; i++) u32[i] = lut[src[i]]
   }
   return out
+}
+
+/** The 16-bit words of `bytes` (little-endian host; copies only when `bytes` is misaligned). */
+function halfWords (bytes: Uint8Array): Uint16Array {
+  if (bytes.byteOffset % 2 === 0) return new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2)
+  return new Uint16Array(bytes.slice().buffer)
+}
+
+let lutBits: Uint32Array | null = null
+/** float32 bit patterns of all 65536 f16 values: decoding is one table lookup per element. */
+function halfLut (): Uint32Array {
+  if (lutBits === null) {
+    const f = new Float32Array(65536)
+    for (let h = 0; h < 65536; h++) f[h] = halfToFloat(h)
+    lutBits = new Uint32Array(f.buffer)
+  }
+  return lutBits
 }
 
 export function halfToFloat (h: number): number {
@@ -140,10 +163,13 @@ export function halfToFloat (h: number): number {
   return sign * (1 + frac / 1024) * 2 ** (exp - 15)
 }
 
-/** IEEE binary16 with round-to-nearest-even (used when writing F16 model files). */
+const scratchF32 = new Float32Array(1)
+const scratchU32 = new Uint32Array(scratchF32.buffer)
+
+/** IEEE binary16 with round-to-nearest-even (used when writing F16 model files and f16 graphs). */
 export function floatToHalf (value: number): number {
-  const f32 = new Float32Array([value])
-  const x = new Uint32Array(f32.buffer)[0]
+  scratchF32[0] = value
+  const x = scratchU32[0]
   const sign = (x >>> 16) & 0x8000
   const exp = (x >>> 23) & 0xff
   let mant = x & 0x7fffff
@@ -167,4 +193,11 @@ export function floatToHalf (value: number): number {
     if (r === 0x400) { r = 0; e++ ; if (e >= 31) return sign | 0x7c00 }
   }
   return sign | (e << 10) | r
+}
+
+/** Rounds f32 values to f16 bit patterns (little-endian bytes). */
+export function toFloat16Bytes (data: Float32Array): Uint8Array {
+  const out = new Uint16Array(data.length)
+  for (let i = 0; i < data.length; i++) out[i] = floatToHalf(data[i])
+  return new Uint8Array(out.buffer)
 }

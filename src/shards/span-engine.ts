@@ -3,8 +3,9 @@
 import * as ort from 'onnxruntime-node'
 import { loadModelConfig, type ModelConfig } from './config.ts'
 import { ModelWeights } from './weights.ts'
-import { buildSpanGraph, kvHeadDim, spanIo, type WeightFormat } from './span-graph.ts'
-import { createSession, type RuntimeOptions } from './ort-session.ts'
+import { buildSpanGraph, isQuantized, kvHeadDim, spanIo, type WeightFormat } from './span-graph.ts'
+import { createSession, sessionFromFile, type RuntimeOptions } from './ort-session.ts'
+import { SpanCache, type SpanCacheOutcome } from './span-cache.ts'
 import { EngineInputError } from './errors.ts'
 
 export interface SpanEngineOptions extends RuntimeOptions {
@@ -14,6 +15,8 @@ export interface SpanEngineOptions extends RuntimeOptions {
   weightFormat?: WeightFormat
   /** accept config.json keys strata does not know (the CLI's --allow-unknown-config; callers warn) */
   allowUnknownConfig?: boolean
+  /** where int8/int4 spans are cached once quantized (see span-cache.ts); default: not cached */
+  quantCacheDir?: string
 }
 
 interface KvState {
@@ -38,7 +41,9 @@ export class SpanEngine {
     readonly weightFormat: WeightFormat,
     private readonly ort: ort.InferenceSession,
     /** bytes of weights read from the model files to build this span */
-    readonly bytesRead: number
+    readonly bytesRead: number,
+    /** what the quantized-span cache did for this load (null: not used) */
+    readonly cacheOutcome: SpanCacheOutcome | null
   ) {}
 
   static async load (modelDir: string, opts: SpanEngineOptions): Promise<SpanEngine> {
@@ -50,8 +55,25 @@ export class SpanEngine {
     try {
       const weightFormat = opts.weightFormat ?? (config.torchDtype === 'float16' ? 'f16' : 'f32')
       const graph = buildSpanGraph(config, weights, { start: opts.start, end: opts.end, weightFormat })
-      const session = await createSession(graph, opts)
-      return new SpanEngine(config, opts.start, opts.end, weightFormat, session, weights.bytesRead)
+      if (!isQuantized(weightFormat) || opts.quantCacheDir === undefined) {
+        const session = await createSession(graph, opts, { prepack: isQuantized(weightFormat) })
+        return new SpanEngine(config, opts.start, opts.end, weightFormat, session, weights.bytesRead, null)
+      }
+      const cache = new SpanCache(opts.quantCacheDir)
+      const id = cache.keyOf({ files: weights.usedFiles, format: weightFormat, start: opts.start, end: opts.end, skeleton: graph.skeleton() })
+      let { model, outcome } = cache.modelFor(id, graph)
+      let session: ort.InferenceSession
+      try {
+        session = await sessionFromFile(model, opts, { prepack: true })
+      } catch (err) {
+        // a whole, checksummed entry onnxruntime still refuses: built by an incompatible version
+        if (outcome !== 'hit') throw err
+        cache.drop(id)
+        model = cache.modelFor(id, graph).model
+        outcome = 'rebuilt'
+        session = await sessionFromFile(model, opts, { prepack: true })
+      }
+      return new SpanEngine(config, opts.start, opts.end, weightFormat, session, weights.bytesRead, outcome)
     } finally {
       weights.close()
     }

@@ -22,11 +22,15 @@ import type { ModelConfig } from './config.ts'
 import { GraphBuilder, DataType } from './onnx/builder.ts'
 import { rotaryCaches } from './rope.ts'
 import { tensorNames, type ModelWeights } from './weights.ts'
-import { quantizeMatrix, type QuantBits } from './quantize.ts'
-import { floatToHalf } from './safetensors.ts'
+import { type QuantBits } from './quantize.ts'
+import { asFloat16Bytes, asFloat32Bytes, quantizedMatrix, tensorRows, type MatrixSource } from './matrix-source.ts'
 
 /** How matrix weights are stored inside the graph. */
 export type WeightFormat = 'f32' | 'f16' | 'int8' | 'int4'
+
+export function isQuantized (fmt: WeightFormat): fmt is 'int8' | 'int4' {
+  return fmt === 'int8' || fmt === 'int4'
+}
 
 export interface SpanSpec {
   start: number
@@ -89,8 +93,8 @@ function addBlock (g: GraphBuilder, cfg: ModelConfig, w: ModelWeights, l: number
   const normed = g.op('SimplifiedLayerNormalization', [x, inNorm], { attrs: { axis: -1, epsilon: eps, stash_type: 1 } })
 
   // q, k and v projections fused into one matrix: (qDim + 2 kvDim, H)
-  const qkv = concatRows([w.float32(n.q, [qDim, H]), w.float32(n.k, [kvDim, H]), w.float32(n.v, [kvDim, H])])
-  let packedQkv = linear(g, `l${l}.qkv`, normed, qkv, qDim + 2 * kvDim, H, fmt)
+  const qkv = tensorRows(w, [[n.q, qDim], [n.k, kvDim], [n.v, kvDim]], H)
+  let packedQkv = linear(g, `l${l}.qkv`, normed, qkv, fmt)
   const extra = tensorNames.blockExtras(l)
   if (cfg.qkvBias) {
     const bias = concatRows([w.float32(extra.qBias, [qDim]), w.float32(extra.kBias, [kvDim]), w.float32(extra.vBias, [kvDim])])
@@ -123,7 +127,7 @@ function addBlock (g: GraphBuilder, cfg: ModelConfig, w: ModelWeights, l: number
       }
     })
   const attnHeads = Dk === D ? attn : unpadHeads(g, `l${l}.attn_unpad`, attn, cfg.numHeads, D, Dk)
-  const attnOut = linear(g, `l${l}.o`, attnHeads, w.float32(n.o, [H, qDim]), H, qDim, fmt)
+  const attnOut = linear(g, `l${l}.o`, attnHeads, tensorRows(w, [[n.o, H]], qDim), fmt)
 
   // residual add fused with the post-attention norm: outputs (normed, -, -, sum)
   const postNorm = g.floatInit(`l${l}.post_norm`, [H], w.float32(n.postNorm, [H]))
@@ -132,37 +136,47 @@ function addBlock (g: GraphBuilder, cfg: ModelConfig, w: ModelWeights, l: number
 
   // SiLU-gated MLP with gate and up fused: (2I, H) → split
   const I = cfg.intermediateSize
-  const gateUp = linear(g, `l${l}.gate_up`, normed2, concatRows([w.float32(n.gate, [I, H]), w.float32(n.up, [I, H])]), 2 * I, H, fmt)
+  const gateUp = linear(g, `l${l}.gate_up`, normed2, tensorRows(w, [[n.gate, I], [n.up, I]], H), fmt)
   const [gate, up] = g.node('Split', [gateUp, g.int64Init(`l${l}.split`, [I, I])], { outputs: 2, attrs: { axis: -1 } })
   const act = g.op('Mul', [gate, g.op('Sigmoid', [gate])])
-  const down = linear(g, `l${l}.down`, g.op('Mul', [act, up]), w.float32(n.down, [H, I]), H, I, fmt)
+  const down = linear(g, `l${l}.down`, g.op('Mul', [act, up]), tensorRows(w, [[n.down, H]], I), fmt)
   return g.op('Add', [residual, down], { output: outName })
 }
 
 /**
- * x @ W^T for W in HF layout (n, k). f32/f16 weights are stored transposed (k, n) for MatMul
- * (f16 with a Cast that onnxruntime folds at load); int8/int4 go through MatMulNBits.
+ * x @ W^T for W in HF layout (n, k), kept in that layout: FusedMatMul with transB (onnxruntime
+ * pre-packs B at load exactly as it would the transposed matrix, so results are the same bits as
+ * MatMul over W^T, without a transpose anywhere). Compute is f32 for f32 and f16. Weights that need
+ * no conversion in JS (f32 from any checkpoint, f16 from an F16 one) are not copied at all: the
+ * graph points at their place in the checkpoint, with Concat / Cast to f32 folded at load; f16
+ * storage of other checkpoints is rounded in JS; int8/int4 go through MatMulNBits. The weights
+ * are read from the checkpoint only when the graph is written (see MatrixSource).
  */
-export function linear (g: GraphBuilder, name: string, x: string, w: Float32Array, n: number, k: number, fmt: WeightFormat): string {
+export function linear (g: GraphBuilder, name: string, x: string, src: MatrixSource, fmt: WeightFormat): string {
+  const { n, k } = src
   if (fmt === 'int8' || fmt === 'int4') {
     const bits: QuantBits = fmt === 'int8' ? 8 : 4
     const blockSize = k % 32 === 0 ? 32 : k % 16 === 0 ? 16 : 0
-    if (blockSize === 0) return linear(g, name, x, w, n, k, 'f32')
-    const q = quantizeMatrix(w, n, k, bits, blockSize)
+    if (blockSize === 0) return linear(g, name, x, src, 'f32')
+    const q = quantizedMatrix(src, bits, blockSize)
     const b = g.initializer(`${name}.qweight`, DataType.UINT8, [n, k / blockSize, (blockSize * bits) / 8], q.packed)
-    const s = g.floatInit(`${name}.scales`, [q.scales.length], q.scales)
+    const s = g.initializer(`${name}.scales`, DataType.FLOAT, [(n * k) / blockSize], q.scales)
     // accuracy_level 4 = int8 activations: onnxruntime's fast CPU kernels for both 4- and 8-bit
     // weights (level 0 sends 8-bit weights down a slow dequantizing path: ~13x slower decode)
     return g.op('MatMulNBits', [x, b, s], { domain: 'com.microsoft', attrs: { K: k, N: n, bits, block_size: blockSize, accuracy_level: 4 } })
   }
-  const t = transpose(w, n, k)
-  if (fmt === 'f16') {
-    const half = new Uint16Array(t.length)
-    for (let i = 0; i < t.length; i++) half[i] = floatToHalf(t[i])
-    const init = g.initializer(`${name}.weight`, DataType.FLOAT16, [k, n], new Uint8Array(half.buffer))
-    return g.op('MatMul', [x, g.op('Cast', [init], { attrs: { to: DataType.FLOAT } })])
+  const matmul = (weight: string): string => g.op('FusedMatMul', [x, weight], { domain: 'com.microsoft', attrs: { transB: 1 } })
+  const stored = src.dtype === 'F32' ? DataType.FLOAT : src.dtype === 'F16' ? DataType.FLOAT16 : src.dtype === 'BF16' ? DataType.BFLOAT16 : null
+  if (src.places !== undefined && stored !== null && (fmt === 'f32' || stored === DataType.FLOAT16)) {
+    // the checkpoint's own bytes, read by onnxruntime where they lie; parts are stacked and 16-bit
+    // values widened to f32 by Concat / Cast nodes it folds at load (both exact)
+    const parts = src.places().map((p, i) => g.initializer(`${name}.weight.${i}`, stored, [p.rows, k], p))
+    let weight = parts.length === 1 ? parts[0] : g.op('Concat', parts, { attrs: { axis: 0 } })
+    if (stored !== DataType.FLOAT) weight = g.op('Cast', [weight], { attrs: { to: DataType.FLOAT } })
+    return matmul(weight)
   }
-  return g.op('MatMul', [x, g.floatInit(`${name}.weight`, [k, n], t)])
+  if (fmt === 'f16') return matmul(g.op('Cast', [g.initializer(`${name}.weight`, DataType.FLOAT16, [n, k], asFloat16Bytes(src))], { attrs: { to: DataType.FLOAT } }))
+  return matmul(g.initializer(`${name}.weight`, DataType.FLOAT, [n, k], asFloat32Bytes(src)))
 }
 
 /** RMSNorm over each head of x (1, seq, heads·D) with a (D) weight. */
@@ -191,19 +205,6 @@ function padColumns (t: Float32Array, rows: number, cols: number, width: number)
   if (width === cols) return t
   const out = new Float32Array(rows * width)
   for (let r = 0; r < rows; r++) out.set(t.subarray(r * cols, (r + 1) * cols), r * width)
-  return out
-}
-
-function transpose (w: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(rows * cols)
-  const tile = 64
-  for (let r0 = 0; r0 < rows; r0 += tile) {
-    for (let c0 = 0; c0 < cols; c0 += tile) {
-      const rEnd = Math.min(rows, r0 + tile)
-      const cEnd = Math.min(cols, c0 + tile)
-      for (let r = r0; r < rEnd; r++) for (let c = c0; c < cEnd; c++) out[c * rows + r] = w[r * cols + c]
-    }
-  }
   return out
 }
 

@@ -1,8 +1,8 @@
 // Tensor access for a Hugging Face model directory (single or sharded safetensors).
 // Shard files open lazily, so a span touches only the shards holding its tensors.
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, realpathSync } from 'node:fs'
 import path from 'node:path'
-import { SafetensorsFile, toFloat32, type RawTensor } from './safetensors.ts'
+import { SafetensorsFile, toFloat32, type RawTensor, type TensorEntry } from './safetensors.ts'
 import { MissingTensorError, SafetensorsError } from './errors.ts'
 
 export const tensorNames = {
@@ -31,7 +31,11 @@ export const tensorNames = {
 }
 
 export class ModelWeights {
-  private readonly files = new Map<string, SafetensorsFile>()
+  private readonly opened = new Map<string, SafetensorsFile>()
+  /** bytes of tensors handed over by location() */
+  private bytesReferenced = 0
+  /** names of the tensors looked up so far */
+  private readonly used = new Set<string>()
   /** tensor name → shard file name */
   private readonly weightMap: Map<string, string> | null
 
@@ -63,30 +67,56 @@ export class ModelWeights {
     return file !== null && this.open(file).has(name)
   }
 
-  raw (name: string, expectedShape?: number[]): RawTensor {
+  /** A tensor's header entry (dtype, shape, place), checked against `expectedShape`; reads no data. */
+  entry (name: string, expectedShape?: number[]): TensorEntry {
     const file = this.fileFor(name)
-    if (file === null || !this.open(file).has(name)) throw new MissingTensorError(`tensor ${name} is missing from ${this.dir}`)
-    const t = this.open(file).read(name)
-    if (expectedShape !== undefined && (t.shape.length !== expectedShape.length || t.shape.some((d, i) => d !== expectedShape[i]))) {
-      throw new MissingTensorError(`tensor ${name} has shape [${t.shape.join(', ')}], expected [${expectedShape.join(', ')}]`)
+    const e = file === null ? undefined : this.open(file).entries.get(name)
+    if (e === undefined) throw new MissingTensorError(`tensor ${name} is missing from ${this.dir}`)
+    this.used.add(name)
+    if (expectedShape !== undefined && (e.shape.length !== expectedShape.length || e.shape.some((d, i) => d !== expectedShape[i]))) {
+      throw new MissingTensorError(`tensor ${name} has shape [${e.shape.join(', ')}], expected [${expectedShape.join(', ')}]`)
     }
-    return t
+    return e
+  }
+
+  /**
+   * Where a tensor's bytes lie (absolute file path, offset, length), for onnxruntime to read them
+   * there; they count as read.
+   */
+  location (name: string, expectedShape?: number[]): { file: string, offset: number, byteLength: number } {
+    const e = this.entry(name, expectedShape)
+    this.bytesReferenced += e.byteLength
+    // the real path: Hugging Face's cache links snapshot files to blobs elsewhere, and onnxruntime
+    // refuses external data whose resolved path leaves the folder it was given
+    return { file: realpathSync(path.join(this.dir, this.fileFor(name) as string)), offset: e.offset, byteLength: e.byteLength }
+  }
+
+  raw (name: string, expectedShape?: number[]): RawTensor {
+    this.entry(name, expectedShape)
+    return this.open(this.fileFor(name) as string).read(name)
+  }
+
+  /** The shard files (absolute paths, sorted) holding the tensors looked up so far: what a built graph read. */
+  get usedFiles (): string[] {
+    const files = new Set<string>()
+    for (const name of this.used) files.add(this.fileFor(name) as string)
+    return [...files].sort().map((f) => path.join(this.dir, f))
   }
 
   float32 (name: string, expectedShape?: number[]): Float32Array {
     return toFloat32(this.raw(name, expectedShape))
   }
 
-  /** Total bytes read from all shard files so far. */
+  /** Total bytes read from all shard files so far, or handed over to be read there. */
   get bytesRead (): number {
-    let n = 0
-    for (const f of this.files.values()) n += f.bytesRead
+    let n = this.bytesReferenced
+    for (const f of this.opened.values()) n += f.bytesRead
     return n
   }
 
   close (): void {
-    for (const f of this.files.values()) f.close()
-    this.files.clear()
+    for (const f of this.opened.values()) f.close()
+    this.opened.clear()
   }
 
   private fileFor (name: string): string | null {
@@ -95,10 +125,10 @@ export class ModelWeights {
   }
 
   private open (file: string): SafetensorsFile {
-    let f = this.files.get(file)
+    let f = this.opened.get(file)
     if (f === undefined) {
       f = new SafetensorsFile(path.join(this.dir, file))
-      this.files.set(file, f)
+      this.opened.set(file, f)
     }
     return f
   }

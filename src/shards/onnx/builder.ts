@@ -3,7 +3,7 @@
 // it (protobuf caps a model at 2 GiB; a 1B-class span is bigger than that).
 import onnxProto from 'onnx-proto'
 import type { onnx as O } from 'onnx-proto'
-import { closeSync, openSync, writeSync, writeFileSync, mkdirSync } from 'node:fs'
+import { closeSync, openSync, readSync, writeSync, writeFileSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
 
 const { onnx } = onnxProto
@@ -13,11 +13,53 @@ export type DataTypeId = O.TensorProto.DataType
 export type Dim = number | string
 export type AttrValue = number | number[] | string | { float: number } | { tensor: O.ITensorProto }
 
+/**
+ * Initializer bytes produced only when the graph is written, in chunks handed to `sink`: a span's
+ * weights then pass through memory one tensor at a time on their way to the external-data file.
+ */
+export interface LazyBytes {
+  byteLength: number
+  produce: (sink: (chunk: Uint8Array) => void) => void
+}
+
+/** Initializer bytes that lie as they are in a file (a checkpoint): onnxruntime reads them there. */
+export interface FileBytes {
+  file: string
+  offset: number
+  byteLength: number
+}
+
+type InitializerData = Uint8Array | LazyBytes | FileBytes
+
 interface PendingInitializer {
   name: string
   dataType: DataTypeId
   dims: number[]
-  bytes: Uint8Array
+  bytes: InitializerData
+}
+
+const isFile = (b: InitializerData): b is FileBytes => !(b instanceof Uint8Array) && 'file' in b
+
+export class InitializerSizeError extends Error {
+  constructor (name: string, expected: number, got: number) {
+    super(`initializer ${name}: produced ${got} bytes, expected ${expected}`)
+    this.name = 'InitializerSizeError'
+  }
+}
+
+/** Produces all of an initializer's bytes into one buffer. */
+function materialize (t: PendingInitializer): Uint8Array {
+  if (t.bytes instanceof Uint8Array) return t.bytes
+  if (isFile(t.bytes)) return readRange(t.bytes)
+  const out = new Uint8Array(t.bytes.byteLength)
+  let off = 0
+  t.bytes.produce((chunk) => {
+    if (off + chunk.byteLength > out.byteLength) throw new InitializerSizeError(t.name, out.byteLength, off + chunk.byteLength)
+    out.set(chunk, off)
+    off += chunk.byteLength
+  })
+  if (off !== out.byteLength) throw new InitializerSizeError(t.name, out.byteLength, off)
+  return out
 }
 
 export class GraphBuilder {
@@ -39,8 +81,8 @@ export class GraphBuilder {
     return name
   }
 
-  /** Adds a constant tensor. `bytes` are little-endian raw values of `dataType`. */
-  initializer (name: string, dataType: DataTypeId, dims: number[], bytes: Uint8Array): string {
+  /** Adds a constant tensor. `bytes` are little-endian raw values of `dataType` (or produce them later, or lie in a file). */
+  initializer (name: string, dataType: DataTypeId, dims: number[], bytes: InitializerData): string {
     this.initializers.push({ name, dataType, dims, bytes })
     return name
   }
@@ -80,43 +122,73 @@ export class GraphBuilder {
     return this.initializers.reduce((n, t) => n + t.bytes.byteLength, 0)
   }
 
-  /** Serialises with all initializers inline. Only for models below protobuf's 2 GiB limit. */
-  toBytes (): Uint8Array {
-    const initializer = this.initializers.map((t) => ({ name: t.name, dataType: t.dataType, dims: t.dims, rawData: t.bytes }))
+  /** Bytes of the initializers that do not lie in a file: what serialising has to write. */
+  get producedBytes (): number {
+    return this.initializers.reduce((n, t) => n + (isFile(t.bytes) ? 0 : t.bytes.byteLength), 0)
+  }
+
+  /** The one directory every file-backed initializer lies in (null: none, or several). */
+  get fileFolder (): string | null {
+    const dirs = new Set(this.initializers.flatMap((t) => isFile(t.bytes) ? [path.dirname(path.resolve(t.bytes.file))] : []))
+    return dirs.size === 1 ? [...dirs][0] : null
+  }
+
+  /**
+   * The graph with its in-memory initializers but only the name, type and shape of lazy ones:
+   * everything a built graph depends on besides the weights read at write time.
+   */
+  skeleton (): Uint8Array {
+    const initializer = this.initializers.map((t) => t.bytes instanceof Uint8Array
+      ? { name: t.name, dataType: t.dataType, dims: t.dims, rawData: t.bytes }
+      : { name: t.name, dataType: t.dataType, dims: t.dims, docString: isFile(t.bytes) ? `${path.basename(t.bytes.file)}@${t.bytes.offset}` : '' })
+    return encodeModel(this.graph(initializer))
+  }
+
+  /**
+   * Serialises with the initializers inline, except file-backed ones inside `folder`: those stay
+   * external data at their place in the file, `location` relative to `folder` (onnxruntime's
+   * session.model_external_initializers_file_folder_path). Only below protobuf's 2 GiB limit.
+   */
+  toBytes (folder?: string): Uint8Array {
+    const initializer = this.initializers.map((t): O.ITensorProto => {
+      const b = t.bytes
+      const location = folder !== undefined && isFile(b) ? path.relative(folder, path.resolve(b.file)) : null
+      if (location === null || location.startsWith('..') || path.isAbsolute(location)) return { name: t.name, dataType: t.dataType, dims: t.dims, rawData: materialize(t) }
+      return externalTensor(t, location, (b as FileBytes).offset)
+    })
     return encodeModel(this.graph(initializer))
   }
 
   /**
    * Writes `model.onnx` plus `weights.bin` (external data, 64-byte aligned) into `dir`,
-   * returning the model path. Tensors under 1 KiB stay inline.
+   * returning the model path. Tensors under 1 KiB stay inline. Lazy initializers are produced
+   * here, one at a time, straight into the file.
    */
   toDirectory (dir: string): string {
     mkdirSync(dir, { recursive: true })
     const dataName = 'weights.bin'
     const fd = openSync(path.join(dir, dataName), 'w')
     let offset = 0
+    const write = (chunk: Uint8Array): void => {
+      let done = 0
+      while (done < chunk.byteLength) done += writeSync(fd, chunk, done, chunk.byteLength - done)
+      offset += chunk.byteLength
+    }
     const initializer: O.ITensorProto[] = []
     try {
       for (const t of this.initializers) {
         if (t.bytes.byteLength < 1024) {
-          initializer.push({ name: t.name, dataType: t.dataType, dims: t.dims, rawData: t.bytes })
+          initializer.push({ name: t.name, dataType: t.dataType, dims: t.dims, rawData: materialize(t) })
           continue
         }
         const pad = (64 - (offset % 64)) % 64
-        if (pad > 0) { writeSync(fd, new Uint8Array(pad)); offset += pad }
-        writeSync(fd, t.bytes)
-        initializer.push({
-          name: t.name,
-          dataType: t.dataType,
-          dims: t.dims,
-          dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
-          externalData: [
-            { key: 'location', value: dataName },
-            { key: 'offset', value: String(offset) },
-            { key: 'length', value: String(t.bytes.byteLength) }
-          ]
-        })
-        offset += t.bytes.byteLength
+        if (pad > 0) write(new Uint8Array(pad))
+        const begin = offset
+        if (t.bytes instanceof Uint8Array) write(t.bytes)
+        else if (isFile(t.bytes)) write(readRange(t.bytes))
+        else t.bytes.produce(write)
+        if (offset - begin !== t.bytes.byteLength) throw new InitializerSizeError(t.name, t.bytes.byteLength, offset - begin)
+        initializer.push(externalTensor(t, dataName, begin))
       }
     } finally {
       closeSync(fd)
@@ -129,6 +201,35 @@ export class GraphBuilder {
   private graph (initializer: O.ITensorProto[]): O.IGraphProto {
     return { name: this.name, node: this.nodes, input: this.inputs, output: this.outputs, initializer }
   }
+}
+
+function externalTensor (t: PendingInitializer, location: string, offset: number): O.ITensorProto {
+  return {
+    name: t.name,
+    dataType: t.dataType,
+    dims: t.dims,
+    dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+    externalData: [
+      { key: 'location', value: location },
+      { key: 'offset', value: String(offset) },
+      { key: 'length', value: String(t.bytes.byteLength) }
+    ]
+  }
+}
+
+function readRange (r: FileBytes): Uint8Array {
+  const out = new Uint8Array(r.byteLength)
+  const fd = openSync(r.file, 'r')
+  try {
+    for (let done = 0; done < r.byteLength;) {
+      const n = readSync(fd, out, done, r.byteLength - done, r.offset + done)
+      if (n === 0) throw new RangeError(`${r.file}: ${r.byteLength} bytes at offset ${r.offset} are past its end`)
+      done += n
+    }
+  } finally {
+    closeSync(fd)
+  }
+  return out
 }
 
 function encodeModel (graph: O.IGraphProto): Uint8Array {

@@ -5,6 +5,7 @@ import type { Call, LoadRequest, Response } from './rpc.ts'
 import type { ModelConfig } from '../config.ts'
 import type { WeightFormat } from '../span-graph.ts'
 import type { SpanEngineOptions } from '../span-engine.ts'
+import type { SpanCacheOutcome } from '../span-cache.ts'
 import type { HeadEngineOptions } from '../head-engine.ts'
 import { EngineInputError, ModelError } from '../errors.ts'
 
@@ -69,7 +70,7 @@ async function loadWorker<T> (load: LoadRequest): Promise<{ worker: EngineWorker
   }
 }
 
-export interface SpanInfo { weightFormat: WeightFormat, kvBytesPerToken: number, bytesRead: number, config: ModelConfig }
+export interface SpanInfo { weightFormat: WeightFormat, kvBytesPerToken: number, bytesRead: number, cacheOutcome: SpanCacheOutcome | null, config: ModelConfig }
 
 /** A span of blocks computing in its own worker thread; one KV cache per session id. */
 export class WorkerSpanEngine {
