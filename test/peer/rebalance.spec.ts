@@ -86,7 +86,7 @@ describe('peer: Rebalancer', () => {
   })
 
   it('never moves back onto blocks it left within noReturnMs (the simulator\'s rule)', async () => {
-    // the swarm first needs it on [3, 6); once there, the peer on [0, 3) leaves and another arrives on [3, 6)
+    // the swarm first needs it on [3, 6); once there, two more peers arrive on [3, 6): [0, 3) is weakest
     let swarm = [record('a', 0, 3)]
     for (const [noReturnMs, expected] of [[rebalanceDefaults.noReturnMs, false], [0, true]] as const) {
       swarm = [record('a', 0, 3)]
@@ -94,7 +94,7 @@ describe('peer: Rebalancer', () => {
       const r = new Rebalancer(h, { ...rebalanceDefaults, noReturnMs })
       assert.equal((await r.check()).move, true)
       assert.deepEqual(h.span, { ...self(3, 6) })
-      swarm = [record('b', 3, 6)]
+      swarm = [record('a', 0, 3), record('b', 3, 6), record('c', 3, 6)]
       const back = await r.check()
       assert.equal(back.move, expected, back.reason)
       if (!expected) assert.match(back.reason, /left recently/)
