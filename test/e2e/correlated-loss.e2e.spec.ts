@@ -2,8 +2,8 @@
 // an 8-block model, all free to move. Every peer of one quarter is killed while a client generates;
 // the survivors move to cover it, and the generation finishes with exactly the local tokens.
 import assert from 'node:assert/strict'
-import { GenerateProcess, startPeer, stopPeers, type PeerProcess } from '../helpers/swarm.ts'
-import { tempDir, tinyModel } from '../helpers/models.ts'
+import { GenerateProcess, startPeer, stopPeers, useSharedThroughputCache, type PeerProcess } from '../helpers/swarm.ts'
+import { tinyModel } from '../helpers/models.ts'
 import { localTokens } from '../helpers/local.ts'
 
 const BLOCKS = 8
@@ -45,19 +45,10 @@ describe('correlated loss: every peer of one range killed mid-generation (real p
   const N = 120
   const peers: PeerProcess[] = []
   let expected: number[]
-  let savedCacheDir: string | undefined
+  useSharedThroughputCache()
 
-  before(async function () {
-    // one throughput cache for all peers: equal announced throughputs make placement deterministic
-    savedCacheDir = process.env.STRATA_CACHE_DIR
-    process.env.STRATA_CACHE_DIR = tempDir('throughput-cache-')
-    expected = await localTokens(dir, prompt, N)
-  })
-  after(async function () {
-    await stopPeers(peers.splice(0))
-    if (savedCacheDir === undefined) delete process.env.STRATA_CACHE_DIR
-    else process.env.STRATA_CACHE_DIR = savedCacheDir
-  })
+  before(async function () { expected = await localTokens(dir, prompt, N) })
+  after(async function () { await stopPeers(peers.splice(0)) })
 
   it('the survivors move to cover the lost blocks and the client finishes with the local tokens', async function () {
     // equal announced throughputs (a shared compute cache, the same link speed), so that two peers

@@ -2,8 +2,8 @@
 // weakest, and move when a peer leaves a gap. Real peer processes on 127.0.0.1.
 import assert from 'node:assert/strict'
 import { runCli, jsonLines } from '../helpers/cli.ts'
-import { startPeer, stopPeers, type PeerProcess } from '../helpers/swarm.ts'
-import { tempDir, tinyModel } from '../helpers/models.ts'
+import { startPeer, stopPeers, useSharedThroughputCache, type PeerProcess } from '../helpers/swarm.ts'
+import { tinyModel } from '../helpers/models.ts'
 import { localTokens } from '../helpers/local.ts'
 
 const BLOCKS = 6
@@ -36,19 +36,9 @@ describe('peers place themselves and rebalance (real processes)', function () {
   const N = 8
   const peers: PeerProcess[] = []
   let expected: number[]
-  let savedCacheDir: string | undefined
+  useSharedThroughputCache()
 
-  before(async function () {
-    // peers cache measured throughput here, not in the user's ~/.cache; sharing it also gives
-    // every peer the same figure, so placement does not depend on timing noise
-    savedCacheDir = process.env.STRATA_CACHE_DIR
-    process.env.STRATA_CACHE_DIR = tempDir('throughput-cache-')
-    expected = await localTokens(dir, prompt, N)
-  })
-  after(function () {
-    if (savedCacheDir === undefined) delete process.env.STRATA_CACHE_DIR
-    else process.env.STRATA_CACHE_DIR = savedCacheDir
-  })
+  before(async function () { expected = await localTokens(dir, prompt, N) })
   afterEach(async function () { await stopPeers(peers.splice(0)) })
 
   /** Starts `count` movable peers of `numBlocks` blocks one after another, all joining through the first. */
