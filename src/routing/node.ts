@@ -174,42 +174,26 @@ export async function createSwarmNode (opts: SwarmNodeOptions = {}): Promise<Swa
  * on a public address: once its listener is bound); rejects on abort.
  */
 export async function waitForAnnounceableAddress (node: SwarmNode, signal: AbortSignal): Promise<void> {
-  if (node.getMultiaddrs().length > 0) return
-  signal.throwIfAborted()
-  await new Promise<void>((resolve, reject) => {
-    const cleanup = (): void => {
-      node.removeEventListener('self:peer:update', onUpdate)
-      signal.removeEventListener('abort', onAbort)
-    }
-    const onUpdate = (): void => {
-      if (node.getMultiaddrs().length > 0) {
-        cleanup()
-        resolve()
-      }
-    }
-    const onAbort = (): void => {
-      cleanup()
-      reject(signal.reason)
-    }
-    node.addEventListener('self:peer:update', onUpdate)
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
+  await waitUntil(node, 'self:peer:update', () => node.getMultiaddrs().length > 0, signal)
 }
 
 /** Resolves once the node's DHT routing table holds at least `minPeers` peers; rejects on abort. */
 export async function waitForRoutingTable (node: SwarmNode, minPeers: number, signal: AbortSignal): Promise<void> {
   const table = observableRoutingTable(node.services.dht)
-  if (table.size >= minPeers) {
-    return
-  }
+  await waitUntil(table, 'peer:add', () => table.size >= minPeers, signal)
+}
+
+/** Resolves once `done()` holds, checked now and on each `event` of `target`; rejects on abort. */
+async function waitUntil (target: EventTarget, event: string, done: () => boolean, signal: AbortSignal): Promise<void> {
+  if (done()) return
   signal.throwIfAborted()
   await new Promise<void>((resolve, reject) => {
     const cleanup = (): void => {
-      table.removeEventListener('peer:add', onAdd)
+      target.removeEventListener(event, onEvent)
       signal.removeEventListener('abort', onAbort)
     }
-    const onAdd = (): void => {
-      if (table.size >= minPeers) {
+    const onEvent = (): void => {
+      if (done()) {
         cleanup()
         resolve()
       }
@@ -218,7 +202,7 @@ export async function waitForRoutingTable (node: SwarmNode, minPeers: number, si
       cleanup()
       reject(signal.reason)
     }
-    table.addEventListener('peer:add', onAdd)
+    target.addEventListener(event, onEvent)
     signal.addEventListener('abort', onAbort, { once: true })
   })
 }
