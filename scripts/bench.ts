@@ -15,6 +15,7 @@ import { runChaos } from '../src/cli/chaos.ts'
 import { benchSwarm, renderSwarm } from './bench/swarm.ts'
 import { benchEval, renderEval } from './bench/eval.ts'
 import { benchLoad, renderLoad } from './bench/load.ts'
+import { benchLlamaCpp, renderLlamaCpp } from './bench/llamacpp.ts'
 import { DEMO_SHAPE } from '../src/cli/demo.ts'
 import { makeModel } from '../src/shards/make-model.ts'
 import { log } from './bench/util.ts'
@@ -24,7 +25,8 @@ const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'int8', 'int4']
 
 const USAGE = `usage: npm run bench -- [options]
 
-  --only <sections>     comma-separated sections to run (default: all): local, load, swarm, eval, recovery
+  --only <sections>     comma-separated sections to run (default: all): local, load, swarm, eval, recovery,
+                        llamacpp (installs node-llama-cpp's CPU binary into .cache/llama-cpp on first use)
   --quick               small model shape (hidden 512, 4 layers, vocab 4096): a smoke test in seconds
   --out <dir>           where <section>.json goes (<section>-quick.json with --quick;
                         default: bench-results)
@@ -121,6 +123,13 @@ const SECTIONS: Record<string, Section> = {
     async run ({ machine, args }) {
       const r = await benchSwarm({ quick: args.quick, cacheDir: args.cache, peers: 3, threads: args.threads, promptTokens: args.promptTokens, decodeTokens: args.decodeTokens, repeats: args.repeats })
       return { json: { date: new Date().toISOString(), machine, ...r }, text: renderSwarm(r) }
+    }
+  },
+  llamacpp: {
+    // the same weights as GGUF in llama.cpp (node-llama-cpp): local prefill/decode per format pair, a 3-peer swarm, bandwidth bound
+    async run ({ machine, args }) {
+      const r = await benchLlamaCpp({ quick: args.quick, cacheDir: args.cache, threads: args.threads, promptTokens: args.promptTokens, decodeTokens: args.decodeTokens, repeats: args.repeats, idleWaitSeconds: args.idleWaitSeconds, swarm: true }, ROOT)
+      return { json: { date: new Date().toISOString(), machine, ...r }, text: renderLlamaCpp(r) }
     }
   },
   eval: {

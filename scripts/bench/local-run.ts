@@ -21,6 +21,8 @@ export interface LocalJob {
   mode: 'run' | 'load-breakdown'
   modelDir: string
   format: WeightFormat
+  /** the head's embeddings and LM head (default f32, as LocalModel loads it) */
+  headFormat?: WeightFormat
   threads: number
   prompt: number[]
   /** decode steps measured after the prompt (tokens generated = decodeTokens + 1) */
@@ -255,7 +257,7 @@ async function teacherForced (head: WorkerHeadEngine, pipeline: BenchPipeline, p
 async function run (job: LocalJob): Promise<LocalRunResult> {
   const rssBeforeLoadBytes = process.memoryUsage().rss
   let t = performance.now()
-  const headEngine = await WorkerHeadEngine.load(job.modelDir, { threads: job.threads })
+  const headEngine = await WorkerHeadEngine.load(job.modelDir, { threads: job.threads, weightFormat: job.headFormat })
   const headSeconds = (performance.now() - t) / 1000
   let span: WorkerSpanEngine | null = null
   try {

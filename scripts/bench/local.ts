@@ -1,12 +1,11 @@
 // Section "local": the whole model in one process (head + one span of all blocks, each in its
 // worker thread, as LocalModel runs it), per weight format: load time, memory, prefill and decode
 // tokens/s, and greedy-token agreement with f32 as the measured accuracy cost of quantization.
-import { fork } from 'node:child_process'
 import os from 'node:os'
 import type { WeightFormat } from '../../src/shards/span-graph.ts'
 import { ensureBenchModel, shapeCounts, QUICK_SHAPE, TINYLLAMA_SHAPE, type BenchShape, type ShapeCounts } from './model-cache.ts'
 import type { LocalJob, LocalRunResult, LoadBreakdown, RunTiming } from './local-run.ts'
-import { log, median, formatBytes, round, randomTokens, MiB } from './util.ts'
+import { log, median, formatBytes, round, randomTokens, runChild, MiB } from './util.ts'
 
 export interface LocalBenchOptions {
   quick: boolean
@@ -95,30 +94,7 @@ export interface LocalBenchResult {
 }
 
 const CHILD = new URL('./local-run.ts', import.meta.url)
-
-/** Runs one job in a fresh child process (same loader flags as this process, i.e. tsx). */
-async function inChild<T> (job: LocalJob): Promise<T> {
-  return await new Promise<T>((resolve, reject) => {
-    const child = fork(CHILD, [], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    let settled = false
-    child.on('message', (m: { ok: true, result: T } | { ok: false, error: { name: string, message: string, stack?: string } }) => {
-      settled = true
-      if (m.ok) { resolve(m.result); return }
-      const err = new Error(`${job.format}: ${m.error.message}`)
-      err.name = m.error.name
-      if (m.error.stack !== undefined) err.stack = m.error.stack
-      reject(err)
-    })
-    child.on('error', (err) => { if (!settled) { settled = true; reject(err) } })
-    child.on('exit', (code, signal) => {
-      if (settled) return
-      settled = true
-      reject(new Error(`${job.format}: benchmark process exited (${signal ?? `code ${code}`}) without a result` +
-        (signal === 'SIGKILL' ? ' — killed, likely out of memory' : '')))
-    })
-    child.send(job)
-  })
-}
+const inChild = async <T>(job: LocalJob): Promise<T> => await runChild<T>(CHILD, job, job.format)
 
 export function agreement (tokens: number[], reference: number[], teacherForced: LocalRunResult['teacherForced']): Agreement {
   const n = Math.min(tokens.length, reference.length)

@@ -35,10 +35,10 @@ export interface SwarmBenchResult {
   f16Wire: { decodeTokensPerSecond: number, prefixMatch: number, positionsEqual: number, positions: number }
 }
 
-type Gen = (prompt: number[]) => AsyncIterable<{ event: string, index?: number, tokens?: number[] }>
+export type Gen = (prompt: number[]) => AsyncIterable<{ event: string, index?: number, tokens?: number[] }>
 
 /** Decode speed (tokens after the first, which includes the prefill) and the tokens. */
-async function timeDecode (gen: Gen, prompt: number[]): Promise<{ tokensPerSecond: number, tokens: number[] }> {
+export async function timeDecode (gen: Gen, prompt: number[]): Promise<{ tokensPerSecond: number, tokens: number[] }> {
   let t1 = 0
   let tokens: number[] = []
   for await (const e of gen(prompt)) {
@@ -49,7 +49,7 @@ async function timeDecode (gen: Gen, prompt: number[]): Promise<{ tokensPerSecon
   return { tokensPerSecond: (tokens.length - 1) / seconds, tokens }
 }
 
-async function measure (gen: Gen, prompt: number[], repeats: number): Promise<{ tokensPerSecond: number, tokens: number[] }> {
+export async function measure (gen: Gen, prompt: number[], repeats: number): Promise<{ tokensPerSecond: number, tokens: number[] }> {
   await timeDecode(gen, prompt.slice(0, 8)) // warm-up
   const runs = []
   for (let i = 0; i < repeats; i++) runs.push(await timeDecode(gen, prompt))

@@ -1,4 +1,5 @@
 // Small helpers shared by the benchmark sections.
+import { fork, type Serializable } from 'node:child_process'
 
 /** Progress and status lines go to stderr, so stdout carries only the result tables. */
 export function log (msg: string): void {
@@ -39,4 +40,32 @@ export function randomTokens (n: number, lo: number, hi: number, seed: number): 
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
   return Array.from({ length: n }, () => lo + Math.floor(next() * (hi - lo)))
+}
+
+/**
+ * Runs one job in a fresh child process (same loader flags as this process, i.e. tsx): `script`
+ * receives `job` over IPC and answers { ok: true, result } or { ok: false, error }. Each job gets
+ * its own process, so memory used by one cannot flatter or penalise the next.
+ */
+export async function runChild<T> (script: URL, job: Serializable, label: string): Promise<T> {
+  return await new Promise<T>((resolve, reject) => {
+    const child = fork(script, [], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    let settled = false
+    child.on('message', (m: { ok: true, result: T } | { ok: false, error: { name: string, message: string, stack?: string } }) => {
+      settled = true
+      if (m.ok) { resolve(m.result); return }
+      const err = new Error(`${label}: ${m.error.message}`)
+      err.name = m.error.name
+      if (m.error.stack !== undefined) err.stack = m.error.stack
+      reject(err)
+    })
+    child.on('error', (err) => { if (!settled) { settled = true; reject(err) } })
+    child.on('exit', (code, signal) => {
+      if (settled) return
+      settled = true
+      reject(new Error(`${label}: benchmark process exited (${signal ?? `code ${code}`}) without a result` +
+        (signal === 'SIGKILL' ? ' — killed, likely out of memory' : '')))
+    })
+    child.send(job)
+  })
 }

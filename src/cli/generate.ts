@@ -27,6 +27,7 @@ export function registerGenerate (program: Command): void {
     .option('--no-hole-punch', 'stay on relayed connections to peers behind NAT (no DCUtR upgrade to direct ones)')
     .option('--verify', 'check every peer\'s output against local recomputation (needs the block weights) and route around peers that differ')
     .addOption(new Option('--quantize <format>', 'local weights: quantize on load').choices(['int8', 'int4']))
+    .addOption(new Option('--head-format <format>', 'embeddings and LM head on this side: f32 is exact; f16/int8/int4 read less per token').choices(['f32', 'f16', 'int8', 'int4']).default('f32'))
     .option('--threads <n>', 'compute threads per engine (local blocks, head; with --verify also each verifying span)', int(1))
     .option('--allow-unknown-config', ALLOW_UNKNOWN_CONFIG_HELP)
     .option('--coverage-wait-ms <n>', 'swarm: when some blocks have no peer left, wait this long for peers to move in before failing', int(0), 3_000)
@@ -54,7 +55,7 @@ export function registerGenerate (program: Command): void {
       const controller = new AbortController()
       process.once('SIGINT', () => { controller.abort(new Error('interrupted')) })
       if (o.bootstrap.length > 0) {
-        const swarm = await Swarm.connect({ bootstrap: o.bootstrap, modelDir: o.model, threads: o.threads, verify: o.verify === true, allowUnknownConfig, coverageWaitMs: o.coverageWaitMs, holePunch: o.holePunch !== false, signal: controller.signal })
+        const swarm = await Swarm.connect({ bootstrap: o.bootstrap, modelDir: o.model, threads: o.threads, headFormat: o.headFormat, verify: o.verify === true, allowUnknownConfig, coverageWaitMs: o.coverageWaitMs, holePunch: o.holePunch !== false, signal: controller.signal })
         try {
           const onReroute = (e: RerouteEvent): void => {
             if (o.json !== true) process.stderr.write(`\n[re-routed around ${e.failedPeer.slice(-8)} (${e.reason}) for blocks [${e.start}, ${e.end}) in ${e.recoveryMs.toFixed(0)} ms]\n`)
@@ -65,7 +66,7 @@ export function registerGenerate (program: Command): void {
         }
         return
       }
-      const model = await LocalModel.load(o.model, { weightFormat: o.quantize, threads: o.threads, allowUnknownConfig })
+      const model = await LocalModel.load(o.model, { weightFormat: o.quantize, headFormat: o.headFormat, threads: o.threads, allowUnknownConfig })
       try {
         await printEvents(model.generate(prompt, { ...opts, signal: controller.signal }), o.json === true, model.hasTokenizer)
       } finally {

@@ -1,4 +1,4 @@
-import type { Command } from 'commander'
+import { Option, type Command } from 'commander'
 import { GatewayServer } from '../serve/serve.ts'
 import { int, collect, warnUnknownConfig, ALLOW_UNKNOWN_CONFIG_HELP } from './flags.ts'
 
@@ -12,6 +12,7 @@ export function registerServe (program: Command): void {
     .option('--model-id <id>', 'model id in the swarm (default: derived from config.json)')
     .option('--body-limit-kb <n>', 'largest request body accepted, KiB', int(1), 1024)
     .option('--threads <n>', 'compute threads for the embeddings and head', int(1))
+    .addOption(new Option('--head-format <format>', 'embeddings and LM head: f32 is exact; f16/int8/int4 read less per token').choices(['f32', 'f16', 'int8', 'int4']).default('f32'))
     .option('--allow-unknown-config', ALLOW_UNKNOWN_CONFIG_HELP)
     .option('--json', 'print the listening line as JSON')
     .action(async (o) => {
@@ -24,7 +25,8 @@ export function registerServe (program: Command): void {
         port: o.port,
         host: o.host,
         bodyLimit: o.bodyLimitKb * 1024,
-        threads: o.threads
+        threads: o.threads,
+        headFormat: o.headFormat
       })
       if (o.json === true) process.stdout.write(JSON.stringify({ event: 'listening', url: server.url, model: server.modelId }) + '\n')
       else process.stdout.write(`strata serve: ${server.url}/v1 (model ${server.modelId}); dashboard ${server.url}/\n`)

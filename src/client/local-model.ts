@@ -10,6 +10,8 @@ import { scoreTokens, type ScoreOptions, type ScoreResult } from './scoring.ts'
 
 export interface LocalModelOptions {
   weightFormat?: WeightFormat
+  /** the client's embeddings and LM head: f32 (default, exact) or stored as f16/int8/int4 — less read per token, not bit-identical */
+  headFormat?: WeightFormat
   threads?: number
   /** accept config.json keys strata does not know (the CLI's --allow-unknown-config; callers warn) */
   allowUnknownConfig?: boolean
@@ -28,7 +30,7 @@ export class LocalModel {
   static async load (modelDir: string, opts: LocalModelOptions = {}): Promise<LocalModel> {
     loadModelConfig(modelDir, { allowUnknownKeys: opts.allowUnknownConfig }) // fail fast with a config error before starting workers
     const tokenizer = TextTokenizer.load(modelDir)
-    const head = await WorkerHeadEngine.load(modelDir, { threads: opts.threads, allowUnknownConfig: opts.allowUnknownConfig })
+    const head = await WorkerHeadEngine.load(modelDir, { threads: opts.threads, weightFormat: opts.headFormat, allowUnknownConfig: opts.allowUnknownConfig })
     return new LocalModel(modelDir, head, tokenizer, opts)
   }
 

@@ -12,6 +12,7 @@ import { loadModelConfig, modelIdFor, type ModelConfig } from '../shards/config.
 import { TextTokenizer } from '../shards/tokenizer.ts'
 import { TokenVocabulary } from '../shards/vocabulary.ts'
 import { WorkerHeadEngine } from '../shards/worker/engine-client.ts'
+import type { WeightFormat } from '../shards/span-graph.ts'
 import type { WireDtype } from '../protocol/tensor.ts'
 import {
   createSwarmNode, waitForRoutingTable, withTimeout, componentLogger, ChainSession, DhtCandidates,
@@ -48,6 +49,8 @@ export interface SwarmOptions {
   verify?: boolean
   /** upgrade relayed connections to peers behind NAT to direct ones with DCUtR (default true) */
   holePunch?: boolean
+  /** the client's embeddings and LM head: f32 (default, exact) or stored as f16/int8/int4 — less read per token, not bit-identical */
+  headFormat?: WeightFormat
   threads?: number
   /** accept config.json keys strata does not know (the CLI's --allow-unknown-config; callers warn) */
   allowUnknownConfig?: boolean
@@ -99,7 +102,7 @@ export class Swarm {
       await withTimeout(opts.connectTimeoutMs ?? 10_000, opts.signal, async (signal) => { await waitForRoutingTable(node, 1, signal) }).catch((err: Error) => {
         throw new Error(`could not reach any bootstrap peer (${opts.bootstrap.join(', ')}): ${err.message}`)
       })
-      head = await WorkerHeadEngine.load(opts.modelDir, { threads: opts.threads, allowUnknownConfig: opts.allowUnknownConfig })
+      head = await WorkerHeadEngine.load(opts.modelDir, { threads: opts.threads, weightFormat: opts.headFormat, allowUnknownConfig: opts.allowUnknownConfig })
       return new Swarm(node, modelId, config, head, tokenizer, vocabulary, new DhtCandidates(node, modelId, config.numLayers, config.family), opts, log)
     } catch (err) {
       await head?.dispose()

@@ -2,6 +2,7 @@
 import type { AddressInfo } from 'node:net'
 import { Swarm } from '../client/swarm.ts'
 import type { Logger } from '../routing/logger.ts'
+import type { WeightFormat } from '../shards/span-graph.ts'
 import { createGateway, type Gateway } from './gateway.ts'
 import { HealthMonitor, SwarmHealthProbe } from './health-probe.ts'
 
@@ -16,6 +17,8 @@ export interface ServeOptions {
   host?: string
   bodyLimit?: number
   threads?: number
+  /** see SwarmOptions.headFormat */
+  headFormat?: WeightFormat
   /** accept config.json keys strata does not know (the CLI warns) */
   allowUnknownConfig?: boolean
   logger?: Logger
@@ -25,7 +28,7 @@ export class GatewayServer {
   private constructor (private readonly swarm: Swarm, private readonly app: Gateway, readonly url: string) {}
 
   static async start (opts: ServeOptions): Promise<GatewayServer> {
-    const swarm = await Swarm.connect({ bootstrap: opts.bootstrap, modelDir: opts.modelDir, modelId: opts.modelId, threads: opts.threads, allowUnknownConfig: opts.allowUnknownConfig, logger: opts.logger })
+    const swarm = await Swarm.connect({ bootstrap: opts.bootstrap, modelDir: opts.modelDir, modelId: opts.modelId, threads: opts.threads, headFormat: opts.headFormat, allowUnknownConfig: opts.allowUnknownConfig, logger: opts.logger })
     try {
       const probe = new SwarmHealthProbe(swarm.node, { modelId: swarm.modelId, numBlocks: swarm.config.numLayers }, opts.logger)
       const app = createGateway({ backend: swarm, health: new HealthMonitor(probe), bodyLimit: opts.bodyLimit, logger: opts.logger })

@@ -7,8 +7,10 @@ import { isQuantized, linear, type WeightFormat } from './span-graph.ts'
 import { tensorRows } from './matrix-source.ts'
 import { createSession, type RuntimeOptions } from './ort-session.ts'
 import { EngineInputError } from './errors.ts'
+import { embeddingTable, type EmbeddingTable } from './embedding-table.ts'
 
 export interface HeadEngineOptions extends RuntimeOptions {
+  /** how the embeddings and LM head are stored and multiplied (default f32: exact) */
   weightFormat?: WeightFormat
   /** accept config.json keys strata does not know (the CLI's --allow-unknown-config; callers warn) */
   allowUnknownConfig?: boolean
@@ -18,7 +20,7 @@ export class HeadEngine {
   private constructor (
     readonly config: ModelConfig,
     /** (vocab, hidden) */
-    private readonly embeddings: Float32Array,
+    private readonly embeddings: EmbeddingTable,
     private readonly session: ort.InferenceSession
   ) {}
 
@@ -29,7 +31,7 @@ export class HeadEngine {
       const H = cfg.hiddenSize
       const fmt = opts.weightFormat ?? 'f32'
       const V = cfg.vocabSize
-      const embeddings = weights.float32(tensorNames.embed, [V, H])
+      const embeddings = embeddingTable(weights.float32(tensorNames.embed, [V, H]), V, H, fmt)
       let lmHead: string
       if (weights.has(tensorNames.lmHead)) lmHead = tensorNames.lmHead
       else if (cfg.tieWordEmbeddings) lmHead = tensorNames.embed
@@ -53,7 +55,7 @@ export class HeadEngine {
     const out = new Float32Array(tokens.length * H)
     tokens.forEach((t, i) => {
       if (!Number.isInteger(t) || t < 0 || t >= this.config.vocabSize) throw new EngineInputError(`token id ${t} is outside the vocabulary [0, ${this.config.vocabSize})`)
-      out.set(this.embeddings.subarray(t * H, (t + 1) * H), i * H)
+      this.embeddings.row(t, out, i * H)
     })
     return out
   }

@@ -48,18 +48,21 @@ export function quantizeMatrix (w: Float32Array, n: number, k: number, bits: Qua
 /** The matrix MatMulNBits will effectively multiply by, (n, k); used to measure quantization error. */
 export function dequantizeMatrix (m: QuantizedMatrix): Float32Array {
   const out = new Float32Array(m.n * m.k)
+  for (let row = 0; row < m.n; row++) dequantizeRow(m, row, out, row * m.k)
+  return out
+}
+
+/** Row `row` of the matrix MatMulNBits multiplies by, written into out[at, at + k). */
+export function dequantizeRow (m: QuantizedMatrix, row: number, out: Float32Array, at: number): void {
   const blocksPerRow = m.k / m.blockSize
   const blobSize = (m.blockSize * m.bits) / 8
   const zero = m.bits === 4 ? 8 : 128
-  for (let row = 0; row < m.n; row++) {
-    for (let b = 0; b < blocksPerRow; b++) {
-      const scale = m.scales[row * blocksPerRow + b]
-      const src = (row * blocksPerRow + b) * blobSize
-      for (let i = 0; i < m.blockSize; i++) {
-        const q = m.bits === 8 ? m.packed[src + i] : (m.packed[src + (i >> 1)] >> ((i & 1) * 4)) & 0xf
-        out[row * m.k + b * m.blockSize + i] = (q - zero) * scale
-      }
+  for (let b = 0; b < blocksPerRow; b++) {
+    const scale = m.scales[row * blocksPerRow + b]
+    const src = (row * blocksPerRow + b) * blobSize
+    for (let i = 0; i < m.blockSize; i++) {
+      const q = m.bits === 8 ? m.packed[src + i] : (m.packed[src + (i >> 1)] >> ((i & 1) * 4)) & 0xf
+      out[at + b * m.blockSize + i] = (q - zero) * scale
     }
   }
-  return out
 }

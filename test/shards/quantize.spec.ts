@@ -47,4 +47,25 @@ describe('weight quantization (MatMulNBits)', function () {
     assert.ok(int4 < 0.4, `int4 error ${int4}`)
     assert.ok(int8 < int4 / 8, 'int8 is much closer to f32 than int4')
   })
+
+  it('a quantized head stores embeddings and LM head smaller, and stays close to f32', async function () {
+    const shape = { layers: 1, hidden: 128, heads: 4, kvHeads: 2, intermediate: 256, vocab: 300, seed: 22 }
+    const dir = tinyModel('quant-head', shape)
+    const tokens = [0, 1, 150, 299]
+    const hidden = Float32Array.from({ length: 3 * shape.hidden }, (_, i) => Math.sin(i * 0.37) * 2)
+    const out: Record<string, { embed: Float32Array, logits: Float32Array }> = {}
+    for (const weightFormat of ['f32', 'f16', 'int8', 'int4'] as const) {
+      const head = await HeadEngine.load(dir, { threads: 1, weightFormat })
+      out[weightFormat] = { embed: head.embed(tokens), logits: await head.logits(hidden, true) }
+      await head.dispose()
+    }
+    const err = (f: string): { embed: number, logits: number } => ({ embed: relRms(out[f].embed, out.f32.embed), logits: relRms(out[f].logits, out.f32.logits) })
+    const f16 = err('f16')
+    const int8 = err('int8')
+    const int4 = err('int4')
+    console.log(`      embeddings / logits relative RMS error vs f32: f16 ${f16.embed.toExponential(1)} / ${f16.logits.toExponential(1)}, int8 ${int8.embed.toExponential(1)} / ${int8.logits.toExponential(1)}, int4 ${int4.embed.toExponential(1)} / ${int4.logits.toExponential(1)}`)
+    assert.ok(f16.embed > 0 && f16.embed < 1e-3 && f16.logits < 1e-3, 'f16 rounds, barely')
+    assert.ok(int8.embed > f16.embed && int8.embed < 0.01 && int8.logits < 0.03, 'int8 is close')
+    assert.ok(int4.embed > int8.embed * 8 && int4.embed < 0.2 && int4.logits < 0.4, 'int4 is coarser')
+  })
 })
