@@ -16,6 +16,7 @@ import { benchSwarm, renderSwarm } from './bench/swarm.ts'
 import { benchEval, renderEval } from './bench/eval.ts'
 import { benchLoad, renderLoad } from './bench/load.ts'
 import { benchLlamaCpp, renderLlamaCpp } from './bench/llamacpp.ts'
+import { benchWan, renderWan } from './bench/wan.ts'
 import { DEMO_SHAPE } from '../src/cli/demo.ts'
 import { makeModel } from '../src/shards/make-model.ts'
 import { log } from './bench/util.ts'
@@ -26,7 +27,7 @@ const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'int8', 'int4']
 const USAGE = `usage: npm run bench -- [options]
 
   --only <sections>     comma-separated sections to run (default: all): local, load, swarm, eval, recovery,
-                        llamacpp (installs node-llama-cpp's CPU binary into .cache/llama-cpp on first use)
+                        llamacpp (installs node-llama-cpp's CPU binary into .cache/llama-cpp on first use), wan
   --quick               small model shape (hidden 512, 4 layers, vocab 4096): a smoke test in seconds
   --out <dir>           where <section>.json goes (<section>-quick.json with --quick;
                         default: bench-results)
@@ -130,6 +131,13 @@ const SECTIONS: Record<string, Section> = {
     async run ({ machine, args }) {
       const r = await benchLlamaCpp({ quick: args.quick, cacheDir: args.cache, threads: args.threads, promptTokens: args.promptTokens, decodeTokens: args.decodeTokens, repeats: args.repeats, idleWaitSeconds: args.idleWaitSeconds, swarm: true }, ROOT)
       return { json: { date: new Date().toISOString(), machine, ...r }, text: renderLlamaCpp(r) }
+    }
+  },
+  wan: {
+    // 3 hops behind emulated wide-area links (delay proxies): TTFT and tok/s against RTT; latency-aware vs naive planning
+    async run ({ machine, args }) {
+      const r = await benchWan({ cacheDir: path.join(path.dirname(args.cache), 'bench-quick-f32'), threads: args.threads, rtts: [0, 20, 50, 100], mbps: 100, promptTokens: 32, decodeTokens: args.quick ? 16 : 32, repeats: args.quick ? 1 : 3 })
+      return { json: { date: new Date().toISOString(), machine, ...r }, text: renderWan(r) }
     }
   },
   eval: {

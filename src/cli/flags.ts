@@ -1,5 +1,6 @@
 // Flag parsers shared by the subcommands; each rejects bad values with a clear message.
 import { InvalidArgumentError } from 'commander'
+import { multiaddr } from '@multiformats/multiaddr'
 import { loadModelConfig } from '../shards/config.ts'
 
 export function int (min: number, max = Number.MAX_SAFE_INTEGER) {
@@ -25,6 +26,16 @@ export function idList (v: string): number[] {
 }
 
 export function collect (v: string, prev: string[] = []): string[] {
+  return [...prev, v]
+}
+
+/** collects multiaddrs (repeatable flag), each checked as one */
+export function multiaddrList (v: string, prev: string[] = []): string[] {
+  try {
+    multiaddr(v)
+  } catch (err) {
+    throw new InvalidArgumentError(`expected a multiaddr like /ip4/203.0.113.7/tcp/4001, got "${v}" (${(err as Error).message})`)
+  }
   return [...prev, v]
 }
 

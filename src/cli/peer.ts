@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { Option } from 'commander'
 import { PeerServer } from '../peer/server.ts'
-import { int, num, collect, span, warnUnknownConfig, ALLOW_UNKNOWN_CONFIG_HELP } from './flags.ts'
+import { int, num, collect, multiaddrList, span, warnUnknownConfig, ALLOW_UNKNOWN_CONFIG_HELP } from './flags.ts'
 
 const MIB = 1024 * 1024
 
@@ -15,6 +15,7 @@ export function registerPeer (program: Command): void {
     .option('--listen <multiaddr>', 'listen address (repeatable)', collect, [])
     .option('--bootstrap <multiaddr>', 'bootstrap peer (repeatable); none starts a new swarm', collect, [])
     .addOption(new Option('--relay <mode>', 'relay for peers behind NAT: auto = when this peer has a public address').choices(['auto', 'on', 'off']).default('auto'))
+    .option('--announce <multiaddr>', 'announce this address instead of the listening ones: a forwarded port, a container\'s mapped port, a proxy (repeatable)', multiaddrList, [])
     .option('--announce-private', 'announce loopback/private addresses even to a swarm that cannot dial them')
     .option('--max-sessions <n>', 'concurrent sessions at most', int(1), 16)
     .option('--max-sessions-per-peer <n>', 'sessions one remote peer id may hold (default: a quarter of --max-sessions, at most 4)', int(1))
@@ -54,6 +55,7 @@ export function registerPeer (program: Command): void {
         bootstrap: o.bootstrap,
         relay: o.relay,
         announcePrivate: o.announcePrivate === true,
+        announce: o.announce.length > 0 ? o.announce : undefined,
         maxSessions: o.maxSessions,
         maxSessionsPerPeer: o.maxSessionsPerPeer,
         maxSessionsPerIp: o.maxSessionsPerIp,

@@ -24,6 +24,8 @@ export interface PeerConfig {
   relay?: RelayMode
   /** announce loopback and private addresses even in a swarm whose members cannot dial them */
   announcePrivate?: boolean
+  /** addresses to announce instead of the listening ones (see SwarmNodeOptions.announce) */
+  announce?: string[]
   /** behind NAT: wait this long for a relay slot before giving up, ms (default 30 000) */
   reachableTimeoutMs?: number
   /** file holding the peer's private key, created on first run (default: a fresh identity) */

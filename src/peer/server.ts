@@ -69,7 +69,7 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
     const model = loadModelConfig(cfg.modelDir, configOptions)
     const modelId = cfg.modelId ?? modelIdFor(cfg.modelDir, configOptions)
     const privateKey = cfg.identityFile !== undefined ? await loadOrCreateIdentity(cfg.identityFile) : await generateKeyPair('Ed25519')
-    const nodeOpts = { listen: cfg.listen, bootstrap: cfg.bootstrap, privateKey, relay: cfg.relay, announcePrivate: cfg.announcePrivate, logger: cfg.logger }
+    const nodeOpts = { listen: cfg.listen, bootstrap: cfg.bootstrap, privateKey, relay: cfg.relay, announcePrivate: cfg.announcePrivate, announce: cfg.announce, logger: cfg.logger }
     const reach = reachabilityOf(nodeOpts)
     const node = await createSwarmNode(nodeOpts)
     let engine: WorkerSpanEngine | null = null

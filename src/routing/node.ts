@@ -53,6 +53,11 @@ export interface SwarmNodeOptions {
    * can dial (all of them in a loopback swarm, no loopback in a LAN swarm, public only otherwise).
    */
   announcePrivate?: boolean
+  /**
+   * Announce these addresses instead of the listening ones: where others reach this node through
+   * a forwarded port, a container's mapped port or a proxy (the filter above still applies).
+   */
+  announce?: string[]
   /** run DCUtR: upgrade relayed connections to direct ones when possible (default true) */
   holePunch?: boolean
   /** parent logger (default the strata root logger) */
@@ -153,6 +158,7 @@ export async function createSwarmNode (opts: SwarmNodeOptions = {}): Promise<Swa
       // search ('/p2p-circuit'): the search's random walk spins on an empty routing table, and
       // start fails with a clear error when a bootstrap peer refuses or cannot be reached.
       listen: reach.behindNat && opts.dhtMode !== 'client' ? [...listen, ...bootstrap.map((b) => `${b}/p2p-circuit`)] : listen,
+      ...(opts.announce !== undefined && opts.announce.length > 0 ? { announce: opts.announce } : {}),
       announceFilter: opts.announcePrivate === true ? (addrs) => addrs : (addrs) => announceable(addrs, reach.scope)
     },
     transports: [tcp(), circuitRelayTransport()],

@@ -128,6 +128,8 @@ describe('strata make-model + generate (local, real processes)', function () {
       [['generate', '--model', dir, '--prompt-ids', '1', '--max-new-tokens', '5000'], /exceeds the model's 2048 positions/],
       [['generate', '--model', path.join(dir, 'nope'), '--prompt', 'x'], /config\.json: \(file\): not found/],
       [['make-model', '--out', dir, '--layers', '2', '--hidden', '64', '--heads', '3', '--kv-heads', '1', '--intermediate', '8', '--vocab', '300', '--seed', '1'], /head dim .* must be an even integer/],
+      [['generate', '--model', dir, '--prompt-ids', '1', '--head-format', 'int3'], /--head-format .*Allowed choices are f32, f16, int8, int4/],
+      [['peer', '--model', dir, '--announce', 'not-an-address'], /--announce .*expected a multiaddr/],
       [['frobnicate'], /unknown command/]
     ]
     for (const [args, re] of cases) {

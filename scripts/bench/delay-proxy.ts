@@ -1,0 +1,71 @@
+// A TCP proxy that makes a loopback link look like a wide-area one (this kernel has no netem):
+// each chunk is held for half the round trip, then released no faster than the link's rate, in
+// order, in each direction separately. Bench-only.
+import net from 'node:net'
+
+export interface LinkShape {
+  /** added round-trip time, ms (half each way) */
+  rttMs: number
+  /** bandwidth each way, Mbit/s (Infinity: unlimited) */
+  mbps: number
+}
+
+export interface DelayProxy {
+  /** the port to dial instead of the target's */
+  port: number
+  /** connections accepted so far */
+  readonly connections: number
+  close: () => Promise<void>
+}
+
+/** One direction of a link: chunks leave at max(arrival + delay, when the link is free again). */
+function pipeDelayed (from: net.Socket, to: net.Socket, link: LinkShape): void {
+  const oneWayMs = link.rttMs / 2
+  const bytesPerMs = link.mbps === Infinity ? Infinity : (link.mbps * 1e6) / 8 / 1000
+  let linkFreeAt = 0
+  let queued = 0
+  from.on('data', (chunk: Buffer) => {
+    const now = performance.now()
+    const sendAt = Math.max(now + oneWayMs, linkFreeAt)
+    linkFreeAt = sendAt + chunk.length / bytesPerMs
+    queued += chunk.length
+    // back-pressure: stop reading while a lot is in flight, as a real link's buffers would fill
+    if (queued > 8 * 1024 ** 2) from.pause()
+    setTimeout(() => {
+      queued -= chunk.length
+      if (!to.destroyed) to.write(chunk)
+      if (queued <= 8 * 1024 ** 2 && from.isPaused()) from.resume()
+    }, Math.max(0, linkFreeAt - now))
+  })
+  from.on('end', () => { setTimeout(() => { to.end() }, oneWayMs) })
+}
+
+/** Listens on 127.0.0.1 and forwards every connection to `targetPort` over an emulated link. */
+export async function startDelayProxy (targetPort: number, link: LinkShape, host = '127.0.0.1'): Promise<DelayProxy> {
+  const sockets = new Set<net.Socket>()
+  let connections = 0
+  const server = net.createServer((client) => {
+    connections++
+    const upstream = net.connect({ host, port: targetPort, noDelay: true })
+    client.setNoDelay(true)
+    for (const s of [client, upstream]) {
+      sockets.add(s)
+      s.on('close', () => { sockets.delete(s) })
+      s.on('error', () => { client.destroy(); upstream.destroy() })
+    }
+    pipeDelayed(client, upstream, link)
+    pipeDelayed(upstream, client, link)
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, host, () => { resolve() })
+  })
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    get connections () { return connections },
+    close: async () => {
+      for (const s of sockets) s.destroy()
+      await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
+    }
+  }
+}
