@@ -17,6 +17,7 @@ import { benchEval, renderEval } from './bench/eval.ts'
 import { benchLoad, renderLoad } from './bench/load.ts'
 import { benchLlamaCpp, renderLlamaCpp } from './bench/llamacpp.ts'
 import { benchWan, renderWan } from './bench/wan.ts'
+import { benchHop, renderHop } from './bench/hop.ts'
 import { DEMO_SHAPE } from '../src/cli/demo.ts'
 import { makeModel } from '../src/shards/make-model.ts'
 import { log } from './bench/util.ts'
@@ -27,7 +28,7 @@ const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'int8', 'int4']
 const USAGE = `usage: npm run bench -- [options]
 
   --only <sections>     comma-separated sections to run (default: all): local, load, swarm, eval, recovery,
-                        llamacpp (installs node-llama-cpp's CPU binary into .cache/llama-cpp on first use), wan
+                        llamacpp (installs node-llama-cpp's CPU binary into .cache/llama-cpp on first use), wan, hop
   --quick               small model shape (hidden 512, 4 layers, vocab 4096): a smoke test in seconds
   --out <dir>           where <section>.json goes (<section>-quick.json with --quick;
                         default: bench-results)
@@ -131,6 +132,13 @@ const SECTIONS: Record<string, Section> = {
     async run ({ machine, args }) {
       const r = await benchLlamaCpp({ quick: args.quick, cacheDir: args.cache, threads: args.threads, promptTokens: args.promptTokens, decodeTokens: args.decodeTokens, repeats: args.repeats, idleWaitSeconds: args.idleWaitSeconds, swarm: true }, ROOT)
       return { json: { date: new Date().toISOString(), machine, ...r }, text: renderLlamaCpp(r) }
+    }
+  },
+  hop: {
+    // ms per hop per token apart from compute: one-block models of hidden 512/2048/4096, local vs one peer, f32 and f16 wire
+    async run ({ machine, args }) {
+      const r = await benchHop({ cacheRoot: path.dirname(args.cache), hiddens: args.quick ? [512, 2048] : [512, 2048, 4096], threads: args.threads, decodeTokens: args.quick ? 32 : 128, repeats: args.quick ? 1 : 3 })
+      return { json: { date: new Date().toISOString(), machine, ...r }, text: renderHop(r) }
     }
   },
   wan: {

@@ -1,0 +1,81 @@
+// Section "hop": what one hop costs per token, apart from compute. For each hidden size a one-block
+// model (small intermediate and vocabulary, so compute is small) decodes locally and through one
+// peer process on 127.0.0.1 that hosts its block, in the same run; the difference in ms per token
+// is the hop: client encode → stream → peer decode → worker → back, for the f32 and f16 wires.
+import path from 'node:path'
+import type { WireDtype } from '../../src/protocol/tensor.ts'
+import { LocalModel } from '../../src/client/local-model.ts'
+import { Swarm } from '../../src/client/swarm.ts'
+import { startPeer, stopPeers, type PeerProcess } from '../../src/cli/local-swarm.ts'
+import { ensureBenchModel, type BenchShape } from './model-cache.ts'
+import { measure } from './swarm.ts'
+import { renderTable } from './report.ts'
+import { log, round, randomTokens } from './util.ts'
+
+export interface HopBenchOptions {
+  cacheRoot: string
+  hiddens: number[]
+  threads: number
+  decodeTokens: number
+  repeats: number
+}
+
+export interface HopRow {
+  hidden: number
+  localMsPerToken: number
+  swarm: Array<{ wire: WireDtype, msPerToken: number, hopMs: number, identicalToLocal: boolean }>
+}
+
+export interface HopBenchResult {
+  section: 'hop'
+  settings: { threads: number, decodeTokens: number, repeats: number, shape: string }
+  rows: HopRow[]
+}
+
+const shapeFor = (hidden: number): BenchShape => ({ layers: 1, hidden, heads: hidden / 64, kvHeads: Math.max(1, hidden / 512), intermediate: 256, vocab: 512, seed: 5 })
+
+export async function benchHop (o: HopBenchOptions): Promise<HopBenchResult> {
+  const rows: HopRow[] = []
+  for (const hidden of o.hiddens) {
+    const { dir } = await ensureBenchModel(path.join(o.cacheRoot, `bench-hop-${hidden}`), shapeFor(hidden))
+    const prompt = randomTokens(8, 3, 512, 3)
+    const gen = { maxNewTokens: o.decodeTokens + 1, ignoreEos: true }
+    log(`hop: hidden ${hidden}, local …`)
+    const local = await LocalModel.load(dir, { threads: o.threads })
+    const l = await measure((p) => local.generate({ ids: p }, gen), prompt, o.repeats)
+    await local.close()
+    const peers: PeerProcess[] = []
+    const swarm: HopRow['swarm'] = []
+    try {
+      peers.push(await startPeer(dir, ['--blocks', '0:1', '--threads', String(o.threads), '--network-mbps', '100000'], 'hop-peer', 300_000))
+      for (const wire of ['f32', 'f16'] as const) {
+        log(`hop: hidden ${hidden}, one peer, ${wire} wire …`)
+        const client = await Swarm.connect({ bootstrap: [peers[0].multiaddrs[0]], modelDir: dir, threads: o.threads, wireDtype: wire, stepTimeoutMs: 60_000 })
+        try {
+          const s = await measure((p) => client.generate({ ids: p }, gen), prompt, o.repeats)
+          const ms = 1000 / s.tokensPerSecond
+          swarm.push({ wire, msPerToken: round(ms, 3), hopMs: round(ms - 1000 / l.tokensPerSecond, 3), identicalToLocal: s.tokens.join() === l.tokens.join() })
+        } finally {
+          await client.close()
+        }
+      }
+    } finally {
+      await stopPeers(peers)
+    }
+    rows.push({ hidden, localMsPerToken: round(1000 / l.tokensPerSecond, 3), swarm })
+  }
+  return { section: 'hop', settings: { threads: o.threads, decodeTokens: o.decodeTokens, repeats: o.repeats, shape: '1 block, heads hidden/64, intermediate 256, vocab 512' }, rows }
+}
+
+export function renderHop (r: HopBenchResult): string {
+  return [
+    renderTable(['hidden', 'local ms/token', 'one hop, f32 wire', 'hop cost f32 (ms)', 'one hop, f16 wire', 'hop cost f16 (ms)', 'same tokens (f32 wire)'],
+      r.rows.map((row) => {
+        const f32 = row.swarm.find((s) => s.wire === 'f32')!
+        const f16 = row.swarm.find((s) => s.wire === 'f16')!
+        return [String(row.hidden), String(row.localMsPerToken), String(f32.msPerToken), String(f32.hopMs), String(f16.msPerToken), String(f16.hopMs), f32.identicalToLocal ? 'yes' : 'NO']
+      })),
+    '',
+    `${r.settings.shape}; ${r.settings.decodeTokens} decode tokens, median of ${r.settings.repeats}, ${r.settings.threads} threads; hop cost = one-peer ms/token − local ms/token, same run.`
+  ].join('\n')
+}
