@@ -86,7 +86,7 @@ function ensureNodeLlamaCpp (root: string): string {
 }
 
 /** The benchmark model as GGUF, written next to it once per format. */
-function ensureGguf (modelDir: string, format: GgufFormat): string {
+export function ensureGguf (modelDir: string, format: GgufFormat): string {
   const file = `${modelDir}.${format}.gguf`
   if (existsSync(file) && statSync(file).mtimeMs >= statSync(path.join(modelDir, 'model.safetensors')).mtimeMs) return file
   log(`writing ${path.basename(file)} …`)
