@@ -5,7 +5,7 @@ import { ModelWeights, tensorNames } from './weights.ts'
 import { GraphBuilder, DataType } from './onnx/builder.ts'
 import { isQuantized, linear, type WeightFormat } from './span-graph.ts'
 import { tensorRows } from './matrix-source.ts'
-import { createSession, type RuntimeOptions, type Session } from './ort-session.ts'
+import { createSession, type RuntimeOptions, type OrtSession } from './ort-session.ts'
 import { EngineInputError } from './errors.ts'
 
 export interface HeadEngineOptions extends RuntimeOptions {
@@ -19,7 +19,7 @@ export class HeadEngine {
     readonly config: ModelConfig,
     /** (vocab, hidden) */
     private readonly embeddings: Float32Array,
-    private readonly session: Session
+    private readonly session: OrtSession
   ) {}
 
   static async load (modelDir: string, opts: HeadEngineOptions = {}): Promise<HeadEngine> {

@@ -80,7 +80,7 @@ export interface LoadTimings {
 }
 
 /** An onnxruntime session together with the weights it is fed on every run. */
-export class Session {
+export class OrtSession {
   constructor (
     private readonly session: ort.InferenceSession,
     private readonly weights: Readonly<Record<string, ort.Tensor>>,
@@ -97,7 +97,7 @@ export class Session {
   }
 }
 
-export async function createSession (graph: GraphBuilder, opts: RuntimeOptions, load: LoadOptions): Promise<Session> {
+export async function createSession (graph: GraphBuilder, opts: RuntimeOptions, load: LoadOptions): Promise<OrtSession> {
   const options = sessionOptions(opts, load)
   const t0 = performance.now()
   let session: ort.InferenceSession
@@ -126,14 +126,14 @@ export async function createSession (graph: GraphBuilder, opts: RuntimeOptions, 
 }
 
 /** A session from a graph already on disk (a quantized-span cache entry, written in `serializeSeconds`) whose graph feeds `fed`. */
-export async function sessionFromFile (modelPath: string, fed: readonly FedWeight[], opts: RuntimeOptions, load: LoadOptions, serializeSeconds = 0): Promise<Session> {
+export async function sessionFromFile (modelPath: string, fed: readonly FedWeight[], opts: RuntimeOptions, load: LoadOptions, serializeSeconds = 0): Promise<OrtSession> {
   const t = performance.now()
   const session = await ort.InferenceSession.create(modelPath, sessionOptions(opts, load))
   return await withWeights(session, fed, { serializeSeconds, sessionSeconds: (performance.now() - t) / 1000 })
 }
 
 /** Reads the fed weights into their arrays (the session is released if that fails). */
-async function withWeights (session: ort.InferenceSession, fed: readonly FedWeight[], timings: Omit<LoadTimings, 'weightsSeconds'>): Promise<Session> {
+async function withWeights (session: ort.InferenceSession, fed: readonly FedWeight[], timings: Omit<LoadTimings, 'weightsSeconds'>): Promise<OrtSession> {
   const t = performance.now()
   const weights: Record<string, ort.Tensor> = {}
   try {
@@ -147,5 +147,5 @@ async function withWeights (session: ort.InferenceSession, fed: readonly FedWeig
     await session.release()
     throw err
   }
-  return new Session(session, weights, { ...timings, weightsSeconds: (performance.now() - t) / 1000 })
+  return new OrtSession(session, weights, { ...timings, weightsSeconds: (performance.now() - t) / 1000 })
 }

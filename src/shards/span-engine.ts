@@ -4,7 +4,7 @@ import * as ort from 'onnxruntime-node'
 import { loadModelConfig, type ModelConfig } from './config.ts'
 import { ModelWeights } from './weights.ts'
 import { buildSpanGraph, isQuantized, kvHeadDim, spanIo, type WeightFormat } from './span-graph.ts'
-import { createSession, sessionFromFile, type LoadTimings, type RuntimeOptions, type Session } from './ort-session.ts'
+import { createSession, sessionFromFile, type LoadTimings, type RuntimeOptions, type OrtSession } from './ort-session.ts'
 import { SpanCache, type SpanCacheOutcome } from './span-cache.ts'
 import { EngineInputError } from './errors.ts'
 
@@ -39,7 +39,7 @@ export class SpanEngine {
     readonly start: number,
     readonly end: number,
     readonly weightFormat: WeightFormat,
-    private readonly ort: Session,
+    private readonly ort: OrtSession,
     /** bytes of weights read from the model files to build this span */
     readonly bytesRead: number,
     /** what the quantized-span cache did for this load (null: not used) */
@@ -63,7 +63,7 @@ export class SpanEngine {
       const id = cache.keyOf({ files: weights.usedFiles, format: weightFormat, start: opts.start, end: opts.end, skeleton: graph.skeleton() })
       const t = performance.now()
       let { model, outcome } = cache.modelFor(id, graph)
-      let session: Session
+      let session: OrtSession
       try {
         session = await sessionFromFile(model, graph.fedWeights, opts, { prepack: true }, (performance.now() - t) / 1000)
       } catch (err) {

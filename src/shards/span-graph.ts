@@ -149,7 +149,8 @@ function addBlock (g: GraphBuilder, cfg: ModelConfig, w: ModelWeights, l: number
  * besides the one the kernel reads:
  * - f32 from an F32 checkpoint: the checkpoint's own bytes, mapped by onnxruntime where they lie
  *   (external data). A matrix made of several tensors (q, k, v) is one matmul per tensor with the
- *   outputs side by side — the same values as one stacked matrix, whose stacking would be a copy.
+ *   outputs side by side (stacking them into one matrix would be a copy; the kernel then sums in
+ *   an order that can differ from the stacked one's in the last bits).
  * - otherwise (F16/BF16 checkpoints, f16 storage): W is fed to the session as an input (see
  *   FedWeight), read at load straight into an f32 array, 16-bit values widened exactly, rounded to
  *   f16 first for f16 storage of a checkpoint that is not F16.
