@@ -39,7 +39,7 @@ const USAGE = `usage: npm run bench -- [options]
   --prompt-tokens <n>   prompt length, prefilled in one step (default: 128)
   --decode-tokens <n>   greedy decode steps after the prompt (default: 64)
   --repeats <n>         measured generations per format after one warm-up (default: 3)
-  --load-breakdown      also time span loading stage by stage (build / serialise / session)
+  --load-breakdown      also time span loading stage by stage (build / serialise / session / fed weights)
   --idle-wait <s>       before each measured generation, wait up to s seconds for other
                         processes to stop using the CPU (default: 30; 0 = don't wait)
   -h, --help            this text

@@ -8,6 +8,7 @@ import path from 'node:path'
 import { SpanEngine } from '../../src/shards/span-engine.ts'
 import { SafetensorsFile } from '../../src/shards/safetensors.ts'
 import type { WeightFormat } from '../../src/shards/span-graph.ts'
+import type { LoadTimings } from '../../src/shards/ort-session.ts'
 
 export interface LoadJob {
   modelDir: string
@@ -26,6 +27,10 @@ export interface LoadRunResult {
   spanFileBytes: number
   readSeconds: number
   loadSeconds: number
+  /** where the load went: quantize + serialise, onnxruntime session, reading the fed weights */
+  timings: LoadTimings
+  /** the first step after loading (a prefill: mapped weights are paged in here) */
+  firstStepSeconds: number
   bytesRead: number
   cacheOutcome: string | null
   /** RSS with node and onnxruntime loaded, before the span */
@@ -86,7 +91,10 @@ async function run (job: LoadJob): Promise<LoadRunResult> {
     const length = job.promptTokens + job.decodeTokens
     engine.open('bench', length)
     const rows = (n: number): Float32Array => Float32Array.from({ length: n * H }, (_, i) => Math.sin(i * 0.37))
-    await engine.step('bench', rows(job.promptTokens), 0)
+    const prompt = rows(job.promptTokens)
+    const t0 = performance.now()
+    await engine.step('bench', prompt, 0)
+    const firstStepSeconds = (performance.now() - t0) / 1000
     const t1 = performance.now()
     for (let i = 0; i < job.decodeTokens; i++) await engine.step('bench', rows(1), job.promptTokens + i)
     const decodeMsPerToken = (performance.now() - t1) / job.decodeTokens
@@ -96,6 +104,8 @@ async function run (job: LoadJob): Promise<LoadRunResult> {
       spanFileBytes: read.bytes,
       readSeconds: read.seconds,
       loadSeconds,
+      timings: engine.loadTimings,
+      firstStepSeconds,
       bytesRead: engine.bytesRead,
       cacheOutcome: engine.cacheOutcome,
       rssBeforeBytes,

@@ -28,6 +28,12 @@ export interface LoadRow {
   readSeconds: number
   loadSeconds: number
   loadOverRead: number
+  /** where the load went (see LoadTimings): quantize + serialise, onnxruntime session, read fed weights */
+  serializeSeconds: number
+  sessionSeconds: number
+  weightsSeconds: number
+  /** the 128-token prefill right after loading: mapped weights are paged in here */
+  firstStepSeconds: number
   spanFileMiB: number
   /** span matrices and norms in the format held in memory (f32 compute for f32/f16/bf16 checkpoints) */
   weightsMiB: number
@@ -104,6 +110,10 @@ export async function benchLoad (o: LoadBenchOptions): Promise<LoadBenchResult> 
         readSeconds: round(r.readSeconds),
         loadSeconds: round(r.loadSeconds),
         loadOverRead: round(r.loadSeconds / r.readSeconds, 2),
+        serializeSeconds: round(r.timings.serializeSeconds),
+        sessionSeconds: round(r.timings.sessionSeconds),
+        weightsSeconds: round(r.timings.weightsSeconds),
+        firstStepSeconds: round(r.firstStepSeconds),
         spanFileMiB: round(r.spanFileBytes / MiB, 0),
         weightsMiB: round(weights / MiB, 0),
         kvMiB: round(r.kvBytes / MiB, 1),
@@ -132,10 +142,13 @@ export function renderLoad (r: LoadBenchResult): string {
   const out: string[] = []
   out.push(`## load — ${r.shape.name}, span = ${r.settings.span}, threads=${r.settings.threads}`)
   out.push(renderTable(
-    ['checkpoint', 'format', 'quant cache', 'span file MiB', 'read s', 'load s', 'load/read', 'weights MiB', 'KV MiB', 'load peak MiB', 'steady MiB', 'peak/steady', 'overhead MiB', 'decode ms/tok'],
+    ['checkpoint', 'format', 'quant cache', 'span file MiB', 'read s', 'load s', 'load/read', 'serialise s', 'session s', 'fed weights s', 'first prefill s', 'weights MiB', 'KV MiB', 'load peak MiB', 'steady MiB', 'peak/steady', 'overhead MiB', 'decode ms/tok'],
     r.rows.map((x) => [x.checkpoint, x.format, x.cache, String(x.spanFileMiB), x.readSeconds.toFixed(2), x.loadSeconds.toFixed(2), x.loadOverRead.toFixed(2) + '×',
+      x.serializeSeconds.toFixed(2), x.sessionSeconds.toFixed(2), x.weightsSeconds.toFixed(2), x.firstStepSeconds.toFixed(2),
       String(x.weightsMiB), x.kvMiB.toFixed(1), String(x.loadPeakMiB), String(x.steadyMiB), x.peakOverSteady.toFixed(2) + '×', String(x.overheadMiB), x.decodeMsPerToken.toFixed(1)])))
   out.push(`"read s": the span's tensor bytes read from the page cache (second pass), in the same process just before the load. ` +
+    '"serialise / session / fed weights": the stages of "load s" (quantizing + writing the graph, or checking a cached one\'s sha256; onnxruntime creating the session; reading converted weights into the arrays the session is fed); ' +
+    `"first prefill": the ${r.settings.promptTokens}-token step right after loading (weights mapped from the checkpoint are paged in there). ` +
     `"steady": RSS after a ${r.settings.promptTokens}-token prefill and ${r.settings.decodeTokens} decode steps; "peak/steady": whole-process high-water mark over steady. ` +
     '"overhead" = steady − weights (in the format held in memory: f32 for f32/f16/bf16 checkpoints) − KV cache.')
   return out.join('\n')

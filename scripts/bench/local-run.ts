@@ -6,16 +6,13 @@
 // answers with { ok: true, result } or { ok: false, error } and exits.
 import '../../src/polyfill.ts'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
-import path from 'node:path'
-import * as ort from 'onnxruntime-node'
 import { WorkerHeadEngine, WorkerSpanEngine } from '../../src/shards/worker/engine-client.ts'
 import { generateTokens, type BlockPipeline, type Head, type RouteHop } from '../../src/client/generation.ts'
 import { loadModelConfig, type ModelConfig } from '../../src/shards/config.ts'
 import { ModelWeights } from '../../src/shards/weights.ts'
 import { buildSpanGraph, isQuantized, type WeightFormat } from '../../src/shards/span-graph.ts'
-import { INLINE_LIMIT_BYTES, scratchDir, sessionOptions } from '../../src/shards/ort-session.ts'
+import { INLINE_LIMIT_BYTES, createSession } from '../../src/shards/ort-session.ts'
 
 export interface LocalJob {
   mode: 'run' | 'load-breakdown'
@@ -95,14 +92,17 @@ export interface TeacherForced {
 
 export interface LoadBreakdown {
   format: WeightFormat
-  /** build the graph (reads only the norms: the matrices are read while serialising) */
+  /** build the graph (reads only the norms: the matrices are read later) */
   buildSeconds: number
+  /** bytes of the initializers in the graph (quantized weights; fed weights are not in it) */
   initializerBytes: number
-  /** read the matrices, convert / quantize them, and encode (inline) or write model.onnx + weights.bin (external data) */
+  /** quantize and encode (inline) or write model.onnx + weights.bin (external data) */
   serializeSeconds: number
   external: boolean
   /** onnxruntime InferenceSession.create: parse, optimise, pre-pack */
   sessionSeconds: number
+  /** read the fed (unquantized) weights from the checkpoint into f32 arrays, widening 16-bit ones */
+  weightsSeconds: number
   peakRssBytes: number
 }
 
@@ -305,45 +305,21 @@ async function run (job: LocalJob): Promise<LocalRunResult> {
 }
 
 /**
- * Where span load time goes, measured in this thread with the same steps SpanEngine.load and
- * createSession (src/shards/ort-session.ts) take, each timed separately. Diagnostic only: the
- * session options here must be kept in step with createSession's.
+ * Where span load time goes: the steps of SpanEngine.load without the quantized-span cache, each
+ * timed (createSession reports its own stages).
  */
 async function loadBreakdown (job: LocalJob): Promise<LoadBreakdown> {
   const cfg = loadModelConfig(job.modelDir)
   const weights = new ModelWeights(job.modelDir)
   try {
-    let t = performance.now()
-    // reads only config-sized tensors (norms): the matrices are read while serialising
-    let graph: ReturnType<typeof buildSpanGraph> | null = buildSpanGraph(cfg, weights, { start: 0, end: cfg.numLayers, weightFormat: job.format })
+    const t = performance.now()
+    // reads only config-sized tensors (norms): the matrices are read while creating the session
+    const graph = buildSpanGraph(cfg, weights, { start: 0, end: cfg.numLayers, weightFormat: job.format })
     const buildSeconds = (performance.now() - t) / 1000
     const initializerBytes = graph.initializerBytes
-    const external = initializerBytes >= INLINE_LIMIT_BYTES
-    const options = sessionOptions({ threads: job.threads }, { prepack: isQuantized(job.format) })
-    let session: ort.InferenceSession
-    let serializeSeconds: number
-    t = performance.now()
-    if (!external) {
-      const bytes = graph.toBytes()
-      graph = null
-      serializeSeconds = (performance.now() - t) / 1000
-      t = performance.now()
-      session = await ort.InferenceSession.create(bytes, options)
-    } else {
-      const dir = mkdtempSync(path.join(scratchDir(initializerBytes), 'strata-bench-graph-'))
-      try {
-        const file = graph.toDirectory(dir)
-        graph = null
-        serializeSeconds = (performance.now() - t) / 1000
-        t = performance.now()
-        session = await ort.InferenceSession.create(file, options)
-      } finally {
-        rmSync(dir, { recursive: true, force: true })
-      }
-    }
-    const sessionSeconds = (performance.now() - t) / 1000
+    const session = await createSession(graph, { threads: job.threads }, { prepack: isQuantized(job.format) })
     await session.release()
-    return { format: job.format, buildSeconds, initializerBytes, serializeSeconds, external, sessionSeconds, peakRssBytes: maxRssBytes() }
+    return { format: job.format, buildSeconds, initializerBytes, external: initializerBytes >= INLINE_LIMIT_BYTES, ...session.timings, peakRssBytes: maxRssBytes() }
   } finally {
     weights.close()
   }

@@ -1,5 +1,6 @@
 // The whole model in this process: the baseline `strata generate` runs without --bootstrap.
 import { loadModelConfig } from '../shards/config.ts'
+import { defaultCacheDir } from '../shards/cache-dir.ts'
 import { TextTokenizer } from '../shards/tokenizer.ts'
 import { WorkerHeadEngine } from '../shards/worker/engine-client.ts'
 import type { WeightFormat } from '../shards/span-graph.ts'
@@ -17,6 +18,8 @@ export interface LocalModelOptions {
   allowUnknownConfig?: boolean
   /** split the blocks into these spans (default: one span) */
   spans?: Array<[number, number]>
+  /** where int8/int4 spans are cached once quantized, as peers do (default: defaultCacheDir()) */
+  quantCacheDir?: string
 }
 
 export class LocalModel {
@@ -31,7 +34,7 @@ export class LocalModel {
     loadModelConfig(modelDir, { allowUnknownKeys: opts.allowUnknownConfig }) // fail fast with a config error before starting workers
     const tokenizer = TextTokenizer.load(modelDir)
     const head = await WorkerHeadEngine.load(modelDir, { threads: opts.threads, weightFormat: opts.headFormat, allowUnknownConfig: opts.allowUnknownConfig })
-    return new LocalModel(modelDir, head, tokenizer, opts)
+    return new LocalModel(modelDir, head, tokenizer, { ...opts, quantCacheDir: opts.quantCacheDir ?? defaultCacheDir() })
   }
 
   get hasTokenizer (): boolean {

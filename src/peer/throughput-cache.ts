@@ -3,7 +3,7 @@
 // figure depends on: the CPU (model and core count), the model, the weight format and the thread
 // count. A missing, unreadable or foreign file counts as empty; failing to write is only logged.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
-import { cpus, homedir } from 'node:os'
+import { cpus } from 'node:os'
 import path from 'node:path'
 import type { Logger } from '../routing/logger.ts'
 
@@ -41,13 +41,6 @@ interface CacheFile {
 export function computeKey (modelId: string, weightFormat: string, threads: number | undefined): ComputeKey {
   const cores = cpus()
   return { cpu: cores[0]?.model.trim() ?? 'unknown', cores: cores.length, modelId, weightFormat, threads: threads ?? 'auto' }
-}
-
-/** `$STRATA_CACHE_DIR`, else `$XDG_CACHE_HOME/strata`, else `~/.cache/strata`. */
-export function defaultCacheDir (env: NodeJS.ProcessEnv = process.env): string {
-  if (env.STRATA_CACHE_DIR !== undefined && env.STRATA_CACHE_DIR !== '') return env.STRATA_CACHE_DIR
-  const base = env.XDG_CACHE_HOME !== undefined && env.XDG_CACHE_HOME !== '' ? env.XDG_CACHE_HOME : path.join(homedir(), '.cache')
-  return path.join(base, 'strata')
 }
 
 export class ThroughputCache {

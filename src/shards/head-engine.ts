@@ -5,7 +5,7 @@ import { ModelWeights, tensorNames } from './weights.ts'
 import { GraphBuilder, DataType } from './onnx/builder.ts'
 import { isQuantized, linear, type WeightFormat } from './span-graph.ts'
 import { tensorRows } from './matrix-source.ts'
-import { createSession, type RuntimeOptions } from './ort-session.ts'
+import { createSession, type RuntimeOptions, type OrtSession } from './ort-session.ts'
 import { EngineInputError } from './errors.ts'
 import { embeddingTable, type EmbeddingTable } from './embedding-table.ts'
 
@@ -21,7 +21,7 @@ export class HeadEngine {
     readonly config: ModelConfig,
     /** (vocab, hidden) */
     private readonly embeddings: EmbeddingTable,
-    private readonly session: ort.InferenceSession
+    private readonly session: OrtSession
   ) {}
 
   static async load (modelDir: string, opts: HeadEngineOptions = {}): Promise<HeadEngine> {

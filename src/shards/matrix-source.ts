@@ -1,36 +1,55 @@
-// Weight matrices on their way from the checkpoint into a graph. A MatrixSource names the
+// Weight matrices on their way from the checkpoint into a session. A MatrixSource names the
 // tensors whose rows make up one (n, k) matrix in Hugging Face layout (q, k and v stacked, say);
-// nothing is read until the graph is written, and then one tensor at a time, converted straight
-// to the graph's storage format. Rows are concatenated as they lie in the file: no transposes.
-import type { FileBytes, LazyBytes } from './onnx/builder.ts'
-import { toFloat16Bytes, toFloat32, type RawTensor, type StDtype } from './safetensors.ts'
+// nothing is read until the session is created, and then one tensor at a time, straight into its
+// place in the matrix. Rows are stacked as they lie in the file: no transposes.
+import type { FileBytes, LazyBytes, ScratchSpace } from './onnx/builder.ts'
+import { roundToHalf, widen16, type StDtype } from './safetensors.ts'
 import { quantizeMatrix, type QuantBits } from './quantize.ts'
 import type { ModelWeights } from './weights.ts'
+
+/** One tensor of a matrix: `rows` rows of the matrix's width, stored as `dtype`. */
+export interface MatrixPart {
+  rows: number
+  dtype: StDtype
+  /** reads the part's raw little-endian bytes into `into` (exactly its size) */
+  readInto: (into: Uint8Array) => void
+  /** where the part lies in the checkpoint, for onnxruntime to map it there (absent: in memory) */
+  place?: () => FileBytes
+}
 
 export interface MatrixSource {
   /** rows (output features) */
   n: number
   /** columns (input features) */
   k: number
-  /** the checkpoint dtype of every part, or null when they differ */
-  dtype: StDtype | null
-  /** the parts, in row order, each read when asked for; their rows add up to n */
-  parts: () => Iterable<{ rows: number, tensor: RawTensor }>
-  /** where the parts lie in the checkpoint, for onnxruntime to read them there (absent: in memory) */
-  places?: () => Array<{ rows: number } & FileBytes>
+  /** the parts in row order; their rows add up to n */
+  parts: () => MatrixPart[]
 }
+
+/** Reusable memory for 16-bit parts on their way to f32: one buffer, grown to the largest part. */
+export class Scratch implements ScratchSpace {
+  private buf = new ArrayBuffer(0)
+
+  bytes (n: number): Uint8Array {
+    if (this.buf.byteLength < n) this.buf = new ArrayBuffer(n)
+    return new Uint8Array(this.buf, 0, n)
+  }
+}
+
+const DTYPE_BYTES: Record<StDtype, number> = { F32: 4, F16: 2, BF16: 2 }
 
 /** The rows of `parts` ([tensor name, rows]) of width k, stacked. Shapes are checked now, data read later. */
 export function tensorRows (w: ModelWeights, parts: Array<[string, number]>, k: number): MatrixSource {
-  const dtypes = new Set(parts.map(([name, rows]) => w.entry(name, [rows, k]).dtype))
+  const entries = parts.map(([name, rows]) => ({ name, rows, dtype: w.entry(name, [rows, k]).dtype }))
   return {
     n: parts.reduce((a, [, rows]) => a + rows, 0),
     k,
-    dtype: dtypes.size === 1 ? [...dtypes][0] : null,
-    * parts () {
-      for (const [name, rows] of parts) yield { rows, tensor: w.raw(name, [rows, k]) }
-    },
-    places: () => parts.map(([name, rows]) => ({ rows, ...w.location(name, [rows, k]) }))
+    parts: () => entries.map(({ name, rows, dtype }) => ({
+      rows,
+      dtype,
+      readInto: (into: Uint8Array) => w.readInto(name, into, [rows, k]),
+      place: () => w.location(name, [rows, k])
+    }))
   }
 }
 
@@ -38,37 +57,39 @@ export function tensorRows (w: ModelWeights, parts: Array<[string, number]>, k: 
 export function arrayMatrix (data: Float32Array, n: number, k: number): MatrixSource {
   if (data.length !== n * k) throw new RangeError(`matrix of ${data.length} values is not ${n} × ${k}`)
   const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
-  return { n, k, dtype: 'F32', * parts () { yield { rows: n, tensor: { dtype: 'F32', shape: [n, k], bytes } } } }
+  return { n, k, parts: () => [{ rows: n, dtype: 'F32', readInto: (into) => into.set(bytes) }] }
 }
 
-/** f32 values of a raw tensor: a view when it already is aligned f32, else a decoded copy. */
-function float32Of (t: RawTensor): Float32Array {
-  if (t.dtype === 'F32' && t.bytes.byteOffset % 4 === 0) return new Float32Array(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength / 4)
-  return toFloat32(t)
+/** Writes one part's values as f32 into `out` (rows·k values): F32 read in place, F16/BF16 widened exactly. */
+function partInto (p: MatrixPart, out: Float32Array, scratch: ScratchSpace): void {
+  if (p.dtype === 'F32') {
+    p.readInto(new Uint8Array(out.buffer, out.byteOffset, out.byteLength))
+    return
+  }
+  const raw = scratch.bytes(out.length * DTYPE_BYTES[p.dtype])
+  p.readInto(raw)
+  widen16(p.dtype, new Uint16Array(raw.buffer, raw.byteOffset, out.length), out)
+}
+
+/**
+ * The matrix as f32 values in `out` (n·k, row-major): each part is read from the checkpoint
+ * straight into its rows — F32 with no copy in between, F16/BF16 through `scratch` and widened
+ * exactly. With `roundToF16`, values are rounded to f16 (ties to even) in place: f16 storage of a
+ * checkpoint that is not F16 (an F16 one is exact already).
+ */
+export function fillFloat32 (m: MatrixSource, out: Float32Array, roundToF16: boolean, scratch: ScratchSpace): void {
+  if (out.length !== m.n * m.k) throw new RangeError(`a ${m.n} × ${m.k} matrix does not fit ${out.length} values`)
+  let row = 0
+  for (const p of m.parts()) {
+    const rows = out.subarray(row * m.k, (row + p.rows) * m.k)
+    partInto(p, rows, scratch)
+    if (roundToF16 && p.dtype !== 'F16') roundToHalf(rows)
+    row += p.rows
+  }
 }
 
 function bytesOf (a: Float32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength)
-}
-
-/** The matrix as little-endian f32 (exact for F32, F16 and BF16 checkpoints). */
-export function asFloat32Bytes (m: MatrixSource): LazyBytes {
-  return {
-    byteLength: m.n * m.k * 4,
-    produce: (sink) => {
-      for (const { tensor } of m.parts()) sink(tensor.dtype === 'F32' ? tensor.bytes : bytesOf(toFloat32(tensor)))
-    }
-  }
-}
-
-/** The matrix as little-endian f16 (F16 checkpoints pass through untouched; others are rounded). */
-export function asFloat16Bytes (m: MatrixSource): LazyBytes {
-  return {
-    byteLength: m.n * m.k * 2,
-    produce: (sink) => {
-      for (const { tensor } of m.parts()) sink(tensor.dtype === 'F16' ? tensor.bytes : toFloat16Bytes(float32Of(tensor)))
-    }
-  }
 }
 
 /**
@@ -81,8 +102,11 @@ export function quantizedMatrix (m: MatrixSource, bits: QuantBits, blockSize: nu
   let pending: Float32Array[] | null = null
   const quantizeParts = (onPacked: (b: Uint8Array) => void): Float32Array[] => {
     const scales: Float32Array[] = []
-    for (const { rows, tensor } of m.parts()) {
-      const q = quantizeMatrix(float32Of(tensor), rows, m.k, bits, blockSize)
+    const scratch = new Scratch()
+    for (const p of m.parts()) {
+      const values = new Float32Array(p.rows * m.k)
+      partInto(p, values, scratch)
+      const q = quantizeMatrix(values, p.rows, m.k, bits, blockSize)
       onPacked(q.packed)
       scales.push(q.scales)
     }

@@ -1,22 +1,28 @@
-// Creates onnxruntime sessions from built graphs.
+// Creates onnxruntime sessions from built graphs, so that a span's weights are in memory once and
+// loading costs little more than reading them:
 //
-// Weights that need no conversion in JS are not copied: the graph points at their place in the
-// checkpoint's safetensors files (external data relative to the model directory, given to
-// onnxruntime as session.model_external_initializers_file_folder_path), so loading reads each byte
-// once, in onnxruntime. Graphs whose JS-produced weights (quantized, rounded) exceed 64 MiB are
-// written as model.onnx + weights.bin into a temporary directory — on a RAM-backed filesystem
-// (/dev/shm) when there is one with room — unlinked right after loading: inline weights would sit
-// in memory three times (JS, protobuf, onnxruntime), and protobuf cannot hold 2 GiB at all.
+// - f32 weights of F32 checkpoints are not copied at all: the graph's initializers point at their
+//   place in the checkpoint's safetensors files (ONNX external data, relative to the model
+//   directory, which onnxruntime is given as session.model_external_initializers_file_folder_path)
+//   and onnxruntime maps them there.
+// - weights that must be converted (F16/BF16 checkpoints widened to f32, f16 rounding) are not in
+//   the graph: they are graph inputs (FedWeight), read at load one tensor at a time straight into
+//   f32 arrays and handed to every run — onnxruntime uses an input's memory as it is, and nothing
+//   constant is left for it to fold (its constant folding copies every folded tensor).
+// - initializers JS produces (quantized weights) over 64 MiB are written as model.onnx +
+//   weights.bin into a temporary directory — on a RAM-backed filesystem (/dev/shm) when there is
+//   one with room — unlinked right after loading: inline weights would sit in memory three times
+//   (JS, protobuf, onnxruntime), and protobuf cannot hold 2 GiB at all.
 //
-// Unquantized (f32 / f16) graphs load WITHOUT pre-packing: onnxruntime then maps external weights
-// instead of copying them, and MatMul multiplies the f32 weights where they are — no second,
-// re-laid-out copy, so memory holds the weights once. Measured: the same output bits, decode speed unchanged, prefill ~5%
-// slower. Quantized graphs keep pre-packing: MatMulNBits' fast int8-activation kernels need it.
+// Unquantized graphs load WITHOUT pre-packing: onnxruntime then multiplies the f32 weights where
+// they are — no second, re-laid-out copy. Quantized graphs keep pre-packing: MatMulNBits' fast
+// int8-activation kernels need it.
 import * as ort from 'onnxruntime-node'
 import { mkdtempSync, rmSync, statfsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import type { GraphBuilder } from './onnx/builder.ts'
+import type { FedWeight, GraphBuilder } from './onnx/builder.ts'
+import { Scratch } from './matrix-source.ts'
 
 /** graphs with more initializer bytes than this load through an external-data directory */
 export const INLINE_LIMIT_BYTES = 64 * 1024 ** 2
@@ -63,28 +69,83 @@ export function scratchDir (bytes: number): string {
   return tmpdir()
 }
 
-export async function createSession (graph: GraphBuilder, opts: RuntimeOptions, load: LoadOptions): Promise<ort.InferenceSession> {
-  const options = sessionOptions(opts, load)
-  // weights that lie in the checkpoint stay there (all in one folder, as checkpoints are):
-  // onnxruntime reads them from that folder; otherwise they are copied like produced ones
-  const folder = graph.fileFolder
-  const toWrite = folder === null ? graph.initializerBytes : graph.producedBytes
-  if (toWrite < INLINE_LIMIT_BYTES) {
-    if (folder === null) return await ort.InferenceSession.create(graph.toBytes(), options)
-    const extra = options.extra as { session: Record<string, string> }
-    extra.session.model_external_initializers_file_folder_path = folder
-    return await ort.InferenceSession.create(graph.toBytes(folder), options)
+/** How long the stages of a session's creation took. */
+export interface LoadTimings {
+  /** writing JS-produced initializers (quantizing included) into the model bytes or a temporary directory */
+  serializeSeconds: number
+  /** onnxruntime creating the session */
+  sessionSeconds: number
+  /** reading (and widening) the fed weights */
+  weightsSeconds: number
+}
+
+/** An onnxruntime session together with the weights it is fed on every run. */
+export class OrtSession {
+  constructor (
+    private readonly session: ort.InferenceSession,
+    private readonly weights: Readonly<Record<string, ort.Tensor>>,
+    readonly timings: LoadTimings
+  ) {}
+
+  async run (feeds: Record<string, ort.Tensor>, fetches?: readonly string[]): Promise<ort.InferenceSession.ReturnType> {
+    const all = { ...this.weights, ...feeds }
+    return fetches === undefined ? await this.session.run(all) : await this.session.run(all, fetches)
   }
-  const dir = mkdtempSync(path.join(scratchDir(toWrite), 'strata-graph-'))
-  try {
-    return await ort.InferenceSession.create(graph.toDirectory(dir), options)
-  } finally {
-    // onnxruntime has read or mapped the weights by now; unlinking keeps mapped pages valid
-    rmSync(dir, { recursive: true, force: true })
+
+  async release (): Promise<void> {
+    await this.session.release()
   }
 }
 
-/** A session from a graph already on disk (a quantized-span cache entry). */
-export async function sessionFromFile (modelPath: string, opts: RuntimeOptions, load: LoadOptions): Promise<ort.InferenceSession> {
-  return await ort.InferenceSession.create(modelPath, sessionOptions(opts, load))
+export async function createSession (graph: GraphBuilder, opts: RuntimeOptions, load: LoadOptions): Promise<OrtSession> {
+  const options = sessionOptions(opts, load)
+  const t0 = performance.now()
+  let session: ort.InferenceSession
+  let t1: number
+  // weights that lie in the checkpoint stay there (all in one folder, as checkpoints are):
+  // onnxruntime maps them from that folder; otherwise they are copied like produced ones
+  const folder = graph.fileFolder
+  const toWrite = folder === null ? graph.initializerBytes : graph.producedBytes
+  if (toWrite < INLINE_LIMIT_BYTES) {
+    if (folder !== null) (options.extra as { session: Record<string, string> }).session.model_external_initializers_file_folder_path = folder
+    const bytes = folder === null ? graph.toBytes() : graph.toBytes(folder)
+    t1 = performance.now()
+    session = await ort.InferenceSession.create(bytes, options)
+  } else {
+    const dir = mkdtempSync(path.join(scratchDir(toWrite), 'strata-graph-'))
+    try {
+      const model = graph.toDirectory(dir)
+      t1 = performance.now()
+      session = await ort.InferenceSession.create(model, options)
+    } finally {
+      // onnxruntime has read or mapped the weights by now; unlinking keeps mapped pages valid
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }
+  return await withWeights(session, graph.fedWeights, { serializeSeconds: (t1 - t0) / 1000, sessionSeconds: (performance.now() - t1) / 1000 })
+}
+
+/** A session from a graph already on disk (a quantized-span cache entry, written in `serializeSeconds`) whose graph feeds `fed`. */
+export async function sessionFromFile (modelPath: string, fed: readonly FedWeight[], opts: RuntimeOptions, load: LoadOptions, serializeSeconds = 0): Promise<OrtSession> {
+  const t = performance.now()
+  const session = await ort.InferenceSession.create(modelPath, sessionOptions(opts, load))
+  return await withWeights(session, fed, { serializeSeconds, sessionSeconds: (performance.now() - t) / 1000 })
+}
+
+/** Reads the fed weights into their arrays (the session is released if that fails). */
+async function withWeights (session: ort.InferenceSession, fed: readonly FedWeight[], timings: Omit<LoadTimings, 'weightsSeconds'>): Promise<OrtSession> {
+  const t = performance.now()
+  const weights: Record<string, ort.Tensor> = {}
+  try {
+    const scratch = new Scratch()
+    for (const w of fed) {
+      const values = new Float32Array(w.dims.reduce((a, b) => a * b, 1))
+      w.fill(values, scratch)
+      weights[w.name] = new ort.Tensor('float32', values, w.dims)
+    }
+  } catch (err) {
+    await session.release()
+    throw err
+  }
+  return new OrtSession(session, weights, { ...timings, weightsSeconds: (performance.now() - t) / 1000 })
 }

@@ -61,14 +61,21 @@ export class SafetensorsFile {
     return { dtype: e.dtype, shape: e.shape, bytes }
   }
 
+  /** Reads a tensor's raw bytes into `into`, which must be exactly its size (no allocation). */
+  readInto (name: string, into: Uint8Array): void {
+    const e = this.entries.get(name)
+    if (e === undefined) throw new SafetensorsError(this.file, `no tensor named ${name}`)
+    if (into.byteLength !== e.byteLength) throw new RangeError(`${name}: a ${into.byteLength}-byte buffer for a ${e.byteLength}-byte tensor`)
+    this.readAt(e.offset, e.byteLength, into)
+  }
+
   close (): void {
     if (this.fd !== null) closeSync(this.fd)
     this.fd = null
   }
 
-  private readAt (offset: number, length: number): Uint8Array {
+  private readAt (offset: number, length: number, out: Uint8Array = new Uint8Array(length)): Uint8Array {
     if (this.fd === null) throw new SafetensorsError(this.file, 'file is closed')
-    const out = new Uint8Array(length)
     let done = 0
     while (done < length) {
       const n = readSync(this.fd, out, done, length - done, offset + done)
@@ -126,15 +133,28 @@ export function toFloat32 (t: RawTensor): Float32Array {
     new Uint8Array(out.buffer).set(t.bytes)
     return out
   }
-  const src = halfWords(t.bytes)
-  const u32 = new Uint32Array(out.buffer)
-  if (t.dtype === 'BF16') {
+  widen16(t.dtype, halfWords(t.bytes), out)
+  return out
+}
+
+/** Writes 16-bit values (F16 or BF16 bit patterns) into `out` as f32, exactly. */
+export function widen16 (dtype: 'F16' | 'BF16', src: Uint16Array, out: Float32Array): void {
+  if (out.length !== src.length) throw new RangeError(`widening ${src.length} values into ${out.length}`)
+  const u32 = new Uint32Array(out.buffer, out.byteOffset, out.length)
+  const n = src.length
+  if (dtype === 'BF16') {
     for (let i = 0; i < n; i++) u32[i] = src[i] << 16
   } else {
     const lut = halfLut()
     for (let i = 0; i < n; i++) u32[i] = lut[src[i]]
   }
-  return out
+}
+
+/** Rounds every value of `data` to the nearest f16 (ties to even), in place: f16 storage, f32 compute. */
+export function roundToHalf (data: Float32Array): void {
+  const lut = halfLut()
+  const u32 = new Uint32Array(data.buffer, data.byteOffset, data.length)
+  for (let i = 0; i < data.length; i++) u32[i] = lut[floatToHalf(data[i])]
 }
 
 /** The 16-bit words of `bytes` (little-endian host; copies only when `bytes` is misaligned). */
@@ -193,11 +213,4 @@ export function floatToHalf (value: number): number {
     if (r === 0x400) { r = 0; e++ ; if (e >= 31) return sign | 0x7c00 }
   }
   return sign | (e << 10) | r
-}
-
-/** Rounds f32 values to f16 bit patterns (little-endian bytes). */
-export function toFloat16Bytes (data: Float32Array): Uint8Array {
-  const out = new Uint16Array(data.length)
-  for (let i = 0; i < data.length; i++) out[i] = floatToHalf(data[i])
-  return new Uint8Array(out.buffer)
 }

@@ -4,7 +4,7 @@ import * as ort from 'onnxruntime-node'
 import { loadModelConfig, type ModelConfig } from './config.ts'
 import { ModelWeights } from './weights.ts'
 import { buildSpanGraph, isQuantized, kvHeadDim, spanIo, type WeightFormat } from './span-graph.ts'
-import { createSession, sessionFromFile, type RuntimeOptions } from './ort-session.ts'
+import { createSession, sessionFromFile, type LoadTimings, type RuntimeOptions, type OrtSession } from './ort-session.ts'
 import { SpanCache, type SpanCacheOutcome } from './span-cache.ts'
 import { EngineInputError } from './errors.ts'
 
@@ -39,7 +39,7 @@ export class SpanEngine {
     readonly start: number,
     readonly end: number,
     readonly weightFormat: WeightFormat,
-    private readonly ort: ort.InferenceSession,
+    private readonly ort: OrtSession,
     /** bytes of weights read from the model files to build this span */
     readonly bytesRead: number,
     /** what the quantized-span cache did for this load (null: not used) */
@@ -61,22 +61,28 @@ export class SpanEngine {
       }
       const cache = new SpanCache(opts.quantCacheDir)
       const id = cache.keyOf({ files: weights.usedFiles, format: weightFormat, start: opts.start, end: opts.end, skeleton: graph.skeleton() })
+      const t = performance.now()
       let { model, outcome } = cache.modelFor(id, graph)
-      let session: ort.InferenceSession
+      let session: OrtSession
       try {
-        session = await sessionFromFile(model, opts, { prepack: true })
+        session = await sessionFromFile(model, graph.fedWeights, opts, { prepack: true }, (performance.now() - t) / 1000)
       } catch (err) {
         // a whole, checksummed entry onnxruntime still refuses: built by an incompatible version
         if (outcome !== 'hit') throw err
         cache.drop(id)
         model = cache.modelFor(id, graph).model
         outcome = 'rebuilt'
-        session = await sessionFromFile(model, opts, { prepack: true })
+        session = await sessionFromFile(model, graph.fedWeights, opts, { prepack: true })
       }
       return new SpanEngine(config, opts.start, opts.end, weightFormat, session, weights.bytesRead, outcome)
     } finally {
       weights.close()
     }
+  }
+
+  /** where this span's load time went */
+  get loadTimings (): LoadTimings {
+    return this.ort.timings
   }
 
   /** KV-cache bytes one position costs in this span. */

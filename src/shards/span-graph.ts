@@ -19,11 +19,11 @@
 // Family variants: Qwen2 adds q/k/v biases; Qwen3 normalizes q and k per head (RMSNorm over D)
 // before rotary; Mistral's sliding window is GQA's `local_window_size`.
 import type { ModelConfig } from './config.ts'
-import { GraphBuilder, DataType } from './onnx/builder.ts'
+import { GraphBuilder, DataType, type FileBytes } from './onnx/builder.ts'
 import { rotaryCaches } from './rope.ts'
 import { tensorNames, type ModelWeights } from './weights.ts'
 import { type QuantBits } from './quantize.ts'
-import { asFloat16Bytes, asFloat32Bytes, quantizedMatrix, tensorRows, type MatrixSource } from './matrix-source.ts'
+import { fillFloat32, quantizedMatrix, tensorRows, type MatrixSource } from './matrix-source.ts'
 
 /** How matrix weights are stored inside the graph. */
 export type WeightFormat = 'f32' | 'f16' | 'int8' | 'int4'
@@ -144,13 +144,17 @@ function addBlock (g: GraphBuilder, cfg: ModelConfig, w: ModelWeights, l: number
 }
 
 /**
- * x @ W^T for W in HF layout (n, k), kept in that layout: FusedMatMul with transB (onnxruntime
- * pre-packs B at load exactly as it would the transposed matrix, so results are the same bits as
- * MatMul over W^T, without a transpose anywhere). Compute is f32 for f32 and f16. Weights that need
- * no conversion in JS (f32 from any checkpoint, f16 from an F16 one) are not copied at all: the
- * graph points at their place in the checkpoint, with Concat / Cast to f32 folded at load; f16
- * storage of other checkpoints is rounded in JS; int8/int4 go through MatMulNBits. The weights
- * are read from the checkpoint only when the graph is written (see MatrixSource).
+ * x @ W^T for W in HF layout (n, k), kept in that layout: FusedMatMul with transB, so nothing is
+ * transposed anywhere. f32 and f16 storage compute in f32, with no copy of the weights in memory
+ * besides the one the kernel reads:
+ * - f32 from an F32 checkpoint: the checkpoint's own bytes, mapped by onnxruntime where they lie
+ *   (external data). A matrix made of several tensors (q, k, v) is one matmul per tensor with the
+ *   outputs side by side (stacking them into one matrix would be a copy; the kernel then sums in
+ *   an order that can differ from the stacked one's in the last bits).
+ * - otherwise (F16/BF16 checkpoints, f16 storage): W is fed to the session as an input (see
+ *   FedWeight), read at load straight into an f32 array, 16-bit values widened exactly, rounded to
+ *   f16 first for f16 storage of a checkpoint that is not F16.
+ * int8/int4 go through MatMulNBits with the quantized weights in the graph.
  */
 export function linear (g: GraphBuilder, name: string, x: string, src: MatrixSource, fmt: WeightFormat): string {
   const { n, k } = src
@@ -166,17 +170,12 @@ export function linear (g: GraphBuilder, name: string, x: string, src: MatrixSou
     return g.op('MatMulNBits', [x, b, s], { domain: 'com.microsoft', attrs: { K: k, N: n, bits, block_size: blockSize, accuracy_level: 4 } })
   }
   const matmul = (weight: string): string => g.op('FusedMatMul', [x, weight], { domain: 'com.microsoft', attrs: { transB: 1 } })
-  const stored = src.dtype === 'F32' ? DataType.FLOAT : src.dtype === 'F16' ? DataType.FLOAT16 : src.dtype === 'BF16' ? DataType.BFLOAT16 : null
-  if (src.places !== undefined && stored !== null && (fmt === 'f32' || stored === DataType.FLOAT16)) {
-    // the checkpoint's own bytes, read by onnxruntime where they lie; parts are stacked and 16-bit
-    // values widened to f32 by Concat / Cast nodes it folds at load (both exact)
-    const parts = src.places().map((p, i) => g.initializer(`${name}.weight.${i}`, stored, [p.rows, k], p))
-    let weight = parts.length === 1 ? parts[0] : g.op('Concat', parts, { attrs: { axis: 0 } })
-    if (stored !== DataType.FLOAT) weight = g.op('Cast', [weight], { attrs: { to: DataType.FLOAT } })
-    return matmul(weight)
+  const parts = src.parts()
+  if (fmt === 'f32' && parts.every((p) => p.dtype === 'F32' && p.place !== undefined)) {
+    const outs = parts.map((p, i) => matmul(g.initializer(`${name}.weight.${i}`, DataType.FLOAT, [p.rows, k], (p.place as () => FileBytes)())))
+    return outs.length === 1 ? outs[0] : g.op('Concat', outs, { attrs: { axis: -1 } })
   }
-  if (fmt === 'f16') return matmul(g.op('Cast', [g.initializer(`${name}.weight`, DataType.FLOAT16, [n, k], asFloat16Bytes(src))], { attrs: { to: DataType.FLOAT } }))
-  return matmul(g.initializer(`${name}.weight`, DataType.FLOAT, [n, k], asFloat32Bytes(src)))
+  return matmul(g.fedWeight(`${name}.weight`, [n, k], (out, scratch) => fillFloat32(src, out, fmt === 'f16', scratch)))
 }
 
 /** RMSNorm over each head of x (1, seq, heads·D) with a (D) weight. */

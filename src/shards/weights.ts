@@ -91,6 +91,12 @@ export class ModelWeights {
     return { file: realpathSync(path.join(this.dir, this.fileFor(name) as string)), offset: e.offset, byteLength: e.byteLength }
   }
 
+  /** Reads a tensor's raw bytes into `into` (exactly its size), checked against `expectedShape`. */
+  readInto (name: string, into: Uint8Array, expectedShape?: number[]): void {
+    this.entry(name, expectedShape)
+    this.open(this.fileFor(name) as string).readInto(name, into)
+  }
+
   raw (name: string, expectedShape?: number[]): RawTensor {
     this.entry(name, expectedShape)
     return this.open(this.fileFor(name) as string).read(name)

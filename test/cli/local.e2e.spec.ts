@@ -96,12 +96,24 @@ describe('strata make-model + generate (local, real processes)', function () {
     assert.deepEqual(done.tokens, new ReferenceLlama(dir).greedy([1, 20, 30, 40], 6))
   })
 
-  it('generate --prompt streams text; int8 quantized runs too', async function () {
+  it('generate --prompt streams text; int8 quantized runs too, through the quantized-span cache', async function () {
     const r = await runCli(['generate', '--model', dir, '--prompt', 'Hello swarm', '--max-new-tokens', '5', '--ignore-eos'])
     assert.equal(r.code, 0, r.stderr)
     assert.match(r.stderr, /\[5 tokens, [\d.]+ tok\/s/)
-    const q = await runCli(['generate', '--model', dir, '--prompt', 'Hello swarm', '--max-new-tokens', '5', '--quantize', 'int8', '--json'])
-    assert.equal(q.code, 0, q.stderr)
+    const cacheDir = tempDir('local-quant-cache-')
+    const int8 = async (): Promise<string> => {
+      const q = await runCli(['generate', '--model', dir, '--prompt', 'Hello swarm', '--max-new-tokens', '5', '--quantize', 'int8', '--json'], 60_000, { ...process.env, STRATA_CACHE_DIR: cacheDir })
+      assert.equal(q.code, 0, q.stderr)
+      return q.stdout
+    }
+    const cold = await int8()
+    const entries = readdirSync(path.join(cacheDir, 'spans'))
+    assert.equal(entries.length, 1, `one quantized span stored, got ${entries.join(', ')}`)
+    const warm = await int8()
+    assert.deepEqual(readdirSync(path.join(cacheDir, 'spans')), entries)
+    const tokens = (out: string): unknown => jsonLines(out).find((e) => e.event === 'done')?.tokens
+    assert.equal((tokens(cold) as number[]).length > 0, true)
+    assert.deepEqual(tokens(warm), tokens(cold))
   })
 
   it('bad conversation flags and files exit non-zero with a clear message', async function () {

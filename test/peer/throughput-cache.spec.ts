@@ -2,7 +2,8 @@ import assert from 'node:assert/strict'
 import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { pino } from 'pino'
-import { computeKey, defaultCacheDir, ThroughputCache } from '../../src/peer/throughput-cache.ts'
+import { computeKey, ThroughputCache } from '../../src/peer/throughput-cache.ts'
+import { defaultCacheDir } from '../../src/shards/cache-dir.ts'
 import { tempDir } from '../helpers/models.ts'
 
 const silent = pino({ level: 'silent' })

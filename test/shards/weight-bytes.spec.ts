@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import { halfToFloat, toFloat32 } from '../../src/shards/safetensors.ts'
+import { floatToHalf, halfToFloat, toFloat32 } from '../../src/shards/safetensors.ts'
+import { fillFloat32, Scratch, type MatrixPart, type MatrixSource } from '../../src/shards/matrix-source.ts'
 import { GraphBuilder, DataType, InitializerSizeError } from '../../src/shards/onnx/builder.ts'
 import { tempDir } from '../helpers/models.ts'
 
@@ -21,6 +22,23 @@ describe('weight bytes on their way into a graph', function () {
     assert.deepEqual(toFloat32({ dtype: 'F16', shape: [65536], bytes: shifted.subarray(1) }), f16)
   })
 
+  it('a matrix of F32, F16 and BF16 parts fills one f32 array in row order, widened exactly or rounded to f16', function () {
+    const k = 3
+    const f32 = Float32Array.from([1.1, -2.2, 3.3e-6, 65519, 1e-8, -0.1])
+    const f16 = Uint16Array.from([0x3c00, 0xc000, 0x0001])
+    const bf16 = Uint16Array.from([0x3f80, 0x4049, 0xc2f7, 0x0080, 0x7f7f, 0x8000])
+    const part = (rows: number, dtype: MatrixPart['dtype'], data: Float32Array | Uint16Array): MatrixPart =>
+      ({ rows, dtype, readInto: (into) => into.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)) })
+    const m: MatrixSource = { n: 5, k, parts: () => [part(2, 'F32', f32), part(1, 'F16', f16), part(2, 'BF16', bf16)] }
+    const widened = [...f32, ...toFloat32({ dtype: 'F16', shape: [3], bytes: new Uint8Array(f16.buffer) }), ...toFloat32({ dtype: 'BF16', shape: [6], bytes: new Uint8Array(bf16.buffer) })]
+    const out = new Float32Array(m.n * k)
+    fillFloat32(m, out, false, new Scratch())
+    assert.deepEqual([...out], widened)
+    fillFloat32(m, out, true, new Scratch())
+    assert.deepEqual([...out], widened.map((v) => Math.fround(halfToFloat(floatToHalf(v)))))
+    assert.throws(() => fillFloat32(m, new Float32Array(14), false, new Scratch()), RangeError)
+  })
+
   it('a lazy initializer that produces the wrong number of bytes is an error, not a corrupt graph', function () {
     for (const produced of [4000, 4100]) {
       const g = new GraphBuilder('t')
@@ -31,7 +49,7 @@ describe('weight bytes on their way into a graph', function () {
   })
 })
 
-describe('checkpoint layouts onnxruntime reads in place', function () {
+describe('checkpoint layouts', function () {
   it('loads a model whose weight file is a symlink into another directory (the Hugging Face cache layout)', async function () {
     const { SpanEngine } = await import('../../src/shards/span-engine.ts')
     const { tinyModel } = await import('../helpers/models.ts')
