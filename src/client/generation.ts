@@ -2,13 +2,15 @@
 // local or remote) → head → sample, one prefill step for the prompt and one step per new token.
 //
 // Speculative decoding (`speculate: k`): after the first token, each step feeds the last token
-// plus up to k drafted tokens (prompt lookup, see draft.ts) and gets logits for all of them in
-// one pass. Tokens are then chosen row by row exactly as plain decoding would choose them — the
-// same sampler call, with the same tokens seen and the same constraint state — and the draft is
-// accepted for as long as it agrees; the first disagreement (or the row after the last draft
-// token) gives one more token, and the KV cache is cut back to the accepted length. Every step
-// therefore yields at least one token, and the tokens equal plain decoding's: greedy output is
-// identical, and so is seeded sampling, since the sampler draws once per emitted token. With a
+// plus up to k drafted tokens (prompt lookup, see draft.ts; the length adapts to how often drafts
+// are right) and gets logits for all of them in one pass. Tokens are then chosen row by row
+// exactly as plain decoding would choose them — the same sampler call, with the same tokens seen
+// and the same constraint state — and the draft is accepted for as long as it agrees; the first
+// disagreement (or the row after the last draft token) gives one more token, and the KV cache is
+// cut back to the accepted length. Every step therefore yields at least one token, and the tokens
+// are plain decoding's: greedy, and seeded sampling too, since the sampler draws once per emitted
+// token. (One caveat: onnxruntime rounds a multi-row step differently from one-row steps, ~1e-6
+// relative, so a near-exact tie between the two best logits could go the other way.) With a
 // deterministic drafter this *is* the standard speculative-sampling rule: a draft token x with
 // draft distribution δ(x) is accepted with probability min(1, p(x)/1) = p(x), and on rejection
 // the token comes from p with x removed — exactly what sampling from p and comparing with x does.
@@ -97,6 +99,9 @@ export async function * generateTokens (head: Head, pipeline: BlockPipeline, pro
   if (!Number.isInteger(speculate) || speculate < 0) throw new GenerationError(`speculate must be a non-negative integer (draft tokens per step), got ${speculate}`)
   const sampler = new Sampler(opts)
   const { constraint } = opts
+  // draft length, adapted as in Hugging Face's assisted generation: +2 after a wholly accepted
+  // draft, −1 after a rejection, within [1, speculate] — text that does not repeat costs little
+  let draftLength = speculate
   const V = cfg.vocabSize
   const seen = [...prompt]
   let input = prompt
@@ -104,7 +109,7 @@ export async function * generateTokens (head: Head, pipeline: BlockPipeline, pro
   for (let index = 0; index < maxNew;) {
     opts.signal?.throwIfAborted()
     // no draft for the prefill, nor beyond the last token wanted
-    const draft = index === 0 ? [] : promptLookupDraft(seen, Math.min(speculate, maxNew - index - 1))
+    const draft = index === 0 ? [] : promptLookupDraft(seen, Math.min(draftLength, maxNew - index - 1))
     const fed = draft.length === 0 ? input : [...input, ...draft]
     const hidden = await pipeline.forward(await head.embed(fed), position, opts.signal)
     position += fed.length
@@ -137,6 +142,7 @@ export async function * generateTokens (head: Head, pipeline: BlockPipeline, pro
       index++
       if (eos || complete) return
       if (stepEnds) {
+        if (draft.length > 0) draftLength = rejected ? Math.max(1, draftLength - 1) : Math.min(speculate, draftLength + 2)
         // positions fed for draft tokens after the one this row checked were computed for nothing
         const keep = position - (draft.length - d)
         if (keep < position && !last) await pipeline.truncate(keep, opts.signal)
