@@ -7,6 +7,8 @@
 // Acceptance is what the model really agreed with (nothing is forced); every speculative run's
 // tokens are checked against the plain run's.
 import { LocalModel } from '../../src/client/local-model.ts'
+import { LocalPipeline } from '../../src/client/local.ts'
+import { WorkerHeadEngine } from '../../src/shards/worker/engine-client.ts'
 import { Swarm } from '../../src/client/swarm.ts'
 import type { GenerationEvent, SpeculationSummary } from '../../src/client/session.ts'
 import { startPeer, stopPeers, type PeerProcess } from '../../src/cli/local-swarm.ts'
@@ -28,7 +30,8 @@ export interface SpeculativeBenchOptions {
 
 interface Run {
   decodeTokensPerSecond: number
-  /** with speculation */
+  /** with speculation: draft tokens proposed in one generation, and the share the model accepted */
+  proposed?: number
   acceptanceRate?: number
   /** generated tokens per forward step after the prefill */
   tokensPerStep?: number
@@ -48,6 +51,20 @@ interface Workload {
   swarmSpeculativeVsLocalPlain: number
 }
 
+/** What verifying more positions in one step costs, locally (blocks + LM head for every row). */
+export interface VerifyCost {
+  /** positions in the step: 1 (plain decoding) to draftTokens + 1 */
+  rows: number[]
+  msPerStep: number[]
+  /** msPerStep / msPerStep of one row */
+  ratio: number[]
+  /**
+   * tokens/s speedup a drafter with per-token acceptance α would give at the full draft length:
+   * (1 − α^(k+1)) / (1 − α) tokens per step (Leviathan et al.) over the measured step cost
+   */
+  projected: Array<{ acceptance: number, tokensPerStep: number, speedup: number }>
+}
+
 export interface SpeculativeBenchResult {
   section: 'speculative'
   shape: BenchShape
@@ -56,6 +73,7 @@ export interface SpeculativeBenchResult {
   decodeTokens: number
   draftTokens: number
   workloads: Workload[]
+  verifyCost: VerifyCost
 }
 
 type Gen = (prompt: number[], speculate: number) => AsyncIterable<GenerationEvent>
@@ -87,11 +105,45 @@ async function measurePair (gen: Gen, prompt: number[], o: SpeculativeBenchOptio
     plain: { decodeTokensPerSecond: round(median(plain.map((r) => r.tokensPerSecond)), 2), tokensPerStep: 1 },
     speculative: {
       decodeTokensPerSecond: round(median(spec.map((r) => r.tokensPerSecond)), 2),
+      proposed: s.proposed,
       acceptanceRate: round(s.acceptanceRate, 3),
       // every step after the prefill gives one token of its own plus the drafts it accepted
       tokensPerStep: round((spec[0].tokens.length - 1) / (spec[0].tokens.length - 1 - s.accepted), 2),
       identicalToPlain: same
     }
+  }
+}
+
+/** Times steps of 1 … k + 1 positions at the end of `prompt` (each cut back again), head included. */
+async function measureVerifyCost (dir: string, layers: number, prompt: number[], o: SpeculativeBenchOptions): Promise<VerifyCost> {
+  const head = await WorkerHeadEngine.load(dir, { threads: o.threads })
+  const pipeline = await LocalPipeline.load(dir, layers, { threads: o.threads, maxLength: prompt.length + o.draftTokens + 1 })
+  try {
+    const P = prompt.length
+    await pipeline.forward(await head.embed(prompt), 0)
+    const rows = Array.from({ length: o.draftTokens + 1 }, (_, i) => i + 1)
+    const msPerStep: number[] = []
+    for (const n of rows) {
+      const input = await head.embed(prompt.slice(0, n))
+      const times: number[] = []
+      for (let i = 0; i < o.repeats + 1; i++) {
+        const t0 = performance.now()
+        await head.logits(await pipeline.forward(input, P), n > 1)
+        if (i > 0) times.push(performance.now() - t0) // the first is a warm-up
+        await pipeline.truncate(P)
+      }
+      msPerStep.push(round(median(times), 2))
+    }
+    const ratio = msPerStep.map((ms) => round(ms / msPerStep[0], 3))
+    const k = o.draftTokens
+    const projected = [0.3, 0.5, 0.7, 0.9].map((a) => {
+      const tokensPerStep = (1 - a ** (k + 1)) / (1 - a)
+      return { acceptance: a, tokensPerStep: round(tokensPerStep, 2), speedup: round(tokensPerStep / ratio[k], 2) }
+    })
+    return { rows, msPerStep, ratio, projected }
+  } finally {
+    await pipeline.close()
+    await head.dispose()
   }
 }
 
@@ -118,6 +170,9 @@ export async function benchSpeculative (o: SpeculativeBenchOptions): Promise<Spe
   } finally {
     await local.close()
   }
+
+  log('speculative: cost of verifying 1 … k + 1 positions in one step')
+  const verifyCost = await measureVerifyCost(dir, shape.layers, prompts.random, o)
 
   const cut = (i: number): number => Math.round((i * shape.layers) / o.peers)
   const spans = Array.from({ length: o.peers }, (_, i) => ({ start: cut(i), end: cut(i + 1) }))
@@ -155,17 +210,19 @@ export async function benchSpeculative (o: SpeculativeBenchOptions): Promise<Spe
       swarmSpeculativeVsLocalPlain: round(s.speculative.decodeTokensPerSecond / l.plain.decodeTokensPerSecond, 3)
     }
   })
-  return { section: 'speculative', shape, peers: spans, threads: o.threads, decodeTokens: o.decodeTokens, draftTokens: o.draftTokens, workloads }
+  return { section: 'speculative', shape, peers: spans, threads: o.threads, decodeTokens: o.decodeTokens, draftTokens: o.draftTokens, workloads, verifyCost }
 }
 
 export function renderSpeculative (r: SpeculativeBenchResult): string {
   const rows = r.workloads.flatMap((w) => [
     [w.name, 'local, plain', String(w.local.plain.decodeTokensPerSecond), '', '', ''],
-    [w.name, `local, speculate ${r.draftTokens}`, String(w.local.speculative.decodeTokensPerSecond), String(w.local.speculative.acceptanceRate), String(w.local.speculative.tokensPerStep), `${w.localSpeedup}×`],
+    [w.name, `local, speculate ${r.draftTokens}`, String(w.local.speculative.decodeTokensPerSecond), `${w.local.speculative.acceptanceRate} of ${w.local.speculative.proposed}`, String(w.local.speculative.tokensPerStep), `${w.localSpeedup}×`],
     [w.name, `swarm ${r.peers.length} peers, plain`, String(w.swarm.plain.decodeTokensPerSecond), '', '', ''],
-    [w.name, `swarm ${r.peers.length} peers, speculate ${r.draftTokens}`, String(w.swarm.speculative.decodeTokensPerSecond), String(w.swarm.speculative.acceptanceRate), String(w.swarm.speculative.tokensPerStep), `${w.swarmSpeedup}× (${w.swarmSpeculativeVsLocalPlain}× local plain)`]
+    [w.name, `swarm ${r.peers.length} peers, speculate ${r.draftTokens}`, String(w.swarm.speculative.decodeTokensPerSecond), `${w.swarm.speculative.acceptanceRate} of ${w.swarm.speculative.proposed}`, String(w.swarm.speculative.tokensPerStep), `${w.swarmSpeedup}× (${w.swarmSpeculativeVsLocalPlain}× local plain)`]
   ])
   const same = r.workloads.every((w) => w.local.speculative.identicalToPlain === true && w.swarm.speculative.identicalToPlain === true)
-  return renderTable(['prompt', 'run', 'decode tok/s', 'acceptance', 'tokens/step', 'vs plain'], rows, [false, false, true, true, true, true]) +
-    `\n\nspeculative tokens identical to plain decoding: ${same ? 'yes' : 'NO'}`
+  return renderTable(['prompt', 'run', 'decode tok/s', 'acceptance of drafted', 'tokens/step', 'vs plain'], rows, [false, false, true, true, true, true]) +
+    `\n\nspeculative tokens identical to plain decoding: ${same ? 'yes' : 'NO'}\n\n` +
+    `one local step of n positions (blocks + LM head), ms: ${r.verifyCost.rows.map((n, i) => `${n}: ${r.verifyCost.msPerStep[i]} (${r.verifyCost.ratio[i]}×)`).join(', ')}\n` +
+    `projected speedup at ${r.draftTokens} draft tokens for acceptance α: ${r.verifyCost.projected.map((p) => `α=${p.acceptance}: ${p.speedup}×`).join(', ')}`
 }
