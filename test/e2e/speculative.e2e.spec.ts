@@ -64,6 +64,17 @@ describe('speculative decoding through the swarm (real peer processes)', functio
       assert.ok(s.verifySteps < N - 1)
     })
 
+    it('with --verify: the local recomputation is cut back alike, and every hop step checks out', async function () {
+      const r = await runCli(['generate', '--model', dir, '--prompt-ids', prompt.join(','), '--max-new-tokens', '24', '--ignore-eos', '--speculate', String(K), '--verify', '--json', '--bootstrap', swarm.bootstrap])
+      assert.equal(r.code, 0, r.stderr)
+      const done = jsonLines(r.stdout).pop()!
+      assert.deepEqual(done.tokens, expected.slice(0, 24))
+      assert.deepEqual(done.rejectedPeers, [])
+      assert.ok(done.speculation.accepted > 0 && done.speculation.accepted < done.speculation.proposed, JSON.stringify(done.speculation))
+      // one verified step per hop per forward pass: the prefill plus one per step after it
+      assert.equal(done.verifiedSteps, 2 * (1 + 23 - done.speculation.accepted))
+    })
+
     it('a truncate really cuts the peer\'s KV cache: later steps see only the kept positions', async function () {
       node = await createSwarmNode({ bootstrap: [swarm.bootstrap], dhtMode: 'client', relay: 'off' })
       const peer = swarm.peers[0]
