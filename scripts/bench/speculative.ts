@@ -114,6 +114,8 @@ async function measurePair (gen: Gen, prompt: number[], o: SpeculativeBenchOptio
   }
 }
 
+const round2 = (x: number): number => round(x, 2)
+
 /** Times steps of 1 … k + 1 positions at the end of `prompt` (each cut back again), head included. */
 async function measureVerifyCost (dir: string, layers: number, prompt: number[], o: SpeculativeBenchOptions): Promise<VerifyCost> {
   const head = await WorkerHeadEngine.load(dir, { threads: o.threads })
@@ -122,18 +124,19 @@ async function measureVerifyCost (dir: string, layers: number, prompt: number[],
     const P = prompt.length
     await pipeline.forward(await head.embed(prompt), 0)
     const rows = Array.from({ length: o.draftTokens + 1 }, (_, i) => i + 1)
-    const msPerStep: number[] = []
-    for (const n of rows) {
-      const input = await head.embed(prompt.slice(0, n))
-      const times: number[] = []
-      for (let i = 0; i < o.repeats + 1; i++) {
+    const inputs = await Promise.all(rows.map(async (n) => await head.embed(prompt.slice(0, n))))
+    // row counts interleaved round by round, so that load drifting over the measurement hits all alike
+    const times: number[][] = rows.map(() => [])
+    const rounds = Math.max(5, 2 * o.repeats)
+    for (let round = 0; round <= rounds; round++) {
+      for (const [i, n] of rows.entries()) {
         const t0 = performance.now()
-        await head.logits(await pipeline.forward(input, P), n > 1)
-        if (i > 0) times.push(performance.now() - t0) // the first is a warm-up
+        await head.logits(await pipeline.forward(inputs[i], P), n > 1)
+        if (round > 0) times[i].push(performance.now() - t0) // round 0 warms up
         await pipeline.truncate(P)
       }
-      msPerStep.push(round(median(times), 2))
     }
+    const msPerStep = times.map((t) => round2(median(t)))
     const ratio = msPerStep.map((ms) => round(ms / msPerStep[0], 3))
     const k = o.draftTokens
     const projected = [0.3, 0.5, 0.7, 0.9].map((a) => {
