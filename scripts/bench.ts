@@ -18,6 +18,7 @@ import { benchLoad, renderLoad } from './bench/load.ts'
 import { benchLlamaCpp, renderLlamaCpp } from './bench/llamacpp.ts'
 import { benchWan, renderWan } from './bench/wan.ts'
 import { benchHop, renderHop } from './bench/hop.ts'
+import { benchSpeculative, renderSpeculative } from './bench/speculative.ts'
 import { DEMO_SHAPE } from '../src/cli/demo.ts'
 import { makeModel } from '../src/shards/make-model.ts'
 import { log } from './bench/util.ts'
@@ -28,7 +29,8 @@ const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'int8', 'int4']
 const USAGE = `usage: npm run bench -- [options]
 
   --only <sections>     comma-separated sections to run (default: all): local, load, swarm, eval, recovery,
-                        llamacpp (installs node-llama-cpp's CPU binary into .cache/llama-cpp on first use), wan, hop
+                        llamacpp (installs node-llama-cpp's CPU binary into .cache/llama-cpp on first use), wan, hop,
+                        speculative
   --quick               small model shape (hidden 512, 4 layers, vocab 4096): a smoke test in seconds
   --out <dir>           where <section>.json goes (<section>-quick.json with --quick;
                         default: bench-results)
@@ -40,6 +42,7 @@ const USAGE = `usage: npm run bench -- [options]
   --decode-tokens <n>   greedy decode steps after the prompt (default: 64)
   --repeats <n>         measured generations per format after one warm-up (default: 3)
   --load-breakdown      also time span loading stage by stage (build / serialise / session / fed weights)
+  --speculate <k>       speculative section: draft tokens per step (default: 4)
   --idle-wait <s>       before each measured generation, wait up to s seconds for other
                         processes to stop using the CPU (default: 30; 0 = don't wait)
   -h, --help            this text
@@ -67,6 +70,7 @@ function parse (argv: string[]) {
       repeats: { type: 'string', default: '3' },
       'load-breakdown': { type: 'boolean', default: false },
       'idle-wait': { type: 'string', default: '30' },
+      speculate: { type: 'string', default: '4' },
       help: { type: 'boolean', short: 'h', default: false }
     }
   })
@@ -92,7 +96,8 @@ function parse (argv: string[]) {
     decodeTokens: int('decode-tokens', values['decode-tokens'], 1),
     repeats: int('repeats', values.repeats, 1),
     loadBreakdown: values['load-breakdown'],
-    idleWaitSeconds: int('idle-wait', values['idle-wait'], 0)
+    idleWaitSeconds: int('idle-wait', values['idle-wait'], 0),
+    speculate: int('speculate', values.speculate, 1)
   }
 }
 
@@ -153,6 +158,13 @@ const SECTIONS: Record<string, Section> = {
     async run ({ machine, args }) {
       const r = await benchEval({ quick: args.quick, cacheDir: args.cache, peers: 2, threads: args.threads })
       return { json: { date: new Date().toISOString(), machine, ...r }, text: renderEval(r) }
+    }
+  },
+  speculative: {
+    // prompt-lookup speculative decoding vs plain, locally and through 2 peer processes, on a repetitive and a random prompt
+    async run ({ machine, args }) {
+      const r = await benchSpeculative({ quick: args.quick, cacheDir: args.cache, peers: 2, threads: args.threads, promptTokens: args.promptTokens, decodeTokens: args.decodeTokens, repeats: args.repeats, draftTokens: args.speculate })
+      return { json: { date: new Date().toISOString(), machine, ...r }, text: renderSpeculative(r) }
     }
   },
   recovery: {

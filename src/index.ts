@@ -3,7 +3,7 @@ import './polyfill.ts'
 
 export { Swarm, type SwarmOptions, type SwarmGenerateOptions } from './client/swarm.ts'
 export { LocalModel, type LocalModelOptions } from './client/local-model.ts'
-export type { GenerationEvent, TokenOutput, DoneOutput, Prompt } from './client/session.ts'
+export type { GenerationEvent, TokenOutput, DoneOutput, Prompt, SpeculationSummary } from './client/session.ts'
 export { GenerationError, type GenerateOptions, type RouteHop } from './client/generation.ts'
 export { SamplingError, type SamplingOptions } from './client/sampling.ts'
 export { NoRouteError, PeerFailure, RerouteExhaustedError, type RerouteEvent } from './routing/index.ts'

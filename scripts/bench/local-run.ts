@@ -131,6 +131,10 @@ class BenchPipeline implements BlockPipeline {
     return out
   }
 
+  async truncate (length: number): Promise<void> {
+    await this.engine.truncate(this.sessionId, length)
+  }
+
   route (): RouteHop[] {
     return [{ peer: 'local', start: this.engine.start, end: this.engine.end }]
   }

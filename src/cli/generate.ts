@@ -23,6 +23,7 @@ export function registerGenerate (program: Command): void {
     .option('--repetition-penalty <r>', 'penalise tokens already seen (1 = off)', num(0), 1)
     .option('--seed <n>', 'sampling seed', int(0, 2 ** 32 - 1))
     .option('--ignore-eos', 'keep generating past the end-of-sequence token')
+    .option('--speculate <k>', 'speculative decoding: draft up to k tokens per step by prompt lookup and verify them in one pass (same tokens, fewer steps on repetitive text; 0 = off)', int(0, 64), 0)
     .option('--bootstrap <multiaddr>', 'bootstrap peer of the swarm (repeatable)', collect, [])
     .option('--no-hole-punch', 'stay on relayed connections to peers behind NAT (no DCUtR upgrade to direct ones)')
     .option('--verify', 'check every peer\'s output against local recomputation (needs the block weights) and route around peers that differ')
@@ -50,7 +51,8 @@ export function registerGenerate (program: Command): void {
         topP: o.topP,
         repetitionPenalty: o.repetitionPenalty,
         seed: o.seed,
-        ignoreEos: o.ignoreEos === true
+        ignoreEos: o.ignoreEos === true,
+        speculate: o.speculate
       }
       const controller = new AbortController()
       process.once('SIGINT', () => { controller.abort(new Error('interrupted')) })
@@ -86,7 +88,8 @@ export async function printEvents (events: AsyncIterable<GenerationEvent>, json:
       process.stdout.write('\n')
       const verified = e.verifiedSteps === undefined ? '' : `, ${e.verifiedSteps} hop steps verified`
       const rejected = e.rejectedPeers === undefined || e.rejectedPeers.length === 0 ? '' : `, wrong outputs from ${e.rejectedPeers.map((p) => p.slice(-8)).join(', ')}`
-      process.stderr.write(`[${e.tokens.length} tokens, ${e.tokensPerSecond.toFixed(1)} tok/s, first token ${e.timeToFirstTokenMs.toFixed(0)} ms${e.reroutes > 0 ? `, ${e.reroutes} re-routes` : ''}${verified}${rejected}]\n`)
+      const spec = e.speculation === undefined ? '' : `, ${e.speculation.accepted}/${e.speculation.proposed} drafted tokens accepted`
+      process.stderr.write(`[${e.tokens.length} tokens, ${e.tokensPerSecond.toFixed(1)} tok/s, first token ${e.timeToFirstTokenMs.toFixed(0)} ms${e.reroutes > 0 ? `, ${e.reroutes} re-routes` : ''}${spec}${verified}${rejected}]\n`)
     }
   }
 }

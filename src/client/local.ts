@@ -47,6 +47,10 @@ export class LocalPipeline implements BlockPipeline {
     return h
   }
 
+  async truncate (length: number): Promise<void> {
+    for (const e of this.engines) await e.truncate(this.sessionId, length)
+  }
+
   route (): RouteHop[] {
     return this.engines.map((e) => ({ peer: 'local', start: e.start, end: e.end }))
   }

@@ -36,6 +36,21 @@ export interface DoneOutput {
   rejectedPeers?: string[]
   /** swarm only: how the client reached each peer of the last route at the end */
   paths?: Array<{ peer: string, path: 'direct' | 'relayed' }>
+  /** with the `speculate` option */
+  speculation?: SpeculationSummary
+}
+/** How speculative decoding went over one generation. */
+export interface SpeculationSummary {
+  /** draft tokens per step at most (the `speculate` option) */
+  draftTokens: number
+  /** steps after the prefill that verified a draft */
+  verifySteps: number
+  /** draft tokens fed for verification */
+  proposed: number
+  /** draft tokens the model agreed with */
+  accepted: number
+  /** accepted / proposed (0 when nothing was proposed) */
+  acceptanceRate: number
 }
 export interface RerouteSummary { failedPeer: string, reason: string, start: number, end: number, recoveryMs: number, replacement: RouteHop[] }
 export type GenerationEvent = TokenOutput | DoneOutput
@@ -55,7 +70,13 @@ export async function * runGeneration (head: Head, pipeline: BlockPipeline, toke
   let firstTokenMs = 0
   const isStop = (token: number): boolean => opts.ignoreEos !== true && head.config.eosTokenIds.includes(token)
   let stopped = false
-  for await (const { last, ...e } of generateTokens(head, pipeline, ids, opts)) {
+  const spec = { verifySteps: 0, proposed: 0, accepted: 0 }
+  for await (const { last, draft, ...e } of generateTokens(head, pipeline, ids, opts)) {
+    if (draft !== undefined) {
+      spec.verifySteps++
+      spec.proposed += draft.proposed
+      spec.accepted += draft.accepted
+    }
     if (tokens.length === 0) firstTokenMs = performance.now() - t0
     tokens.push(e.token)
     stopped = last && isStop(e.token)
@@ -74,6 +95,7 @@ export async function * runGeneration (head: Head, pipeline: BlockPipeline, toke
     tokensPerSecond: seconds > 0 ? tokens.length / seconds : 0,
     promptTokens: ids.length,
     finishReason: stopped || opts.constraint?.complete === true ? 'stop' : 'length',
-    timeToFirstTokenMs: firstTokenMs
+    timeToFirstTokenMs: firstTokenMs,
+    ...((opts.speculate ?? 0) > 0 ? { speculation: { draftTokens: opts.speculate ?? 0, ...spec, acceptanceRate: spec.proposed > 0 ? spec.accepted / spec.proposed : 0 } } : {})
   }
 }

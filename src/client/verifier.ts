@@ -36,6 +36,10 @@ export class LocalVerifier implements HopVerifier {
     return sameBits(await engine.step(hopKey, input, position), output)
   }
 
+  async truncate (hopKey: string, length: number): Promise<void> {
+    await this.sessions.get(hopKey)?.truncate(hopKey, length)
+  }
+
   async release (hopKey: string): Promise<void> {
     const engine = this.sessions.get(hopKey)
     if (engine === undefined) return

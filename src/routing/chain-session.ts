@@ -8,6 +8,12 @@
 // bit-identical, and generation continues. Replaying the same step shapes is what keeps the
 // tokens exactly equal to an uninterrupted run.
 //
+// Speculative decoding truncates the chain back to the accepted length after a verification
+// step. Each hop's history keeps the truncation as an operation of its own: steps wholly past
+// the cut are dropped, a step straddling it is kept as sent and followed by the truncation, so a
+// replay performs the same operations in the same shapes and the newcomer's KV cache holds
+// exactly the accepted positions, bit for bit.
+//
 // With a verifier, every hop step (replays included) is checked against a recomputation the
 // client trusts; a peer whose output differs is excluded for the rest of the session and routed
 // around like any other failure (reason 'bad_output').
@@ -61,6 +67,8 @@ export interface VerifiedHop { peerId: string, start: number, end: number }
 export interface HopVerifier {
   /** true if `output` is what blocks [hop.start, hop.end) compute for `input` at `position` */
   check (hop: VerifiedHop, hopKey: string, input: Float32Array, position: number, output: Float32Array): Promise<boolean>
+  /** the hop session was cut back to its first `length` positions */
+  truncate (hopKey: string, length: number): Promise<void>
   /** the hop session is over: drop what is kept for it; never throws */
   release (hopKey: string): Promise<void>
 }
@@ -89,13 +97,16 @@ export class RerouteExhaustedError extends Error {
   }
 }
 
+/** What a hop was sent: a step of hidden (1, n, H) at `position`, or a truncation to `length` positions. */
+type HopOp = { kind: 'step', position: number, hidden: Float32Array } | { kind: 'truncate', length: number }
+
 interface Hop {
   plan: PlannedHop
   /** the session id on the peer, also the verifier's key */
   key: string
   session: RemoteSpanSession
-  /** inputs sent to this hop, in order: (position, hidden (1, n, H)) */
-  history: Array<{ position: number, hidden: Float32Array }>
+  /** what was sent to this hop, in order (steps past a later truncation left out) */
+  history: HopOp[]
 }
 
 export class ChainSession {
@@ -166,12 +177,29 @@ export class ChainSession {
       } catch (err) {
         if (!(err instanceof PeerFailure)) throw err
         if (++recoveries > this.o.maxRecoveries) throw new RerouteExhaustedError(`gave up after ${this.o.maxRecoveries} recoveries in one step; last: ${err.message}`, err)
-        const r = await this.recover(i, err, { position, hidden: h }, signal)
+        const r = await this.recover(i, err, { kind: 'step', position, hidden: h }, signal)
         i = r.next
         h = r.output
       }
     }
     return h
+  }
+
+  /** Cuts every hop back to its first `length` positions (rollback of rejected speculative tokens). */
+  async truncate (length: number, signal?: AbortSignal): Promise<void> {
+    if (this.closed) throw new Error('the chain session is closed')
+    let recoveries = 0
+    for (let i = 0; i < this.hops.length;) {
+      try {
+        await this.truncateHop(this.hops[i], length, signal)
+        i++
+      } catch (err) {
+        if (!(err instanceof PeerFailure)) throw err
+        if (++recoveries > this.o.maxRecoveries) throw new RerouteExhaustedError(`gave up after ${this.o.maxRecoveries} recoveries in one truncation; last: ${err.message}`, err)
+        // the replacement replays the history, this truncation included
+        i = (await this.recover(i, err, { kind: 'truncate', length }, signal)).next
+      }
+    }
   }
 
   async close (): Promise<void> {
@@ -192,8 +220,22 @@ export class ChainSession {
       }
       this.verified++
     }
-    hop.history.push({ position, hidden: input })
+    hop.history.push({ kind: 'step', position, hidden: input })
     return output
+  }
+
+  /** Truncates one hop, and its verifier's copy; the history then replays to the same state. */
+  private async truncateHop (hop: Hop, length: number, signal?: AbortSignal): Promise<void> {
+    await hop.session.truncate(length, this.o.stepTimeoutMs, signal)
+    await this.o.verifier?.truncate(hop.key, length)
+    hop.history = cutHistory(hop.history, length, this.o.hiddenSize)
+  }
+
+  /** Sends one recorded operation to a fresh hop (a replay). */
+  private async replayOp (hop: Hop, op: HopOp, input: Float32Array, signal?: AbortSignal): Promise<Float32Array> {
+    if (op.kind === 'step') return await this.stepHop(hop, input, op.position, signal)
+    await this.truncateHop(hop, op.length, signal)
+    return input
   }
 
   /** Ends hop sessions, politely or at once, and what the verifier keeps for them. */
@@ -241,10 +283,10 @@ export class ChainSession {
 
   /**
    * Replaces the failed hop i (and, when needed, its neighbours) and replays history through
-   * the replacement. `current` is the input hop i was given for the step in progress.
-   * Returns the index of the hop to continue with and the hidden states entering it.
+   * the replacement. `current` is what hop i was given in the operation in progress.
+   * Returns the index of the hop to continue with and, after a step, the hidden states entering it.
    */
-  private async recover (i: number, failure: PeerFailure, current: { position: number, hidden: Float32Array }, signal?: AbortSignal): Promise<{ next: number, output: Float32Array }> {
+  private async recover (i: number, failure: PeerFailure, current: HopOp, signal?: AbortSignal): Promise<{ next: number, output: Float32Array }> {
     const t0 = performance.now()
     const banMs = this.bans.ban(failure.peerId, failure.reason)
     this.o.log.warn({ peer: failure.peerId, reason: failure.reason, banMs, span: [this.hops[i].plan.start, this.hops[i].plan.end] }, `re-routing: ${failure.message}`)
@@ -270,9 +312,9 @@ export class ChainSession {
         try {
           fresh = await this.openHops(plan, signal)
           let out: Float32Array = new Float32Array(0)
-          for (const step of inputs) {
-            let x = step.hidden
-            for (const hop of fresh) x = await this.stepHop(hop, x, step.position, signal)
+          for (const op of inputs) {
+            let x = op.kind === 'step' ? op.hidden : out
+            for (const hop of fresh) x = await this.replayOp(hop, op, x, signal)
             out = x
           }
           await this.dropHops(this.hops.slice(j, k + 1).filter((h) => h !== failed), true)
@@ -311,4 +353,26 @@ export class ChainSession {
     }
     return out
   }
+}
+
+/**
+ * `history` followed by a truncation to `length`: steps wholly past it go (replaying them and
+ * cutting them off again would change nothing); if one is left straddling it, the truncation is
+ * recorded after it.
+ */
+function cutHistory (history: HopOp[], length: number, hiddenSize: number): HopOp[] {
+  const out: HopOp[] = []
+  let held = 0
+  for (const op of history) {
+    if (op.kind === 'step') {
+      if (op.position >= length) continue
+      out.push(op)
+      held = op.position + op.hidden.length / hiddenSize
+    } else {
+      out.push(op)
+      held = Math.min(held, op.length)
+    }
+  }
+  if (held > length) out.push({ kind: 'truncate', length })
+  return out
 }

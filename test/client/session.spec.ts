@@ -20,7 +20,7 @@ function scripted (dir: string, script: number[]): { head: Head, pipeline: Block
       return logits
     }
   }
-  const pipeline: BlockPipeline = { forward: async (h) => h, route: () => [], reroutes: 0, close: async () => {} }
+  const pipeline: BlockPipeline = { forward: async (h) => h, truncate: async () => {}, route: () => [], reroutes: 0, close: async () => {} }
   return { head, pipeline }
 }
 

@@ -1,0 +1,231 @@
+// Section "speculative": prompt-lookup speculative decoding against plain decoding, locally and
+// through a loopback swarm of peer processes, measured in the same run. Two workloads:
+//   repetitive — a "code block" given twice (as when asking for it to be repeated or edited); the
+//                tokens that follow are whatever the model's greedy decoding makes of it
+//   random     — the random prompt the other sections use: drafts are rarely right, which shows
+//                what speculation costs when it does not pay
+// Acceptance is what the model really agreed with (nothing is forced); every speculative run's
+// tokens are checked against the plain run's.
+import { LocalModel } from '../../src/client/local-model.ts'
+import { LocalPipeline } from '../../src/client/local.ts'
+import { WorkerHeadEngine } from '../../src/shards/worker/engine-client.ts'
+import { Swarm } from '../../src/client/swarm.ts'
+import type { GenerationEvent, SpeculationSummary } from '../../src/client/session.ts'
+import { startPeer, stopPeers, type PeerProcess } from '../../src/cli/local-swarm.ts'
+import { ensureBenchModel, QUICK_SHAPE, TINYLLAMA_SHAPE, type BenchShape } from './model-cache.ts'
+import { renderTable } from './report.ts'
+import { log, median, round, randomTokens } from './util.ts'
+
+export interface SpeculativeBenchOptions {
+  quick: boolean
+  cacheDir: string
+  peers: number
+  threads: number
+  promptTokens: number
+  decodeTokens: number
+  repeats: number
+  /** draft tokens per step */
+  draftTokens: number
+}
+
+interface Run {
+  decodeTokensPerSecond: number
+  /** with speculation: draft tokens proposed in one generation, and the share the model accepted */
+  proposed?: number
+  acceptanceRate?: number
+  /** generated tokens per forward step after the prefill */
+  tokensPerStep?: number
+  /** with speculation: the same tokens as the plain run */
+  identicalToPlain?: boolean
+}
+
+interface Workload {
+  name: 'repetitive' | 'random'
+  promptTokens: number
+  local: { plain: Run, speculative: Run }
+  swarm: { plain: Run, speculative: Run }
+  /** speculative / plain decode speed, each over the same pipeline */
+  localSpeedup: number
+  swarmSpeedup: number
+  /** speculative swarm / plain local */
+  swarmSpeculativeVsLocalPlain: number
+}
+
+/** What verifying more positions in one step costs, locally (blocks + LM head for every row). */
+export interface VerifyCost {
+  /** positions in the step: 1 (plain decoding) to draftTokens + 1 */
+  rows: number[]
+  msPerStep: number[]
+  /** msPerStep / msPerStep of one row */
+  ratio: number[]
+  /**
+   * tokens/s speedup a drafter with per-token acceptance α would give at the full draft length:
+   * (1 − α^(k+1)) / (1 − α) tokens per step (Leviathan et al.) over the measured step cost
+   */
+  projected: Array<{ acceptance: number, tokensPerStep: number, speedup: number }>
+}
+
+export interface SpeculativeBenchResult {
+  section: 'speculative'
+  shape: BenchShape
+  peers: Array<{ start: number, end: number }>
+  threads: number
+  decodeTokens: number
+  draftTokens: number
+  workloads: Workload[]
+  verifyCost: VerifyCost
+}
+
+type Gen = (prompt: number[], speculate: number) => AsyncIterable<GenerationEvent>
+
+/** Decode speed (tokens after the first, whose time includes the prefill), tokens, speculation. */
+interface Timed { tokensPerSecond: number, tokens: number[], speculation?: SpeculationSummary }
+
+async function timeDecode (gen: Gen, prompt: number[], speculate: number): Promise<Timed> {
+  let t1 = 0
+  for await (const e of gen(prompt, speculate)) {
+    if (e.event === 'token' && e.index === 0) t1 = performance.now()
+    if (e.event === 'done') return { tokensPerSecond: (e.tokens.length - 1) / ((performance.now() - t1) / 1000), tokens: e.tokens, speculation: e.speculation }
+  }
+  throw new Error('generation ended without a done event')
+}
+
+/** Plain and speculative runs interleaved (so load drifts hit both alike); medians of `repeats`. */
+async function measurePair (gen: Gen, prompt: number[], o: SpeculativeBenchOptions): Promise<{ plain: Run, speculative: Run }> {
+  await timeDecode(gen, prompt.slice(0, 8), o.draftTokens) // warm-up
+  const plain: Timed[] = []
+  const spec: Timed[] = []
+  for (let i = 0; i < o.repeats; i++) {
+    plain.push(await timeDecode(gen, prompt, 0))
+    spec.push(await timeDecode(gen, prompt, o.draftTokens))
+  }
+  const s = spec[0].speculation!
+  const same = spec.every((r) => r.tokens.length === plain[0].tokens.length && r.tokens.every((t, i) => t === plain[0].tokens[i]))
+  return {
+    plain: { decodeTokensPerSecond: round(median(plain.map((r) => r.tokensPerSecond)), 2), tokensPerStep: 1 },
+    speculative: {
+      decodeTokensPerSecond: round(median(spec.map((r) => r.tokensPerSecond)), 2),
+      proposed: s.proposed,
+      acceptanceRate: round(s.acceptanceRate, 3),
+      // every step after the prefill gives one token of its own plus the drafts it accepted
+      tokensPerStep: round((spec[0].tokens.length - 1) / (spec[0].tokens.length - 1 - s.accepted), 2),
+      identicalToPlain: same
+    }
+  }
+}
+
+const round2 = (x: number): number => round(x, 2)
+
+/** Times steps of 1 … k + 1 positions at the end of `prompt` (each cut back again), head included. */
+async function measureVerifyCost (dir: string, layers: number, prompt: number[], o: SpeculativeBenchOptions): Promise<VerifyCost> {
+  const head = await WorkerHeadEngine.load(dir, { threads: o.threads })
+  const pipeline = await LocalPipeline.load(dir, layers, { threads: o.threads, maxLength: prompt.length + o.draftTokens + 1 })
+  try {
+    const P = prompt.length
+    await pipeline.forward(await head.embed(prompt), 0)
+    const rows = Array.from({ length: o.draftTokens + 1 }, (_, i) => i + 1)
+    const inputs = await Promise.all(rows.map(async (n) => await head.embed(prompt.slice(0, n))))
+    // row counts interleaved round by round, so that load drifting over the measurement hits all alike
+    const times: number[][] = rows.map(() => [])
+    const rounds = Math.max(5, 2 * o.repeats)
+    for (let round = 0; round <= rounds; round++) {
+      for (const [i, n] of rows.entries()) {
+        const t0 = performance.now()
+        await head.logits(await pipeline.forward(inputs[i], P), n > 1)
+        if (round > 0) times[i].push(performance.now() - t0) // round 0 warms up
+        await pipeline.truncate(P)
+      }
+    }
+    const msPerStep = times.map((t) => round2(median(t)))
+    const ratio = msPerStep.map((ms) => round(ms / msPerStep[0], 3))
+    const k = o.draftTokens
+    const projected = [0.3, 0.5, 0.7, 0.9].map((a) => {
+      const tokensPerStep = (1 - a ** (k + 1)) / (1 - a)
+      return { acceptance: a, tokensPerStep: round(tokensPerStep, 2), speedup: round(tokensPerStep / ratio[k], 2) }
+    })
+    return { rows, msPerStep, ratio, projected }
+  } finally {
+    await pipeline.close()
+    await head.dispose()
+  }
+}
+
+/** A code-block-like run of tokens given twice, then its first tokens again: "repeat / edit this". */
+function repetitivePrompt (vocab: number): number[] {
+  const block = randomTokens(48, 3, vocab, 11)
+  return [1, ...block, ...randomTokens(4, 3, vocab, 12), ...block, ...block.slice(0, 8)]
+}
+
+export async function benchSpeculative (o: SpeculativeBenchOptions): Promise<SpeculativeBenchResult> {
+  const shape = o.quick ? QUICK_SHAPE : TINYLLAMA_SHAPE
+  const { dir } = await ensureBenchModel(o.cacheDir, shape)
+  const prompts = { repetitive: repetitivePrompt(shape.vocab), random: randomTokens(o.promptTokens, 3, shape.vocab, 7) }
+  const genOpts = { maxNewTokens: o.decodeTokens, ignoreEos: true }
+
+  log(`speculative: local (${o.threads} threads), ${o.draftTokens} draft tokens`)
+  const local = await LocalModel.load(dir, { threads: o.threads })
+  const localRuns: Record<string, { plain: Run, speculative: Run }> = {}
+  try {
+    for (const [name, prompt] of Object.entries(prompts)) {
+      log(`speculative: local, ${name} prompt`)
+      localRuns[name] = await measurePair((p, speculate) => local.generate({ ids: p }, { ...genOpts, speculate }), prompt, o)
+    }
+  } finally {
+    await local.close()
+  }
+
+  log('speculative: cost of verifying 1 … k + 1 positions in one step')
+  const verifyCost = await measureVerifyCost(dir, shape.layers, prompts.random, o)
+
+  const cut = (i: number): number => Math.round((i * shape.layers) / o.peers)
+  const spans = Array.from({ length: o.peers }, (_, i) => ({ start: cut(i), end: cut(i + 1) }))
+  log(`speculative: starting ${o.peers} peers ${spans.map((s) => `[${s.start},${s.end})`).join(' ')}`)
+  const peers: PeerProcess[] = []
+  const swarmRuns: Record<string, { plain: Run, speculative: Run }> = {}
+  try {
+    const flags = ['--threads', String(o.threads), '--network-mbps', '100000']
+    peers.push(await startPeer(dir, ['--blocks', `${spans[0].start}:${spans[0].end}`, ...flags], 'peer0', 600_000))
+    const bootstrap = peers[0].multiaddrs[0]
+    for (const s of spans.slice(1)) peers.push(await startPeer(dir, ['--blocks', `${s.start}:${s.end}`, '--bootstrap', bootstrap, ...flags], 'peer', 600_000))
+    const swarm = await Swarm.connect({ bootstrap: [bootstrap], modelDir: dir, threads: o.threads, stepTimeoutMs: 60_000 })
+    try {
+      for (const [name, prompt] of Object.entries(prompts)) {
+        log(`speculative: swarm, ${name} prompt`)
+        swarmRuns[name] = await measurePair((p, speculate) => swarm.generate({ ids: p }, { ...genOpts, speculate }), prompt, o)
+      }
+    } finally {
+      await swarm.close()
+    }
+  } finally {
+    await stopPeers(peers)
+  }
+
+  const workloads = (['repetitive', 'random'] as const).map((name): Workload => {
+    const l = localRuns[name]
+    const s = swarmRuns[name]
+    return {
+      name,
+      promptTokens: prompts[name].length,
+      local: l,
+      swarm: s,
+      localSpeedup: round(l.speculative.decodeTokensPerSecond / l.plain.decodeTokensPerSecond, 3),
+      swarmSpeedup: round(s.speculative.decodeTokensPerSecond / s.plain.decodeTokensPerSecond, 3),
+      swarmSpeculativeVsLocalPlain: round(s.speculative.decodeTokensPerSecond / l.plain.decodeTokensPerSecond, 3)
+    }
+  })
+  return { section: 'speculative', shape, peers: spans, threads: o.threads, decodeTokens: o.decodeTokens, draftTokens: o.draftTokens, workloads, verifyCost }
+}
+
+export function renderSpeculative (r: SpeculativeBenchResult): string {
+  const rows = r.workloads.flatMap((w) => [
+    [w.name, 'local, plain', String(w.local.plain.decodeTokensPerSecond), '', '', ''],
+    [w.name, `local, speculate ${r.draftTokens}`, String(w.local.speculative.decodeTokensPerSecond), `${w.local.speculative.acceptanceRate} of ${w.local.speculative.proposed}`, String(w.local.speculative.tokensPerStep), `${w.localSpeedup}×`],
+    [w.name, `swarm ${r.peers.length} peers, plain`, String(w.swarm.plain.decodeTokensPerSecond), '', '', ''],
+    [w.name, `swarm ${r.peers.length} peers, speculate ${r.draftTokens}`, String(w.swarm.speculative.decodeTokensPerSecond), `${w.swarm.speculative.acceptanceRate} of ${w.swarm.speculative.proposed}`, String(w.swarm.speculative.tokensPerStep), `${w.swarmSpeedup}× (${w.swarmSpeculativeVsLocalPlain}× local plain)`]
+  ])
+  const same = r.workloads.every((w) => w.local.speculative.identicalToPlain === true && w.swarm.speculative.identicalToPlain === true)
+  return renderTable(['prompt', 'run', 'decode tok/s', 'acceptance of drafted', 'tokens/step', 'vs plain'], rows, [false, false, true, true, true, true]) +
+    `\n\nspeculative tokens identical to plain decoding: ${same ? 'yes' : 'NO'}\n\n` +
+    `one local step of n positions (blocks + LM head), ms: ${r.verifyCost.rows.map((n, i) => `${n}: ${r.verifyCost.msPerStep[i]} (${r.verifyCost.ratio[i]}×)`).join(', ')}\n` +
+    `projected speedup at ${r.draftTokens} draft tokens for acceptance α: ${r.verifyCost.projected.map((p) => `α=${p.acceptance}: ${p.speedup}×`).join(', ')}`
+}
