@@ -22,6 +22,9 @@ export function registerPeer (program: Command): void {
     .option('--cache-mb <n>', 'KV-cache memory budget, MiB', int(1), 1024)
     .option('--cache-mb-per-peer <n>', 'KV cache one remote peer id may reserve, MiB (default: a quarter of --cache-mb)', int(1))
     .option('--cache-mb-per-ip <n>', 'KV cache one remote IP address may reserve, MiB (default: half of --cache-mb)', int(1))
+    .option('--max-streams-per-peer <n>', 'session streams one remote peer id may hold open; more are reset unread (default: its session share + 4)', int(1))
+    .option('--max-opens-per-peer <n>', 'session opens per second one remote peer id may make (bursts of twice that); more are refused busy', int(1), 20)
+    .option('--max-messages-per-peer <n>', 'messages per second one remote peer id may send over all its sessions (bursts of twice that); beyond it the peer reads slower', int(1), 1000)
     .option('--first-step-timeout-ms <n>', 'close a session that sends no step this long after opening it', int(100), 5_000)
     .option('--idle-timeout-ms <n>', 'close a session that sends nothing for this long', int(100), 60_000)
     .option('--active-window-ms <n>', 'a session with a message this recent is in active use: never evicted to make room', int(0), 2_000)
@@ -60,6 +63,9 @@ export function registerPeer (program: Command): void {
         cacheBytes: o.cacheMb * MIB,
         cacheBytesPerPeer: o.cacheMbPerPeer !== undefined ? o.cacheMbPerPeer * MIB : undefined,
         cacheBytesPerIp: o.cacheMbPerIp !== undefined ? o.cacheMbPerIp * MIB : undefined,
+        maxStreamsPerPeer: o.maxStreamsPerPeer,
+        maxOpensPerPeerPerSecond: o.maxOpensPerPeer,
+        maxMessagesPerPeerPerSecond: o.maxMessagesPerPeer,
         firstStepTimeoutMs: o.firstStepTimeoutMs,
         idleTimeoutMs: o.idleTimeoutMs,
         activeWindowMs: o.activeWindowMs,

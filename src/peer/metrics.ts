@@ -20,6 +20,7 @@ export class PeerMetrics implements SessionObserver {
   readonly errors: Counter<'code'>
   readonly refusals: Counter<'reason' | 'phase'>
   readonly evictions: Counter<'reason'>
+  readonly limits: Counter<'limit'>
 
   constructor (gauges: PeerGauges, info: () => { peerId: string, modelId: string, start: number, end: number, version: string }) {
     const registers = [this.registry]
@@ -43,6 +44,12 @@ export class PeerMetrics implements SessionObserver {
       name: 'strata_peer_evictions_total',
       help: 'sessions closed by the peer, by reason (pressure: idle session made room for a newcomer; no_first_step: no step soon after open; idle: no message for the idle timeout)',
       labelNames: ['reason'],
+      registers
+    })
+    this.limits = new Counter({
+      name: 'strata_peer_limited_total',
+      help: 'remotes held to their per-peer limits, by limit (streams: a stream reset unread; opens: an open refused busy; messages: a read delayed)',
+      labelNames: ['limit'],
       registers
     })
     new Gauge({ name: 'strata_peer_open_sessions', help: 'sessions currently open', registers, collect () { this.set(gauges.openSessions()) } })
@@ -74,6 +81,8 @@ export class PeerMetrics implements SessionObserver {
   refusedShare (reason: RefusalReason, phase: 'open' | 'step'): void { this.refusals.inc({ reason, phase }) }
 
   evicted (reason: EvictionReason): void { this.evictions.inc({ reason }) }
+
+  limited (limit: 'streams' | 'opens' | 'messages'): void { this.limits.inc({ limit }) }
 
   step (positions: number, seconds: number): void {
     this.positions.inc(positions)

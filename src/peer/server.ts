@@ -13,6 +13,7 @@ import type { BlockRange } from '../loadbalance/index.ts'
 import type { Server } from 'node:http'
 import { Admission, defaultShares } from './admission.ts'
 import { PeerMetrics } from './metrics.ts'
+import { RequestLimiter, defaultRequestLimits } from './rate-limit.ts'
 import { handleSession, type LiveSession } from './session-handler.ts'
 import { peerThroughput, type PeerThroughput } from './announced-throughput.ts'
 import { defaultCacheDir } from './throughput-cache.ts'
@@ -160,13 +161,16 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       sessions: this.sessions,
       isServing: () => this.state === 'online',
       emit: (e: Record<string, unknown>) => { this.emitEvent(e) },
+      limiter: requestLimiterFor(this.cfg, this.admission),
       observer: this.metrics ?? undefined
     }
     await this.node.handle(INFERENCE_PROTOCOL, async (stream, connection) => {
       this.cachedRecord = null
       await handleSession(stream, connection, ctx)
       this.cachedRecord = null
-    }, { maxInboundStreams: this.admission.limits.maxSessions + 8, runOnLimitedConnection: true })
+      // libp2p's own per-connection cap is only a backstop: the limiter counts streams per peer
+      // id over all its connections, and the metrics see what it refuses
+    }, { maxInboundStreams: ctx.limiter.limits.streamsPerPeer + 8, runOnLimitedConnection: true })
     await serveInfo(this.node, () => this.signedRecord(), { logger: this.cfg.logger })
     this.state = 'online'
     const announceOpts = { logger: this.cfg.logger, refreshMs: Math.min((this.cfg.recordTtlMs ?? peerDefaults.recordTtlMs) / 3, 200_000) }
@@ -279,5 +283,15 @@ function admissionFor (cfg: PeerConfig): Admission {
     perPeerBytes: cfg.cacheBytesPerPeer ?? shares.perPeerBytes,
     perIpBytes: cfg.cacheBytesPerIp ?? shares.perIpBytes,
     activeWindowMs: cfg.activeWindowMs ?? peerDefaults.activeWindowMs
+  })
+}
+
+/** Per-remote-peer stream and rate limits from the config (defaults: see defaultRequestLimits). */
+function requestLimiterFor (cfg: PeerConfig, admission: Admission): RequestLimiter {
+  const d = defaultRequestLimits(admission.limits.perPeerSessions)
+  return new RequestLimiter({
+    streamsPerPeer: cfg.maxStreamsPerPeer ?? d.streamsPerPeer,
+    opensPerPeerPerSecond: cfg.maxOpensPerPeerPerSecond ?? d.opensPerPeerPerSecond,
+    messagesPerPeerPerSecond: cfg.maxMessagesPerPeerPerSecond ?? d.messagesPerPeerPerSecond
   })
 }

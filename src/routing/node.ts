@@ -31,6 +31,26 @@ export const PROVIDER_TTL_MS = 10 * minute
 /** how often DHT nodes sweep expired provider records (ms) */
 const PROVIDER_SWEEP_MS = minute
 
+/**
+ * What one node accepts from the network before any strata protocol sees it (libp2p's
+ * connection manager and the yamux muxer). Per-remote-peer limits on the session protocol
+ * itself live in peer/rate-limit.ts.
+ */
+export const connectionLimits = {
+  /** connections at most; beyond it libp2p prunes the least valuable ones */
+  maxConnections: 300,
+  /** connections still in their handshake at once; more are refused */
+  maxIncomingPendingConnections: 10,
+  /** new inbound connections per second from one host (loopback exempt, see `allow`) */
+  inboundConnectionsPerHostPerSecond: 5,
+  /** a connection must finish noise + yamux negotiation within this, ms (a slow handshake is dropped) */
+  inboundUpgradeTimeoutMs: 5_000,
+  /** a new stream must name its protocol within this, ms */
+  protocolNegotiationTimeoutMs: 5_000,
+  /** streams one connection may hold open, all protocols together (yamux resets the rest) */
+  inboundStreamsPerConnection: 256
+}
+
 export interface SwarmNodeOptions {
   /** multiaddrs to listen on (default ['/ip4/127.0.0.1/tcp/0'], or 0.0.0.0 with non-loopback bootstrap peers) */
   listen?: string[]
@@ -157,10 +177,15 @@ export async function createSwarmNode (opts: SwarmNodeOptions = {}): Promise<Swa
     },
     transports: [tcp(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    streamMuxers: [yamux({ maxInboundStreams: connectionLimits.inboundStreamsPerConnection })],
     connectionManager: {
+      maxConnections: connectionLimits.maxConnections,
+      maxIncomingPendingConnections: connectionLimits.maxIncomingPendingConnections,
+      inboundConnectionThreshold: connectionLimits.inboundConnectionsPerHostPerSecond,
+      inboundUpgradeTimeout: connectionLimits.inboundUpgradeTimeoutMs,
+      inboundStreamProtocolNegotiationTimeout: connectionLimits.protocolNegotiationTimeoutMs,
       // local processes (tests, several peers on one host) are exempt from the per-host
-      // inbound rate limit of 5 connections/s, which a busy swarm on one machine exceeds
+      // inbound rate limit, which a busy swarm on one machine exceeds
       allow: ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128']
     },
     services
