@@ -54,7 +54,7 @@ export const connectionLimits = {
 export interface SwarmNodeOptions {
   /** multiaddrs to listen on (default ['/ip4/127.0.0.1/tcp/0'], or 0.0.0.0 with non-loopback bootstrap peers) */
   listen?: string[]
-  /** bootstrap multiaddrs, each ending in /p2p/<peer id>; kept connected (default none) */
+  /** bootstrap multiaddrs, with /p2p/<peer id> or without (then whoever answers there); kept connected (default none) */
   bootstrap?: string[]
   /** the node's identity (default a fresh Ed25519 key; see loadOrCreateIdentity) */
   privateKey?: PrivateKey
