@@ -1,5 +1,7 @@
 // Prometheus metrics of a peer (`strata peer --metrics-port N` → GET /metrics), on a registry
 // of its own: sessions, positions computed, step latency, KV-cache memory, errors by kind.
+// Next to them, GET /healthz: 200 while the peer serves sessions, 503 while it joins, moves
+// or drains (the container HEALTHCHECK asks it, see bin/healthcheck.js).
 import { createServer, type Server } from 'node:http'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { ErrorCode } from '../protocol/messages.ts'
@@ -10,6 +12,15 @@ export interface PeerGauges {
   openSessions: () => number
   kvUsedBytes: () => number
   kvCapacityBytes: () => number
+}
+
+/** What GET /healthz reports: `serving` decides 200 or 503. */
+export interface PeerHealth {
+  serving: boolean
+  state: string
+  peerId: string
+  blocks: [number, number]
+  openSessions: number
 }
 
 export class PeerMetrics implements SessionObserver {
@@ -89,11 +100,17 @@ export class PeerMetrics implements SessionObserver {
     this.steps.observe({ kind: positions > 1 ? 'prefill' : 'decode' }, seconds)
   }
 
-  /** Serves GET /metrics on `host:port`; resolves with the bound port. */
-  async listen (port: number, host = '127.0.0.1'): Promise<{ server: Server, port: number }> {
+  /** Serves GET /metrics and GET /healthz on `host:port`; resolves with the bound port. */
+  async listen (port: number, host: string, health: () => PeerHealth): Promise<{ server: Server, port: number }> {
     const server = createServer((req, res) => {
-      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try GET /metrics\n')
+      const route = req.method === 'GET' ? (req.url ?? '').split('?')[0] : ''
+      if (route === '/healthz') {
+        const h = health()
+        res.writeHead(h.serving ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: h.serving ? 'serving' : 'not serving', ...h }) + '\n')
+        return
+      }
+      if (route !== '/metrics') {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try GET /metrics or GET /healthz\n')
         return
       }
       this.registry.metrics().then((text) => {

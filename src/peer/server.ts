@@ -144,7 +144,9 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
         kvUsedBytes: () => this.admission.usedBytes,
         kvCapacityBytes: () => this.admission.capacityBytes
       }, () => ({ peerId: this.peerId, modelId: this.modelId, start: this.current.start, end: this.current.end, version: SOFTWARE_VERSION }))
-      const bound = await this.metrics.listen(this.cfg.metricsPort, this.cfg.metricsHost)
+      const bound = await this.metrics.listen(this.cfg.metricsPort, this.cfg.metricsHost ?? '127.0.0.1', () => ({
+        serving: this.state === 'online', state: this.state, peerId: this.peerId, blocks: this.span, openSessions: this.sessions.size
+      }))
       this.metricsServer = bound.server
       this.metricsPort = bound.port
     }
