@@ -25,6 +25,7 @@ export function registerPeer (program: Command): void {
     .option('--max-streams-per-peer <n>', 'session streams one remote peer id may hold open; more are reset unread (default: its session share + 4)', int(1))
     .option('--max-opens-per-peer <n>', 'session opens per second one remote peer id may make (bursts of twice that); more are refused busy', int(1), 20)
     .option('--max-messages-per-peer <n>', 'messages per second one remote peer id may send over all its sessions (bursts of twice that); beyond it the peer reads slower', int(1), 1000)
+    .option('--protocol-ban-ms <n>', 'disconnect a remote that breaks the wire protocol and refuse it (peer id, and address for direct connections) this long; 0 = never', int(0), 60_000)
     .option('--first-step-timeout-ms <n>', 'close a session that sends no step this long after opening it', int(100), 5_000)
     .option('--idle-timeout-ms <n>', 'close a session that sends nothing for this long', int(100), 60_000)
     .option('--active-window-ms <n>', 'a session with a message this recent is in active use: never evicted to make room', int(0), 2_000)
@@ -66,6 +67,7 @@ export function registerPeer (program: Command): void {
         maxStreamsPerPeer: o.maxStreamsPerPeer,
         maxOpensPerPeerPerSecond: o.maxOpensPerPeer,
         maxMessagesPerPeerPerSecond: o.maxMessagesPerPeer,
+        protocolBanMs: o.protocolBanMs,
         firstStepTimeoutMs: o.firstStepTimeoutMs,
         idleTimeoutMs: o.idleTimeoutMs,
         activeWindowMs: o.activeWindowMs,

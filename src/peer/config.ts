@@ -46,6 +46,8 @@ export interface PeerConfig {
   maxOpensPerPeerPerSecond?: number
   /** messages per second one remote peer id may send over all its sessions, bursts of twice that; reading waits beyond it (default 1000) */
   maxMessagesPerPeerPerSecond?: number
+  /** a remote that breaks the wire protocol is disconnected and shut out this long, by peer id and (direct connections) by address, ms; 0 = never (default 60 000) */
+  protocolBanMs?: number
   /** a session with no message for this long is closed, ms (default 60 000) */
   idleTimeoutMs?: number
   /** a session with no step this long after `open` is closed and its reservation released, ms (default 5 000) */
@@ -83,6 +85,7 @@ export const peerDefaults = {
   maxSessions: 16,
   cacheBytes: 1024 ** 3,
   idleTimeoutMs: 60_000,
+  protocolBanMs: 60_000,
   firstStepTimeoutMs: 5_000,
   activeWindowMs: 2_000,
   reserveChunkTokens: 128,

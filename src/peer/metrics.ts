@@ -5,7 +5,7 @@
 import { createServer, type Server } from 'node:http'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { ErrorCode } from '../protocol/messages.ts'
-import type { SessionObserver } from './session-handler.ts'
+import type { Limit, SessionObserver } from './session-handler.ts'
 import type { EvictionReason, RefusalReason } from './admission.ts'
 
 export interface PeerGauges {
@@ -59,7 +59,7 @@ export class PeerMetrics implements SessionObserver {
     })
     this.limits = new Counter({
       name: 'strata_peer_limited_total',
-      help: 'remotes held to their per-peer limits, by limit (streams: a stream reset unread; opens: an open refused busy; messages: a read delayed)',
+      help: 'remotes held to their per-peer limits, by limit (streams: a stream reset unread; opens: an open refused busy; messages: a read delayed; banned: a remote shut out for breaking the wire protocol)',
       labelNames: ['limit'],
       registers
     })
@@ -93,7 +93,7 @@ export class PeerMetrics implements SessionObserver {
 
   evicted (reason: EvictionReason): void { this.evictions.inc({ reason }) }
 
-  limited (limit: 'streams' | 'opens' | 'messages'): void { this.limits.inc({ limit }) }
+  limited (limit: Limit): void { this.limits.inc({ limit }) }
 
   step (positions: number, seconds: number): void {
     this.positions.inc(positions)

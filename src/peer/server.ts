@@ -3,6 +3,7 @@
 // (no --blocks) also rebalances: it moves to other blocks when the swarm needs it there.
 import { EventEmitter } from 'node:events'
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromString } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { WorkerSpanEngine } from '../shards/worker/engine-client.ts'
 import { loadModelConfig, modelIdFor, type ModelConfig } from '../shards/config.ts'
@@ -11,9 +12,10 @@ import { createSwarmNode, reachabilityOf, waitForAnnounceableAddress, withTimeou
 import { componentLogger, type Logger } from '../routing/logger.ts'
 import type { BlockRange } from '../loadbalance/index.ts'
 import type { Server } from 'node:http'
-import { Admission, defaultShares } from './admission.ts'
+import { Admission, defaultShares, type Holder } from './admission.ts'
 import { PeerMetrics } from './metrics.ts'
 import { RequestLimiter, defaultRequestLimits } from './rate-limit.ts'
+import { Offenders } from './offenders.ts'
 import { handleSession, type LiveSession } from './session-handler.ts'
 import { peerThroughput, type PeerThroughput } from './announced-throughput.ts'
 import { defaultCacheDir } from './throughput-cache.ts'
@@ -23,6 +25,9 @@ import { Rebalancer, rebalanceDefaults } from './rebalance.ts'
 import { peerDefaults, type PeerConfig } from './config.ts'
 
 export const SOFTWARE_VERSION = '0.1.0'
+
+/** an offender's connections are dropped this long after its error reply was sent, ms */
+const HANG_UP_GRACE_MS = 500
 
 /** A peer behind NAT found no relay to be reached through. */
 export class UnreachableError extends Error {
@@ -55,6 +60,7 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
     private readonly model: ModelConfig,
     readonly modelId: string,
     private readonly admission: Admission,
+    private readonly offenders: Offenders,
     readonly measured: PeerThroughput,
     private readonly cfg: PeerConfig,
     private readonly log: Logger
@@ -70,7 +76,8 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
     const model = loadModelConfig(cfg.modelDir, configOptions)
     const modelId = cfg.modelId ?? modelIdFor(cfg.modelDir, configOptions)
     const privateKey = cfg.identityFile !== undefined ? await loadOrCreateIdentity(cfg.identityFile) : await generateKeyPair('Ed25519')
-    const nodeOpts = { listen: cfg.listen, bootstrap: cfg.bootstrap, privateKey, relay: cfg.relay, announcePrivate: cfg.announcePrivate, logger: cfg.logger }
+    const offenders = new Offenders(cfg.protocolBanMs ?? peerDefaults.protocolBanMs)
+    const nodeOpts = { listen: cfg.listen, bootstrap: cfg.bootstrap, privateKey, relay: cfg.relay, announcePrivate: cfg.announcePrivate, connectionGater: offenders.gater(), logger: cfg.logger }
     const reach = reachabilityOf(nodeOpts)
     const node = await createSwarmNode(nodeOpts)
     let engine: WorkerSpanEngine | null = null
@@ -91,7 +98,7 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
         })
       }
       log.info({ ...reach, multiaddrs: node.getMultiaddrs().map(String) }, 'reachability')
-      const server = new PeerServer(node, privateKey, engine, model, modelId, admissionFor(cfg), measured, cfg, log)
+      const server = new PeerServer(node, privateKey, engine, model, modelId, admissionFor(cfg), offenders, measured, cfg, log)
       await server.serve()
       return server
     } catch (err) {
@@ -164,6 +171,8 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       isServing: () => this.state === 'online',
       emit: (e: Record<string, unknown>) => { this.emitEvent(e) },
       limiter: requestLimiterFor(this.cfg, this.admission),
+      offended: (holder: Holder) => { this.shutOut(holder) },
+      shutOut: (holder: Holder) => this.offenders.isPeerBanned(holder.peer, Date.now()) || this.offenders.isIpBanned(holder.ip, Date.now()),
       observer: this.metrics ?? undefined
     }
     await this.node.handle(INFERENCE_PROTOCOL, async (stream, connection) => {
@@ -186,6 +195,19 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
     }
     if (this.cfg.blocks === undefined) this.startRebalancing()
     this.log.info({ modelId: this.modelId, span: this.span, layers: this.model.numLayers, throughput: this.throughput }, 'serving')
+  }
+
+  /**
+   * Bans a remote that broke the wire protocol (its new streams are reset at once) and drops its
+   * connections a moment later, once the error it was sent has gone out.
+   */
+  private shutOut (holder: Holder): void {
+    if (this.offenders.banMs <= 0) return
+    this.offenders.ban(holder, Date.now())
+    this.log.warn({ peer: holder.peer, ip: holder.ip, banMs: this.offenders.banMs }, 'remote broke the wire protocol: disconnected and shut out')
+    setTimeout(() => {
+      this.node.hangUp(peerIdFromString(holder.peer)).catch((err: Error) => { this.log.debug({ err: err.message }, 'hang up failed') })
+    }, HANG_UP_GRACE_MS).unref()
   }
 
   private startRebalancing (): void {

@@ -38,6 +38,10 @@ export interface SessionContext {
   emit: (event: Record<string, unknown>) => void
   /** per-remote-peer limits on open streams, session opens and message rate */
   limiter: RequestLimiter
+  /** a remote broke the wire protocol (after it was told why): the peer shuts it out */
+  offended: (holder: Holder) => void
+  /** whether a remote is shut out now (its streams are reset unread) */
+  shutOut: (holder: Holder) => boolean
   /** measurements for metrics (optional) */
   observer?: SessionObserver
 }
@@ -53,10 +57,12 @@ export interface SessionObserver {
   evicted: (reason: EvictionReason) => void
   /** an open session ended with an error */
   ended: (code: ErrorCode) => void
-  /** a remote hit a per-peer limit: a stream refused (streams), an open refused (opens), a read delayed (messages) */
-  limited: (limit: 'streams' | 'opens' | 'messages') => void
+  /** a remote hit a per-peer limit: a stream refused (streams), an open refused (opens), a read delayed (messages), shut out (banned) */
+  limited: (limit: Limit) => void
   step: (positions: number, seconds: number) => void
 }
+
+export type Limit = 'streams' | 'opens' | 'messages' | 'banned'
 
 export interface LiveSession {
   key: string
@@ -79,6 +85,10 @@ class Evicted extends SessionEnd {
 export async function handleSession (stream: Stream, connection: Connection, ctx: SessionContext): Promise<void> {
   const holder = holderOf(connection)
   const remote = holder.peer
+  if (ctx.shutOut(holder)) {
+    stream.abort(new RequestLimitError('this remote broke the wire protocol and is shut out for a while'))
+    return
+  }
   if (!ctx.limiter.streams.acquire(remote)) {
     // refused before anything is read: a flood of streams costs one counter check each
     ctx.observer?.limited('streams')
@@ -87,6 +97,12 @@ export async function handleSession (stream: Stream, connection: Connection, ctx
   }
   try {
     await serveSession(stream, holder, ctx)
+  } catch (err) {
+    if (!(err instanceof ProtocolError) || err instanceof LimitExceededError) throw err
+    // a malformed, oversized or unknown frame: nothing an honest client sends
+    ctx.observer?.limited('banned')
+    ctx.emit({ event: 'remote_banned', peer: remote, ip: holder.ip, reason: err.message.slice(0, 200) })
+    ctx.offended(holder)
   } finally {
     ctx.limiter.streams.release(remote)
   }
@@ -103,6 +119,8 @@ async function serveSession (stream: Stream, holder: Holder, ctx: SessionContext
   let handedBack = false
   const evicted = new AbortController()
   const finished = Promise.withResolvers<void>()
+  /** a wire-protocol violation, rethrown once the session is cleaned up (the caller bans its sender) */
+  let violation: ProtocolError | null = null
   try {
     const open = await receive(channel, ctx.firstStepTimeoutMs, 'no open', evicted.signal)
     if (open.kind !== 'open') throw new SessionEnd('bad_request', `expected open, got ${open.kind}`)
@@ -173,6 +191,7 @@ async function serveSession (stream: Stream, holder: Holder, ctx: SessionContext
       if (opened) ctx.observer?.ended(code)
       else ctx.observer?.refused(code)
     }
+    violation = err instanceof ProtocolError ? err : null
   } finally {
     if (key !== null && ctx.sessions.get(key)?.done === finished.promise) {
       ctx.sessions.delete(key)
@@ -182,6 +201,7 @@ async function serveSession (stream: Stream, holder: Holder, ctx: SessionContext
     }
     finished.resolve()
   }
+  if (violation !== null) throw violation
 }
 
 /** The remote's peer id and address (see remoteAddressOf). */

@@ -16,7 +16,7 @@ import { bootstrapKeeper } from './bootstrap-keeper.ts'
 import { componentLogger, type Logger } from './logger.ts'
 import { publicAddresses } from './public-addresses.ts'
 import { announceable, hasPublicInterface, relayLimits, swarmScope, type AddressScope } from './reachability.ts'
-import type { Libp2p, PrivateKey, Startable } from '@libp2p/interface'
+import type { ConnectionGater, Libp2p, PrivateKey, Startable } from '@libp2p/interface'
 
 /** Kademlia protocol id of strata swarms: never mixes with the public IPFS DHT. */
 export const DHT_PROTOCOL = '/strata/kad/1.0.0'
@@ -75,6 +75,8 @@ export interface SwarmNodeOptions {
   announcePrivate?: boolean
   /** run DCUtR: upgrade relayed connections to direct ones when possible (default true) */
   holePunch?: boolean
+  /** decides which connections to refuse (default: none refused); a peer shuts out offenders with it */
+  connectionGater?: ConnectionGater
   /** parent logger (default the strata root logger) */
   logger?: Logger
 }
@@ -168,6 +170,7 @@ export async function createSwarmNode (opts: SwarmNodeOptions = {}): Promise<Swa
   }
   const node = await createLibp2p<SwarmServices & { bootstrap?: Startable }>({
     privateKey: opts.privateKey,
+    connectionGater: opts.connectionGater,
     addresses: {
       // behind NAT: also listen through the bootstrap peers, which relay. Named relays, not a
       // search ('/p2p-circuit'): the search's random walk spins on an empty routing table, and

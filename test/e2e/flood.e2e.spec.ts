@@ -1,6 +1,7 @@
 // Issue #11 (abuse resistance, with figures): many connections, malformed and oversized frames,
 // a session-open storm and slow senders hit one real peer process while an honest `strata
-// generate` runs through it. The honest tokens stay exact, the peer stays up with bounded memory,
+// generate` runs through it. A node that sends a bad frame is shut out (its address refused at
+// TCP accept), so most of the 1000 frames never reach the peer's protocol handler. The honest tokens stay exact, the peer stays up with bounded memory,
 // every hostile stream is answered or closed in bounded time, and the tok/s drop is printed
 // (a figure for README, never an assertion).
 import assert from 'node:assert/strict'
@@ -170,6 +171,9 @@ describe('flood: one peer under abuse while an honest client generates (real pee
     const text = await metricsOf(peer)
     assert.equal(metric(text, 'strata_peer_open_sessions'), 0)
     assert.equal(metric(text, 'strata_peer_kv_cache_bytes'), 0)
+    // every node that sent a bad frame was shut out (later frames were refused at TCP accept)
+    assert.equal(new Set(peer.events.filter((e) => e.event === 'remote_banned').map((e) => e.ip)).size, 20)
+    assert.ok(metric(text, 'strata_peer_limited_total{limit="banned"}') >= 20)
     assert.ok(peer.running)
   })
 
