@@ -44,9 +44,9 @@ export const connectionLimits = {
   /** new inbound connections per second from one host (loopback exempt, see `allow`) */
   inboundConnectionsPerHostPerSecond: 5,
   /** a connection must finish noise + yamux negotiation within this, ms (a slow handshake is dropped) */
-  inboundUpgradeTimeoutMs: 5_000,
+  inboundUpgradeTimeoutMs: 10_000,
   /** a new stream must name its protocol within this, ms */
-  protocolNegotiationTimeoutMs: 5_000,
+  protocolNegotiationTimeoutMs: 10_000,
   /** streams one connection may hold open, all protocols together (yamux resets the rest) */
   inboundStreamsPerConnection: 256
 }
