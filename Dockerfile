@@ -20,13 +20,14 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY bin ./bin
+COPY docker ./docker
 RUN useradd --create-home --uid 10001 strata && mkdir -p /models /data && chown strata /models /data
 USER strata
 VOLUME ["/models", "/data"]
 EXPOSE 4001
 # healthy while the peer itself says it serves (GET /healthz: 200 online, 503 joining or draining,
 # nothing when it is down); a gateway container sets STRATA_HEALTH_URL to its /health instead
-HEALTHCHECK --interval=30s --timeout=5s --start-period=120s CMD ["node", "bin/healthcheck.js"]
+HEALTHCHECK --interval=30s --timeout=5s --start-period=120s CMD ["node", "docker/healthcheck.js"]
 # no src/ in the image: bin/strata.js runs the compiled dist/
 ENTRYPOINT ["node", "bin/strata.js"]
 CMD ["--help"]

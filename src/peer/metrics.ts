@@ -1,7 +1,7 @@
 // Prometheus metrics of a peer (`strata peer --metrics-port N` → GET /metrics), on a registry
 // of its own: sessions, positions computed, step latency, KV-cache memory, errors by kind.
 // Next to them, GET /healthz: 200 while the peer serves sessions, 503 while it joins, moves
-// or drains (the container HEALTHCHECK asks it, see bin/healthcheck.js).
+// or drains (the container HEALTHCHECK asks it, see docker/healthcheck.js).
 import { createServer, type Server } from 'node:http'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { ErrorCode } from '../protocol/messages.ts'

@@ -114,7 +114,7 @@ describe('the Docker image definition, run outside Docker on a clean checkout', 
     const built = await run(['npm', 'run', 'build'], context, { ...process.env, ...envOf(build.find((i) => i.op === 'ENV')?.args ?? '') }, 180_000)
     assert.equal(built.code, 0, built.stderr)
 
-    // the runtime stage's COPYs: node_modules, dist from the build stage, package.json and bin from the context
+    // the runtime stage's COPYs: node_modules and dist from the build stage; package.json, bin/ and docker/ from the context
     mkdirSync(app)
     for (const copy of runtime.filter((i) => i.op === 'COPY')) {
       const [src, dest] = copy.args.replace(/^--from=build\s+/, '').split(/\s+/)
