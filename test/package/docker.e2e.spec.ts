@@ -6,8 +6,9 @@
 //   prune that shared tree), nor the runtime stage's useradd/chown (root, system files).
 // - runtime stage (dist/, bin/, package.json, no src/): ENTRYPOINT + CMD run; with the stage's
 //   ENV, a real peer becomes healthy by the HEALTHCHECK command and unhealthy once it is gone.
-// - docker-compose.yml's flow: a bootstrap peer with an identity file, a peer and a client that
-//   join by address alone (no peer id); the identity is 0600 and survives a restart.
+// - docker-compose.yml's flow: a bootstrap peer with an identity file, a peer, a client and
+//   `strata health` that join by address alone (no peer id); the identity is 0600 and survives a
+//   restart.
 import assert from 'node:assert/strict'
 import { execFileSync, spawn } from 'node:child_process'
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync } from 'node:fs'
@@ -196,5 +197,11 @@ describe('the Docker image definition, run outside Docker on a clean checkout', 
     assert.equal(r.code, 0, r.stderr)
     const done = JSON.parse(r.stdout.trim().split('\n').at(-1)!)
     assert.deepEqual(done.tokens, await localTokens(dir, prompt, 6))
+    // an operator asks the swarm by the same address, without a model id either
+    const h = await run([...entry, 'health', '--bootstrap', address, '--json'], app, env, 60_000)
+    assert.equal(h.code, 0, h.stderr)
+    const report = JSON.parse(h.stdout)
+    assert.equal(report.model, bootstrap.events.find((e) => e.event === 'ready')?.modelId)
+    assert.equal(report.peers.length, 2)
   })
 })
