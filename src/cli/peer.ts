@@ -23,6 +23,10 @@ export function registerPeer (program: Command): void {
     .option('--cache-mb <n>', 'KV-cache memory budget, MiB', int(1), 1024)
     .option('--cache-mb-per-peer <n>', 'KV cache one remote peer id may reserve, MiB (default: a quarter of --cache-mb)', int(1))
     .option('--cache-mb-per-ip <n>', 'KV cache one remote IP address may reserve, MiB (default: half of --cache-mb)', int(1))
+    .option('--max-streams-per-peer <n>', 'session streams one remote peer id may hold open; more are reset unread (default: its session share + 4)', int(1))
+    .option('--max-opens-per-peer <n>', 'session opens per second one remote peer id may make (bursts of twice that); more are refused busy', int(1), 20)
+    .option('--max-messages-per-peer <n>', 'messages per second one remote peer id may send over all its sessions (bursts of twice that); beyond it the peer reads slower', int(1), 1000)
+    .option('--protocol-ban-ms <n>', 'disconnect a remote that breaks the wire protocol and refuse it (peer id, and address for direct connections) this long; 0 = never', int(0), 60_000)
     .option('--first-step-timeout-ms <n>', 'close a session that sends no step this long after opening it', int(100), 5_000)
     .option('--idle-timeout-ms <n>', 'close a session that sends nothing for this long', int(100), 60_000)
     .option('--active-window-ms <n>', 'a session with a message this recent is in active use: never evicted to make room', int(0), 2_000)
@@ -33,7 +37,7 @@ export function registerPeer (program: Command): void {
     .option('--network-mbps <n>', "this link's speed in Mbit/s, for the announced throughput (default: measured against the bootstrap peer)", num(0.001))
     .option('--rebalance-interval-ms <n>', 'mean time between checks whether to move to other blocks (±50%; peers with --blocks never move)', int(100), 60_000)
     .addOption(new Option('--inject-fault <kind>', 'tests and demos only: misbehave on purpose').choices(['corrupt', 'slow', 'drop']))
-    .option('--metrics-port <port>', 'serve Prometheus metrics on this port (0 = any free port)', int(0, 65535))
+    .addOption(new Option('--metrics-port <port>', 'serve Prometheus metrics (/metrics) and a health check (/healthz: 200 while serving) on this port (0 = any free port)').argParser(int(0, 65535)).env('STRATA_METRICS_PORT'))
     .option('--metrics-host <host>', 'address for the metrics endpoint', '127.0.0.1')
     .option('--allow-unknown-config', ALLOW_UNKNOWN_CONFIG_HELP)
     .option('--json', 'print one JSON event per line')
@@ -62,6 +66,10 @@ export function registerPeer (program: Command): void {
         cacheBytes: o.cacheMb * MIB,
         cacheBytesPerPeer: o.cacheMbPerPeer !== undefined ? o.cacheMbPerPeer * MIB : undefined,
         cacheBytesPerIp: o.cacheMbPerIp !== undefined ? o.cacheMbPerIp * MIB : undefined,
+        maxStreamsPerPeer: o.maxStreamsPerPeer,
+        maxOpensPerPeerPerSecond: o.maxOpensPerPeer,
+        maxMessagesPerPeerPerSecond: o.maxMessagesPerPeer,
+        protocolBanMs: o.protocolBanMs,
         firstStepTimeoutMs: o.firstStepTimeoutMs,
         idleTimeoutMs: o.idleTimeoutMs,
         activeWindowMs: o.activeWindowMs,
@@ -76,7 +84,7 @@ export function registerPeer (program: Command): void {
       })
       server.on('event', print)
       if (o.injectFault !== undefined) process.stderr.write(`WARNING: fault injection "${o.injectFault}" is on: this peer misbehaves on purpose\n`)
-      print({ event: 'ready', peerId: server.peerId, multiaddrs: server.multiaddrs, blocks: server.span, modelId: server.modelId, throughput: server.throughput, computeThroughput: server.measured.compute, networkThroughput: server.measured.network, ...(server.metricsPort !== null ? { metricsUrl: `http://${o.metricsHost}:${server.metricsPort}/metrics` } : {}) })
+      print({ event: 'ready', peerId: server.peerId, multiaddrs: server.multiaddrs, blocks: server.span, modelId: server.modelId, throughput: server.throughput, computeThroughput: server.measured.compute, networkThroughput: server.measured.network, ...(server.metricsPort !== null ? { metricsUrl: `http://${o.metricsHost}:${server.metricsPort}/metrics`, healthUrl: `http://${o.metricsHost}:${server.metricsPort}/healthz` } : {}) })
       let stopping = false
       const shutdown = (signal: string): void => {
         if (stopping) return

@@ -25,7 +25,7 @@ import { LocalVerifier } from './verifier.ts'
 import { scoreTokens, type ScoreOptions, type ScoreResult } from './scoring.ts'
 
 export interface SwarmOptions {
-  /** bootstrap peer multiaddrs (each with /p2p/<id>) */
+  /** bootstrap peer multiaddrs (with /p2p/<id>, or without: whoever answers there) */
   bootstrap: string[]
   /** model directory: config.json, tokenizer, embeddings and LM head (block weights are not read) */
   modelDir: string

@@ -42,6 +42,14 @@ export interface PeerConfig {
   cacheBytesPerPeer?: number
   /** KV-cache bytes one remote IP address may hold (default: half of cacheBytes) */
   cacheBytesPerIp?: number
+  /** session-protocol streams one remote peer id may hold open; more are reset unread (default: its session share + 4) */
+  maxStreamsPerPeer?: number
+  /** session opens per second one remote peer id may make, bursts of twice that; more are refused busy (default 20) */
+  maxOpensPerPeerPerSecond?: number
+  /** messages per second one remote peer id may send over all its sessions, bursts of twice that; reading waits beyond it (default 1000) */
+  maxMessagesPerPeerPerSecond?: number
+  /** a remote that breaks the wire protocol is disconnected and shut out this long, by peer id and (direct connections) by address, ms; 0 = never (default 60 000) */
+  protocolBanMs?: number
   /** a session with no message for this long is closed, ms (default 60 000) */
   idleTimeoutMs?: number
   /** a session with no step this long after `open` is closed and its reservation released, ms (default 5 000) */
@@ -79,6 +87,7 @@ export const peerDefaults = {
   maxSessions: 16,
   cacheBytes: 1024 ** 3,
   idleTimeoutMs: 60_000,
+  protocolBanMs: 60_000,
   firstStepTimeoutMs: 5_000,
   activeWindowMs: 2_000,
   reserveChunkTokens: 128,

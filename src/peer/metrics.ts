@@ -1,15 +1,26 @@
 // Prometheus metrics of a peer (`strata peer --metrics-port N` → GET /metrics), on a registry
 // of its own: sessions, positions computed, step latency, KV-cache memory, errors by kind.
+// Next to them, GET /healthz: 200 while the peer serves sessions, 503 while it joins, moves
+// or drains (the container HEALTHCHECK asks it, see docker/healthcheck.js).
 import { createServer, type Server } from 'node:http'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { ErrorCode } from '../protocol/messages.ts'
-import type { SessionObserver } from './session-handler.ts'
+import type { Limit, SessionObserver } from './session-handler.ts'
 import type { EvictionReason, RefusalReason } from './admission.ts'
 
 export interface PeerGauges {
   openSessions: () => number
   kvUsedBytes: () => number
   kvCapacityBytes: () => number
+}
+
+/** What GET /healthz reports: `serving` decides 200 or 503. */
+export interface PeerHealth {
+  serving: boolean
+  state: string
+  peerId: string
+  blocks: [number, number]
+  openSessions: number
 }
 
 export class PeerMetrics implements SessionObserver {
@@ -20,6 +31,7 @@ export class PeerMetrics implements SessionObserver {
   readonly errors: Counter<'code'>
   readonly refusals: Counter<'reason' | 'phase'>
   readonly evictions: Counter<'reason'>
+  readonly limits: Counter<'limit'>
 
   constructor (gauges: PeerGauges, info: () => { peerId: string, modelId: string, start: number, end: number, version: string }) {
     const registers = [this.registry]
@@ -43,6 +55,12 @@ export class PeerMetrics implements SessionObserver {
       name: 'strata_peer_evictions_total',
       help: 'sessions closed by the peer, by reason (pressure: idle session made room for a newcomer; no_first_step: no step soon after open; idle: no message for the idle timeout)',
       labelNames: ['reason'],
+      registers
+    })
+    this.limits = new Counter({
+      name: 'strata_peer_limited_total',
+      help: 'remotes held to their per-peer limits, by limit (streams: a stream reset unread; opens: an open refused busy; messages: a read delayed; banned: a remote shut out for breaking the wire protocol)',
+      labelNames: ['limit'],
       registers
     })
     new Gauge({ name: 'strata_peer_open_sessions', help: 'sessions currently open', registers, collect () { this.set(gauges.openSessions()) } })
@@ -75,16 +93,24 @@ export class PeerMetrics implements SessionObserver {
 
   evicted (reason: EvictionReason): void { this.evictions.inc({ reason }) }
 
+  limited (limit: Limit): void { this.limits.inc({ limit }) }
+
   step (positions: number, seconds: number): void {
     this.positions.inc(positions)
     this.steps.observe({ kind: positions > 1 ? 'prefill' : 'decode' }, seconds)
   }
 
-  /** Serves GET /metrics on `host:port`; resolves with the bound port. */
-  async listen (port: number, host = '127.0.0.1'): Promise<{ server: Server, port: number }> {
+  /** Serves GET /metrics and GET /healthz on `host:port`; resolves with the bound port. */
+  async listen (port: number, host: string, health: () => PeerHealth): Promise<{ server: Server, port: number }> {
     const server = createServer((req, res) => {
-      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try GET /metrics\n')
+      const route = req.method === 'GET' ? (req.url ?? '').split('?')[0] : ''
+      if (route === '/healthz') {
+        const h = health()
+        res.writeHead(h.serving ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: h.serving ? 'serving' : 'not serving', ...h }) + '\n')
+        return
+      }
+      if (route !== '/metrics') {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try GET /metrics or GET /healthz\n')
         return
       }
       this.registry.metrics().then((text) => {

@@ -3,6 +3,7 @@
 // (no --blocks) also rebalances: it moves to other blocks when the swarm needs it there.
 import { EventEmitter } from 'node:events'
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromString } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { WorkerSpanEngine } from '../shards/worker/engine-client.ts'
 import { loadModelConfig, modelIdFor, type ModelConfig } from '../shards/config.ts'
@@ -11,8 +12,10 @@ import { createSwarmNode, reachabilityOf, waitForAnnounceableAddress, withTimeou
 import { componentLogger, type Logger } from '../routing/logger.ts'
 import type { BlockRange } from '../loadbalance/index.ts'
 import type { Server } from 'node:http'
-import { Admission, defaultShares } from './admission.ts'
+import { Admission, defaultShares, type Holder } from './admission.ts'
 import { PeerMetrics } from './metrics.ts'
+import { RequestLimiter, defaultRequestLimits } from './rate-limit.ts'
+import { Offenders } from './offenders.ts'
 import { handleSession, type LiveSession } from './session-handler.ts'
 import { peerThroughput, type PeerThroughput } from './announced-throughput.ts'
 import { defaultCacheDir } from '../shards/cache-dir.ts'
@@ -22,6 +25,9 @@ import { Rebalancer, rebalanceDefaults } from './rebalance.ts'
 import { peerDefaults, type PeerConfig } from './config.ts'
 
 export const SOFTWARE_VERSION = '0.1.0'
+
+/** an offender's connections are dropped this long after its error reply was sent, ms */
+const HANG_UP_GRACE_MS = 500
 
 /** A peer behind NAT found no relay to be reached through. */
 export class UnreachableError extends Error {
@@ -54,6 +60,7 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
     private readonly model: ModelConfig,
     readonly modelId: string,
     private readonly admission: Admission,
+    private readonly offenders: Offenders,
     readonly measured: PeerThroughput,
     private readonly cfg: PeerConfig,
     private readonly log: Logger
@@ -69,7 +76,8 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
     const model = loadModelConfig(cfg.modelDir, configOptions)
     const modelId = cfg.modelId ?? modelIdFor(cfg.modelDir, configOptions)
     const privateKey = cfg.identityFile !== undefined ? await loadOrCreateIdentity(cfg.identityFile) : await generateKeyPair('Ed25519')
-    const nodeOpts = { listen: cfg.listen, bootstrap: cfg.bootstrap, privateKey, relay: cfg.relay, announcePrivate: cfg.announcePrivate, announce: cfg.announce, logger: cfg.logger }
+    const offenders = new Offenders(cfg.protocolBanMs ?? peerDefaults.protocolBanMs)
+    const nodeOpts = { listen: cfg.listen, bootstrap: cfg.bootstrap, privateKey, relay: cfg.relay, announcePrivate: cfg.announcePrivate, announce: cfg.announce, connectionGater: offenders.gater(), logger: cfg.logger }
     const reach = reachabilityOf(nodeOpts)
     const node = await createSwarmNode(nodeOpts)
     let engine: WorkerSpanEngine | null = null
@@ -90,7 +98,7 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
         })
       }
       log.info({ ...reach, multiaddrs: node.getMultiaddrs().map(String) }, 'reachability')
-      const server = new PeerServer(node, privateKey, engine, model, modelId, admissionFor(cfg), measured, cfg, log)
+      const server = new PeerServer(node, privateKey, engine, model, modelId, admissionFor(cfg), offenders, measured, cfg, log)
       await server.serve()
       return server
     } catch (err) {
@@ -143,7 +151,9 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
         kvUsedBytes: () => this.admission.usedBytes,
         kvCapacityBytes: () => this.admission.capacityBytes
       }, () => ({ peerId: this.peerId, modelId: this.modelId, start: this.current.start, end: this.current.end, version: SOFTWARE_VERSION }))
-      const bound = await this.metrics.listen(this.cfg.metricsPort, this.cfg.metricsHost)
+      const bound = await this.metrics.listen(this.cfg.metricsPort, this.cfg.metricsHost ?? '127.0.0.1', () => ({
+        serving: this.state === 'online', state: this.state, peerId: this.peerId, blocks: this.span, openSessions: this.sessions.size
+      }))
       this.metricsServer = bound.server
       this.metricsPort = bound.port
     }
@@ -160,13 +170,18 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       sessions: this.sessions,
       isServing: () => this.state === 'online',
       emit: (e: Record<string, unknown>) => { this.emitEvent(e) },
+      limiter: requestLimiterFor(this.cfg, this.admission),
+      offended: (holder: Holder) => { this.shutOut(holder) },
+      shutOut: (holder: Holder) => this.offenders.isPeerBanned(holder.peer, Date.now()) || this.offenders.isIpBanned(holder.ip, Date.now()),
       observer: this.metrics ?? undefined
     }
     await this.node.handle(INFERENCE_PROTOCOL, async (stream, connection) => {
       this.cachedRecord = null
       await handleSession(stream, connection, ctx)
       this.cachedRecord = null
-    }, { maxInboundStreams: this.admission.limits.maxSessions + 8, runOnLimitedConnection: true })
+      // libp2p's own per-connection cap is only a backstop: the limiter counts streams per peer
+      // id over all its connections, and the metrics see what it refuses
+    }, { maxInboundStreams: ctx.limiter.limits.streamsPerPeer + 8, runOnLimitedConnection: true })
     await serveInfo(this.node, () => this.signedRecord(), { logger: this.cfg.logger })
     this.state = 'online'
     const announceOpts = { logger: this.cfg.logger, refreshMs: Math.min((this.cfg.recordTtlMs ?? peerDefaults.recordTtlMs) / 3, 200_000) }
@@ -180,6 +195,19 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
     }
     if (this.cfg.blocks === undefined) this.startRebalancing()
     this.log.info({ modelId: this.modelId, span: this.span, layers: this.model.numLayers, throughput: this.throughput }, 'serving')
+  }
+
+  /**
+   * Bans a remote that broke the wire protocol (its new streams are reset at once) and drops its
+   * connections a moment later, once the error it was sent has gone out.
+   */
+  private shutOut (holder: Holder): void {
+    if (this.offenders.banMs <= 0) return
+    this.offenders.ban(holder, Date.now())
+    this.log.warn({ peer: holder.peer, ip: holder.ip, banMs: this.offenders.banMs }, 'remote broke the wire protocol: disconnected and shut out')
+    setTimeout(() => {
+      this.node.hangUp(peerIdFromString(holder.peer)).catch((err: Error) => { this.log.debug({ err: err.message }, 'hang up failed') })
+    }, HANG_UP_GRACE_MS).unref()
   }
 
   private startRebalancing (): void {
@@ -279,5 +307,15 @@ function admissionFor (cfg: PeerConfig): Admission {
     perPeerBytes: cfg.cacheBytesPerPeer ?? shares.perPeerBytes,
     perIpBytes: cfg.cacheBytesPerIp ?? shares.perIpBytes,
     activeWindowMs: cfg.activeWindowMs ?? peerDefaults.activeWindowMs
+  })
+}
+
+/** Per-remote-peer stream and rate limits from the config (defaults: see defaultRequestLimits). */
+function requestLimiterFor (cfg: PeerConfig, admission: Admission): RequestLimiter {
+  const d = defaultRequestLimits(admission.limits.perPeerSessions)
+  return new RequestLimiter({
+    streamsPerPeer: cfg.maxStreamsPerPeer ?? d.streamsPerPeer,
+    opensPerPeerPerSecond: cfg.maxOpensPerPeerPerSecond ?? d.opensPerPeerPerSecond,
+    messagesPerPeerPerSecond: cfg.maxMessagesPerPeerPerSecond ?? d.messagesPerPeerPerSecond
   })
 }

@@ -14,6 +14,7 @@ import type { Logger } from '../routing/logger.ts'
 import type { Admission, EvictionReason, Holder, RefusalReason } from './admission.ts'
 import { reservationTokens } from './admission.ts'
 import { peerDefaults, type Fault } from './config.ts'
+import { RequestLimitError, type RequestLimiter } from './rate-limit.ts'
 
 export interface SessionContext {
   /** the loaded span (it changes when the peer moves; a session keeps the one it opened on) */
@@ -35,6 +36,12 @@ export interface SessionContext {
   /** false while draining (shutting down or moving): new sessions and steps get `draining` */
   isServing: () => boolean
   emit: (event: Record<string, unknown>) => void
+  /** per-remote-peer limits on open streams, session opens and message rate */
+  limiter: RequestLimiter
+  /** a remote broke the wire protocol (after it was told why): the peer shuts it out */
+  offended: (holder: Holder) => void
+  /** whether a remote is shut out now (its streams are reset unread) */
+  shutOut: (holder: Holder) => boolean
   /** measurements for metrics (optional) */
   observer?: SessionObserver
 }
@@ -50,8 +57,12 @@ export interface SessionObserver {
   evicted: (reason: EvictionReason) => void
   /** an open session ended with an error */
   ended: (code: ErrorCode) => void
+  /** a remote hit a per-peer limit: a stream refused (streams), an open refused (opens), a read delayed (messages), shut out (banned) */
+  limited: (limit: Limit) => void
   step: (positions: number, seconds: number) => void
 }
+
+export type Limit = 'streams' | 'opens' | 'messages' | 'banned'
 
 export interface LiveSession {
   key: string
@@ -72,8 +83,33 @@ class Evicted extends SessionEnd {
 }
 
 export async function handleSession (stream: Stream, connection: Connection, ctx: SessionContext): Promise<void> {
-  const channel = new MessageChannel(stream, frameLimitsFor(ctx.model))
   const holder = holderOf(connection)
+  const remote = holder.peer
+  if (ctx.shutOut(holder)) {
+    stream.abort(new RequestLimitError('this remote broke the wire protocol and is shut out for a while'))
+    return
+  }
+  if (!ctx.limiter.streams.acquire(remote)) {
+    // refused before anything is read: a flood of streams costs one counter check each
+    ctx.observer?.limited('streams')
+    stream.abort(new RequestLimitError(`this remote holds ${ctx.limiter.limits.streamsPerPeer} session streams already`))
+    return
+  }
+  try {
+    await serveSession(stream, holder, ctx)
+  } catch (err) {
+    if (!(err instanceof ProtocolError) || err instanceof LimitExceededError) throw err
+    // a malformed, oversized or unknown frame: nothing an honest client sends
+    ctx.observer?.limited('banned')
+    ctx.emit({ event: 'remote_banned', peer: remote, ip: holder.ip, reason: err.message.slice(0, 200) })
+    ctx.offended(holder)
+  } finally {
+    ctx.limiter.streams.release(remote)
+  }
+}
+
+async function serveSession (stream: Stream, holder: Holder, ctx: SessionContext): Promise<void> {
+  const channel = new MessageChannel(stream, frameLimitsFor(ctx.model))
   const remote = holder.peer
   let key: string | null = null
   let engine: WorkerSpanEngine | null = null
@@ -83,9 +119,15 @@ export async function handleSession (stream: Stream, connection: Connection, ctx
   let handedBack = false
   const evicted = new AbortController()
   const finished = Promise.withResolvers<void>()
+  /** a wire-protocol violation, rethrown once the session is cleaned up (the caller bans its sender) */
+  let violation: ProtocolError | null = null
   try {
     const open = await receive(channel, ctx.firstStepTimeoutMs, 'no open', evicted.signal)
     if (open.kind !== 'open') throw new SessionEnd('bad_request', `expected open, got ${open.kind}`)
+    if (ctx.limiter.opens.take(remote, Date.now()) > 0) {
+      ctx.observer?.limited('opens')
+      throw new SessionEnd('busy', `too many session opens: at most ${ctx.limiter.limits.opensPerPeerPerSecond}/s per remote peer; retry later`)
+    }
     key = `${remote}/${open.sessionId}`
     engine = admit(open, key, holder, ctx)
     const sessionKey = key
@@ -96,11 +138,12 @@ export async function handleSession (stream: Stream, connection: Connection, ctx
       done: finished.promise
     })
     await engine.open(key, open.maxLength, open.end)
-    await channel.send({ kind: 'opened', sessionId: open.sessionId, start: open.start, end: open.end, maxLength: open.maxLength })
+    await channel.send({ kind: 'opened', sessionId: open.sessionId, start: open.start, end: open.end, maxLength: open.maxLength }, AbortSignal.timeout(ctx.idleTimeoutMs))
     opened = true
     ctx.observer?.opened()
     ctx.emit({ event: 'session_opened', sessionId: open.sessionId, peer: remote, ip: holder.ip, start: open.start, end: open.end, maxLength: open.maxLength })
     for (;;) {
+      await paced(remote, ctx, evicted.signal)
       const msg = steps === 0
         ? await receive(channel, ctx.firstStepTimeoutMs, 'no step', evicted.signal, 'no_first_step')
         : await receive(channel, ctx.idleTimeoutMs, 'no message', evicted.signal, 'idle')
@@ -124,7 +167,7 @@ export async function handleSession (stream: Stream, connection: Connection, ctx
           if (ctx.fault === 'corrupt') for (let i = 0; i < out.length; i += 7) out[i] += 0.5
           steps++
           tokens += n
-          await channel.send({ kind: 'result', stepId: msg.stepId, position: msg.position + n, hidden: { dtype: msg.hidden.dtype, shape: [1, n, hidden], data: out } })
+          await channel.send({ kind: 'result', stepId: msg.stepId, position: msg.position + n, hidden: { dtype: msg.hidden.dtype, shape: [1, n, hidden], data: out } }, AbortSignal.timeout(ctx.idleTimeoutMs))
         } finally {
           ctx.admission.stepEnded(sessionKey, Date.now())
         }
@@ -132,7 +175,7 @@ export async function handleSession (stream: Stream, connection: Connection, ctx
         ctx.admission.touch(sessionKey, Date.now())
         await engine.truncate(sessionKey, msg.length)
         tokens = msg.length
-        await channel.send({ kind: 'truncated', length: msg.length })
+        await channel.send({ kind: 'truncated', length: msg.length }, AbortSignal.timeout(ctx.idleTimeoutMs))
       } else {
         throw new SessionEnd('bad_request', `unexpected ${msg.kind} message in a session`)
       }
@@ -148,6 +191,7 @@ export async function handleSession (stream: Stream, connection: Connection, ctx
       if (opened) ctx.observer?.ended(code)
       else ctx.observer?.refused(code)
     }
+    violation = err instanceof ProtocolError ? err : null
   } finally {
     if (key !== null && ctx.sessions.get(key)?.done === finished.promise) {
       ctx.sessions.delete(key)
@@ -157,6 +201,7 @@ export async function handleSession (stream: Stream, connection: Connection, ctx
     }
     finished.resolve()
   }
+  if (violation !== null) throw violation
 }
 
 /** The remote's peer id and address (see remoteAddressOf). */
@@ -266,14 +311,36 @@ async function receive (channel: MessageChannel, timeoutMs: number, what: string
   }
 }
 
+/**
+ * Waits, before reading a session's next message, until its remote peer may send one more (its
+ * message bucket has a token): a remote over its rate is slowed down, not served faster.
+ */
+async function paced (remote: string, ctx: SessionContext, evicted: AbortSignal): Promise<void> {
+  for (let wait = ctx.limiter.messages.take(remote, Date.now()); wait > 0; wait = ctx.limiter.messages.take(remote, Date.now())) {
+    ctx.observer?.limited('messages')
+    await new Promise<void>((resolve) => {
+      const done = (): void => { clearTimeout(t); evicted.removeEventListener('abort', done); resolve() }
+      const t = setTimeout(done, wait)
+      evicted.addEventListener('abort', done, { once: true })
+    })
+    if (evicted.aborted) throw evicted.reason
+  }
+}
+
 /** Tells the client why the session ends (when the stream still works) and closes it. */
 async function refuse (channel: MessageChannel, err: unknown, ctx: SessionContext, remote: string): Promise<ErrorCode | null> {
-  if (err instanceof ChannelClosedError) return null
+  if (err instanceof ChannelClosedError) {
+    // the remote went away or the stream broke: release our side too (a no-op when already closed)
+    channel.abort('stream failed')
+    return null
+  }
   let code: ErrorCode = 'internal'
   const message = (err as Error).message
   if (err instanceof SessionEnd) code = err.code
   else if (err instanceof LimitExceededError) code = 'too_long'
   else if (err instanceof ProtocolError) code = 'bad_request'
+  // a send timed out: the remote stopped reading
+  else if ((err as Error).name === 'TimeoutError') code = 'timeout'
   else if (err instanceof EngineInputError) code = /position .* but the session holds/.test(message) ? 'desync' : 'bad_request'
   if (code === 'internal') ctx.log.error({ err, peer: remote }, 'session failed')
   else ctx.log.debug({ code, message, peer: remote }, 'session refused or ended')

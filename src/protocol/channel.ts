@@ -4,7 +4,7 @@
 import * as lp from 'it-length-prefixed'
 import type { Stream } from '@libp2p/interface'
 import { decodeMessage, encodeMessage, DEFAULT_FRAME_LIMITS, type FrameLimits, type Message } from './messages.ts'
-import { FrameTooLargeError, ProtocolError } from './errors.ts'
+import { FrameTooLargeError, MalformedFrameError, ProtocolError } from './errors.ts'
 
 /** The remote closed the stream, or the channel was aborted. */
 export class ChannelClosedError extends Error {
@@ -43,6 +43,7 @@ export class MessageChannel {
       return decodeMessage(bytes, this.limits)
     } catch (err) {
       if ((err as Error).name === 'InvalidDataLengthError') throw new FrameTooLargeError('frame', -1, this.limits.maxFrameBytes)
+      if ((err as Error).name === 'InvalidDataLengthLengthError') throw new MalformedFrameError('the frame length prefix is not a valid varint of at most 8 bytes')
       if (err instanceof ProtocolError || err instanceof ChannelClosedError || signal?.aborted === true) throw err
       throw new ChannelClosedError(`stream failed: ${(err as Error).message}`)
     } finally {

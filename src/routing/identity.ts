@@ -11,14 +11,18 @@ export class IdentityFileError extends Error {
   override name = 'IdentityFileError'
 }
 
-/** Loads the key in `file`, or creates one there (mode 0600) when the file does not exist. */
+/**
+ * Loads the key in `file`, or creates one there when the file does not exist: mode 0600 (and
+ * 0700 for directories it creates), whatever the umask.
+ */
 export async function loadOrCreateIdentity (file: string): Promise<PrivateKey> {
   const existing = await readKey(file)
   if (existing != null) {
     return existing
   }
   const key = await generateKeyPair('Ed25519')
-  await mkdir(path.dirname(file), { recursive: true })
+  // a directory created for the key is private too (an existing one is left as it is)
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 })
   // write to a temporary file, then link it into place: the identity file appears complete or
   // not at all, and if another process created it meanwhile, its key wins.
   const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`

@@ -16,7 +16,7 @@ import { bootstrapKeeper } from './bootstrap-keeper.ts'
 import { componentLogger, type Logger } from './logger.ts'
 import { publicAddresses } from './public-addresses.ts'
 import { announceable, hasPublicInterface, relayLimits, swarmScope, type AddressScope } from './reachability.ts'
-import type { Libp2p, PrivateKey, Startable } from '@libp2p/interface'
+import type { ConnectionGater, Libp2p, PrivateKey, Startable } from '@libp2p/interface'
 
 /** Kademlia protocol id of strata swarms: never mixes with the public IPFS DHT. */
 export const DHT_PROTOCOL = '/strata/kad/1.0.0'
@@ -31,10 +31,30 @@ export const PROVIDER_TTL_MS = 10 * minute
 /** how often DHT nodes sweep expired provider records (ms) */
 const PROVIDER_SWEEP_MS = minute
 
+/**
+ * What one node accepts from the network before any strata protocol sees it (libp2p's
+ * connection manager and the yamux muxer). Per-remote-peer limits on the session protocol
+ * itself live in peer/rate-limit.ts.
+ */
+export const connectionLimits = {
+  /** connections at most; beyond it libp2p prunes the least valuable ones */
+  maxConnections: 300,
+  /** connections still in their handshake at once; more are refused */
+  maxIncomingPendingConnections: 10,
+  /** new inbound connections per second from one host (loopback exempt, see `allow`) */
+  inboundConnectionsPerHostPerSecond: 5,
+  /** a connection must finish noise + yamux negotiation within this, ms (a slow handshake is dropped) */
+  inboundUpgradeTimeoutMs: 10_000,
+  /** a new stream must name its protocol within this, ms */
+  protocolNegotiationTimeoutMs: 10_000,
+  /** streams one connection may hold open, all protocols together (yamux resets the rest) */
+  inboundStreamsPerConnection: 256
+}
+
 export interface SwarmNodeOptions {
   /** multiaddrs to listen on (default ['/ip4/127.0.0.1/tcp/0'], or 0.0.0.0 with non-loopback bootstrap peers) */
   listen?: string[]
-  /** bootstrap multiaddrs, each ending in /p2p/<peer id>; kept connected (default none) */
+  /** bootstrap multiaddrs, with /p2p/<peer id> or without (then whoever answers there); kept connected (default none) */
   bootstrap?: string[]
   /** the node's identity (default a fresh Ed25519 key; see loadOrCreateIdentity) */
   privateKey?: PrivateKey
@@ -60,6 +80,8 @@ export interface SwarmNodeOptions {
   announce?: string[]
   /** run DCUtR: upgrade relayed connections to direct ones when possible (default true) */
   holePunch?: boolean
+  /** decides which connections to refuse (default: none refused); a peer shuts out offenders with it */
+  connectionGater?: ConnectionGater
   /** parent logger (default the strata root logger) */
   logger?: Logger
 }
@@ -153,6 +175,7 @@ export async function createSwarmNode (opts: SwarmNodeOptions = {}): Promise<Swa
   }
   const node = await createLibp2p<SwarmServices & { bootstrap?: Startable }>({
     privateKey: opts.privateKey,
+    connectionGater: opts.connectionGater,
     addresses: {
       // behind NAT: also listen through the bootstrap peers, which relay. Named relays, not a
       // search ('/p2p-circuit'): the search's random walk spins on an empty routing table, and
@@ -163,10 +186,15 @@ export async function createSwarmNode (opts: SwarmNodeOptions = {}): Promise<Swa
     },
     transports: [tcp(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    streamMuxers: [yamux({ maxInboundStreams: connectionLimits.inboundStreamsPerConnection })],
     connectionManager: {
+      maxConnections: connectionLimits.maxConnections,
+      maxIncomingPendingConnections: connectionLimits.maxIncomingPendingConnections,
+      inboundConnectionThreshold: connectionLimits.inboundConnectionsPerHostPerSecond,
+      inboundUpgradeTimeout: connectionLimits.inboundUpgradeTimeoutMs,
+      inboundStreamProtocolNegotiationTimeout: connectionLimits.protocolNegotiationTimeoutMs,
       // local processes (tests, several peers on one host) are exempt from the per-host
-      // inbound rate limit of 5 connections/s, which a busy swarm on one machine exceeds
+      // inbound rate limit, which a busy swarm on one machine exceeds
       allow: ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128']
     },
     services

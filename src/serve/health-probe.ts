@@ -3,6 +3,8 @@
 // does not hand out). Peers that cannot be reached or whose records fail verification are left
 // out, so a peer that left disappears at the next probe.
 import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { PeerId } from '@libp2p/interface'
 import { fetchInfo, verifyRecord, type PeerRecord, type SwarmNode } from '../routing/index.ts'
 import { findSwarmPeers } from '../routing/swarm-peers.ts'
 import { componentLogger, type Logger } from '../routing/logger.ts'
@@ -46,16 +48,24 @@ export class SwarmHealthProbe implements HealthSource {
   }
 }
 
-/** The verified record of the peer at `address` (a multiaddr ending in /p2p/<id>): tells which model a swarm serves. */
+/**
+ * The verified record of the peer at `address` (a multiaddr, with /p2p/<id> or without: then
+ * whoever answers there): tells which model a swarm serves.
+ */
 export async function recordOfPeer (node: SwarmNode, address: string, signal?: AbortSignal): Promise<PeerRecord> {
-  const match = /\/p2p\/([^/]+)$/.exec(address)
-  if (match === null) throw new HealthProbeError(`bootstrap address ${address} does not end in /p2p/<peer id>`)
-  const id = peerIdFromString(match[1])
   try {
+    const id = await peerAt(node, address, signal)
     return verifyRecord(await fetchInfo(node, id, { signal, timeoutMs: INFO_TIMEOUT_MS }), { expectedPeerId: id.toString() })
   } catch (err) {
     throw new HealthProbeError(`could not learn the model from ${address} (${(err as Error).message}); pass --model-id or --model`)
   }
+}
+
+async function peerAt (node: SwarmNode, address: string, signal?: AbortSignal): Promise<PeerId> {
+  const match = /\/p2p\/([^/]+)$/.exec(address)
+  if (match !== null) return peerIdFromString(match[1])
+  const deadline = AbortSignal.any([AbortSignal.timeout(INFO_TIMEOUT_MS), ...(signal !== undefined ? [signal] : [])])
+  return (await node.dial(multiaddr(address), { signal: deadline })).remotePeer
 }
 
 /** Reuses a recent report and shares one probe between concurrent callers. */

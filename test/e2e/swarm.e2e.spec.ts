@@ -3,7 +3,8 @@ import assert from 'node:assert/strict'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { e2eShape, localTokens } from '../helpers/local.ts'
-import { createSwarmNode } from '../../src/routing/index.ts'
+import { createSwarmNode, type SwarmNode } from '../../src/routing/index.ts'
+import type { Stream } from '@libp2p/interface'
 import { MessageChannel } from '../../src/protocol/channel.ts'
 import { INFERENCE_PROTOCOL } from '../../src/protocol/messages.ts'
 import * as lp from 'it-length-prefixed'
@@ -88,12 +89,19 @@ describe('swarm generation equals local generation (real peer processes)', funct
     await peer.waitFor((e) => e.event === 'session_closed' && peer.events.filter((x) => x.event === 'session_closed').length >= 3, 10_000)
   })
 
-  it('a peer given malformed frames keeps serving other sessions', async function () {
+  it('a peer given malformed frames answers them, shuts their sender out, and keeps serving other sessions', async function () {
     swarm = await startSwarm(dir, [[0, 4]])
-    const node = await createSwarmNode({ dhtMode: 'client' })
-    try {
-      const target = swarm.peers[0]
+    const target = swarm.peers[0]
+    const nodes: SwarmNode[] = []
+    /** a fresh client node each time: a peer shuts out (by peer id) a node that broke the protocol */
+    const dial = async (): Promise<{ node: SwarmNode, ch: MessageChannel, stream: Stream }> => {
+      const node = await createSwarmNode({ dhtMode: 'client' })
+      nodes.push(node)
       await node.peerStore.merge(peerIdFromString(target.peerId), { multiaddrs: target.multiaddrs.map((a) => multiaddr(a)) })
+      const stream = await node.dialProtocol(peerIdFromString(target.peerId), INFERENCE_PROTOCOL)
+      return { node, ch: new MessageChannel(stream), stream }
+    }
+    try {
       const garbage: Uint8Array[] = [
         new Uint8Array([9, 9, 9]), // unknown version
         new Uint8Array([1, 77, 0, 0, 0, 0]), // unknown kind
@@ -101,8 +109,7 @@ describe('swarm generation equals local generation (real peer processes)', funct
         new TextEncoder().encode('not a frame at all')
       ]
       for (const bytes of garbage) {
-        const stream = await node.dialProtocol(peerIdFromString(target.peerId), INFERENCE_PROTOCOL)
-        const ch = new MessageChannel(stream)
+        const { ch, stream } = await dial()
         stream.send(lp.encode.single(bytes))
         const reply = await ch.receive(AbortSignal.timeout(5000))
         assert.equal(reply.kind, 'error')
@@ -110,21 +117,28 @@ describe('swarm generation equals local generation (real peer processes)', funct
       }
       // a length prefix announcing a 512 MiB frame is refused before anything is buffered
       {
-        const stream = await node.dialProtocol(peerIdFromString(target.peerId), INFERENCE_PROTOCOL)
-        const ch = new MessageChannel(stream)
+        const { node, ch, stream } = await dial()
         stream.send(new Uint8Array([0x80, 0x80, 0x80, 0x80, 0x02]))
         const reply = await ch.receive(AbortSignal.timeout(5000))
         assert.equal(reply.kind, 'error')
         assert.match((reply as { message: string }).message, /limit/)
+        // its sender is disconnected and cannot come back for a while
+        await target.waitFor((e) => e.event === 'remote_banned' && e.peer === node.peerId.toString(), 5000)
+        // (a stream on the connection still open is reset unread; a new connection is refused)
+        await assert.rejects((async () => {
+          const again = new MessageChannel(await node.dialProtocol(peerIdFromString(target.peerId), INFERENCE_PROTOCOL, { signal: AbortSignal.timeout(5000) }))
+          await again.send({ kind: 'open', sessionId: 'again', modelId: 'nope', start: 0, end: 4, maxLength: 8, wireDtype: 'f32' })
+          return await again.receive(AbortSignal.timeout(5000))
+        })(), (err: Error) => err.name !== 'TimeoutError')
       }
-      // an open session with a wrong hidden size is refused, and a wrong model too
-      const stream = await node.dialProtocol(peerIdFromString(target.peerId), INFERENCE_PROTOCOL)
-      const ch = new MessageChannel(stream)
+      // an open session with a wrong model is refused, and its sender is not shut out
+      const { ch } = await dial()
       await ch.send({ kind: 'open', sessionId: 's', modelId: 'nope', start: 0, end: 4, maxLength: 8, wireDtype: 'f32' })
       const reply = await ch.receive(AbortSignal.timeout(5000))
       assert.deepEqual([reply.kind, (reply as { code: string }).code], ['error', 'wrong_model'])
+      assert.equal(target.events.filter((e) => e.event === 'remote_banned').length, 5)
     } finally {
-      await node.stop()
+      await Promise.all(nodes.map(async (n) => await n.stop()))
     }
     const { tokens } = await swarmTokens(dir, swarm.bootstrap, prompt, 16)
     assert.deepEqual(tokens, expected)

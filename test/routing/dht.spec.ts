@@ -161,8 +161,25 @@ describe('routing/dht: announce and discover (real libp2p swarm on 127.0.0.1)', 
     await waitForRoutingTable(early, 1, AbortSignal.timeout(5_000))
   })
 
-  it('rejects a bootstrap address without a peer id', async () => {
-    await assert.rejects(pool.create({ bootstrap: ['/ip4/127.0.0.1/tcp/1'] }), BootstrapAddressError)
+  it('joins through a bootstrap address without a peer id, and again when a new identity restarts there', async () => {
+    const first = await pool.create()
+    const addr = addrOf(first).replace(/\/p2p\/.*$/, '')
+    const joiner = await pool.create({ bootstrap: [addr] })
+    await waitForRoutingTable(joiner, 1, AbortSignal.timeout(5_000))
+    assert.equal(joiner.getConnections(first.peerId).length, 1)
+    // the bootstrap peer restarts on the same address with another key: it is found there again
+    await first.stop()
+    const reconnected = new Promise<string>((resolve) => {
+      joiner.addEventListener('peer:connect', (evt) => { resolve(evt.detail.toString()) }, { once: true })
+    })
+    const second = await pool.create({ listen: [addr] })
+    const timeout = AbortSignal.timeout(10_000)
+    assert.equal(await Promise.race([reconnected, new Promise<never>((_resolve, reject) => timeout.addEventListener('abort', () => { reject(timeout.reason) }))]), second.peerId.toString())
+  })
+
+  it('rejects a bootstrap address without a port or with a broken peer id', async () => {
+    await assert.rejects(pool.create({ bootstrap: ['/ip4/127.0.0.1'] }), BootstrapAddressError)
+    await assert.rejects(pool.create({ bootstrap: ['/ip4/127.0.0.1/tcp/1/p2p/QmNotAPeerId'] }), BootstrapAddressError)
   })
 
   it('bounds every wait on a node without peers', async () => {

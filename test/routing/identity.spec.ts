@@ -28,6 +28,18 @@ describe('routing/identity', () => {
     assert.deepEqual(await readFile(file), Buffer.from(privateKeyToProtobuf(first)))
   })
 
+  it('writes the key 0600 and its new directory 0700 even under a permissive umask', async () => {
+    const previous = process.umask(0)
+    try {
+      const file = path.join(dir, 'keys', 'peer.key')
+      await loadOrCreateIdentity(file)
+      assert.equal((await stat(file)).mode & 0o777, 0o600)
+      assert.equal((await stat(path.dirname(file))).mode & 0o777, 0o700)
+    } finally {
+      process.umask(previous)
+    }
+  })
+
   it('gives a swarm node the same peer id across restarts', async () => {
     const file = path.join(dir, 'peer.key')
     const ids: string[] = []
