@@ -1,0 +1,73 @@
+// Issue #11 item 2: trust without local weights. `--audit-rate` cross-checks hop steps against
+// replicas serving the same blocks. Honest replicas computing with other thread counts raise no
+// alarm; a peer corrupting a fifth of its steps (`--inject-fault corrupt --fault-rate 0.2`) is
+// caught, a third peer referees, the liar is excluded and the tokens equal local generation.
+import assert from 'node:assert/strict'
+import { jsonLines, runCli } from '../helpers/cli.ts'
+import { GenerateProcess, startPeer, startSwarm, stopPeers, type PeerProcess, type TestSwarm } from '../helpers/swarm.ts'
+import { tinyModel } from '../helpers/models.ts'
+import { e2eShape, localTokens } from '../helpers/local.ts'
+
+const N = 16
+
+describe('generate --audit-rate cross-checks peers against replicas (real processes)', function () {
+  this.timeout(240_000)
+  const dir = tinyModel('e2e', e2eShape)
+  const prompt = [1, 7, 77, 177]
+  const args = ['--model', dir, '--prompt-ids', prompt.join(','), '--max-new-tokens', String(N), '--ignore-eos']
+  let expected: number[]
+  // every span twice, the replicas with another thread count; a liar joins in the second test
+  let swarm: TestSwarm
+  const extra: PeerProcess[] = []
+
+  before(async function () {
+    expected = await localTokens(dir, prompt, N)
+    swarm = await startSwarm(dir, [[0, 2], [0, 2], [2, 4], [2, 4]], [['--threads', '1'], ['--threads', '2'], ['--threads', '1'], ['--threads', '2']])
+  })
+  after(async function () { await stopPeers([...swarm?.peers ?? [], ...extra]) })
+
+  it('honest replicas with different thread counts: audits agree, no alarm, tokens equal local', async function () {
+    const r = await runCli(['generate', ...args, '--json', '--audit-rate', '0.5', '--bootstrap', swarm.bootstrap], 120_000)
+    assert.equal(r.code, 0, r.stderr)
+    const done = jsonLines(r.stdout).at(-1)!
+    assert.equal(done.event, 'done')
+    assert.deepEqual(done.tokens, expected)
+    const audit = done.audit
+    assert.equal(audit.rate, 0.5)
+    // two hops × (prefill + N steps) at rate 0.5: some are sampled, all of them agree
+    assert.ok(audit.sampled >= 1, JSON.stringify(audit))
+    assert.equal(audit.agreed, audit.sampled, JSON.stringify(audit))
+    assert.equal(audit.mismatches, 0)
+    assert.deepEqual(audit.liars, [])
+    assert.deepEqual(done.rejectedPeers, [])
+    assert.equal(done.reroutes, 0)
+    assert.ok(audit.maxAgreeingRel < 1e-4, `honest spread ${audit.maxAgreeingRel}`)
+  })
+
+  it('a peer corrupting every 5th step is caught, a third peer referees, tokens equal local', async function () {
+    const [, , honestA, honestB] = swarm.peers
+    const liar = await startPeer(dir, ['--blocks', '2:4', '--bootstrap', swarm.bootstrap, '--inject-fault', 'corrupt', '--fault-rate', '0.2'], 'peer[2,4) liar')
+    extra.push(liar)
+    // the liar must carry the hop (else it could only be caught as a replica): the honest
+    // replicas are stopped while the client plans its chain, and resumed once the liar holds it
+    honestA.proc.kill('SIGSTOP')
+    honestB.proc.kill('SIGSTOP')
+    const gen = new GenerateProcess([...args, '--audit-rate', '1', '--audit-referee', 'replicas', '--bootstrap', swarm.bootstrap])
+    try {
+      await liar.waitFor((e) => e.event === 'session_opened', 60_000)
+    } finally {
+      honestA.proc.kill('SIGCONT')
+      honestB.proc.kill('SIGCONT')
+    }
+    const done = await gen.waitFor((e) => e.event === 'done', 150_000)
+    assert.equal(await gen.exited, 0, gen.errors)
+    assert.deepEqual(done.tokens, expected)
+    assert.deepEqual(done.audit.liars, [liar.peerId], JSON.stringify(done.audit))
+    assert.deepEqual(done.rejectedPeers, [liar.peerId])
+    assert.ok(done.audit.mismatches >= 1)
+    assert.ok(done.rerouteLog.some((r: { failedPeer: string, reason: string }) => r.failedPeer === liar.peerId && r.reason === 'bad_output'), JSON.stringify(done.rerouteLog))
+    const tokens = gen.events.filter((x) => x.event === 'token')
+    assert.ok(!tokens.at(-1)!.route.some((h: { peer: string }) => h.peer === liar.peerId), 'the liar is routed around')
+    assert.match(gen.errors, /audit: peer caught computing wrong outputs/)
+  })
+})
