@@ -1,10 +1,12 @@
 // Issue #11 item 2: trust without local weights. `--audit-rate` cross-checks hop steps against
 // replicas serving the same blocks. Honest replicas computing with other thread counts raise no
 // alarm; a peer corrupting a fifth of its steps (`--inject-fault corrupt --fault-rate 0.2`) is
-// caught, a third peer referees, the liar is excluded and the tokens equal local generation.
+// caught, a third peer (or the gateway's own weights) referees, the liar is excluded and
+// reported (--json, logs, /metrics), and the tokens equal local generation.
 import assert from 'node:assert/strict'
 import { jsonLines, runCli } from '../helpers/cli.ts'
-import { GenerateProcess, startPeer, startSwarm, stopPeers, type PeerProcess, type TestSwarm } from '../helpers/swarm.ts'
+import { spawn } from 'node:child_process'
+import { GenerateProcess, PeerProcess, STRATA_BIN, startPeer, startSwarm, stopPeers, type TestSwarm } from '../helpers/swarm.ts'
 import { tinyModel } from '../helpers/models.ts'
 import { e2eShape, localTokens } from '../helpers/local.ts'
 
@@ -69,5 +71,38 @@ describe('generate --audit-rate cross-checks peers against replicas (real proces
     const tokens = gen.events.filter((x) => x.event === 'token')
     assert.ok(!tokens.at(-1)!.route.some((h: { peer: string }) => h.peer === liar.peerId), 'the liar is routed around')
     assert.match(gen.errors, /audit: peer caught computing wrong outputs/)
+  })
+
+  it('serve --audit-rate: the gateway\'s weights referee, the liar shows in /metrics, the completion equals local', async function () {
+    const [, , honestA, honestB] = swarm.peers
+    const liar = extra[0]
+    const child = spawn(process.execPath, [STRATA_BIN, 'serve', '--model', dir, '--bootstrap', swarm.bootstrap, '--port', '0', '--json', '--audit-rate', '1'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const serve = new PeerProcess(child, 'serve')
+    extra.push(serve)
+    const { url, model } = await serve.waitFor((e) => e.event === 'listening', 90_000)
+    const opened = liar.events.filter((e) => e.event === 'session_opened').length
+    honestA.proc.kill('SIGSTOP')
+    honestB.proc.kill('SIGSTOP')
+    const response = fetch(`${url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model, prompt, max_tokens: N, temperature: 0, ignore_eos: true, return_token_ids: true })
+    })
+    try {
+      await liar.waitFor((e) => e.event === 'session_opened' && liar.events.filter((x) => x.event === 'session_opened').indexOf(e) >= opened, 60_000)
+    } finally {
+      honestA.proc.kill('SIGCONT')
+      honestB.proc.kill('SIGCONT')
+    }
+    const res = await response
+    const body = await res.json() as { choices: Array<{ token_ids: number[] }> }
+    assert.equal(res.status, 200, JSON.stringify(body))
+    assert.deepEqual(body.choices[0].token_ids, expected)
+    const metrics = await (await fetch(`${url}/metrics`)).text()
+    assert.match(metrics, /^strata_audit_liars_total 1$/m)
+    assert.match(metrics, /^strata_audits_total\{outcome="liar"\} 1$/m)
+    assert.match(metrics, /^strata_audits_total\{outcome="agree"\} [1-9]/m)
+    assert.match(serve.stderr, /audit caught a peer computing wrong outputs/)
+    assert.match(serve.stderr, /"referee":"local"/)
   })
 })
