@@ -25,11 +25,11 @@ export function hopDifference (a: Float32Array, b: Float32Array, hiddenSize: num
     let scale = 0
     for (let i = row; i < row + hiddenSize; i++) {
       const d = Math.abs(a[i] - b[i])
-      if (!(d <= diff)) diff = d // NaN propagates
+      if (Number.isNaN(d)) return { maxAbs: Infinity, rel: Infinity }
+      if (d > diff) diff = d
       const m = Math.abs(b[i])
       if (m > scale) scale = m
     }
-    if (Number.isNaN(diff)) return { maxAbs: Infinity, rel: Infinity }
     maxAbs = Math.max(maxAbs, diff)
     rel = Math.max(rel, diff === 0 ? 0 : diff / Math.max(scale, Number.MIN_VALUE))
   }

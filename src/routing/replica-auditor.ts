@@ -137,6 +137,8 @@ export class ReplicaAuditor implements HopVerifier {
   async check (hop: VerifiedHop, hopKey: string, input: Float32Array, position: number, output: Float32Array, signal?: AbortSignal): Promise<HopCheck> {
     const state = this.hopState(hopKey, position)
     state.inputs.push({ position, hidden: input })
+    // caught by another session's audit (a gateway shares the list): route around it at once
+    if (this.liars.has(hop.peerId)) return { verdict: 'wrong', detail: 'it was caught computing wrong outputs earlier' }
     if (!(this.random() < this.o.rate)) return { verdict: 'unchecked' }
     this.stats.sampled++
     let candidates = await this.source.candidates(false, signal)
