@@ -24,7 +24,7 @@ import type { SwarmNode } from './node.ts'
 import type { Logger } from './logger.ts'
 import type { Candidate } from './planner.ts'
 import { RemoteSpanSession, PeerFailure } from './remote-span.ts'
-import type { WireDtype } from '../protocol/tensor.ts'
+import { decodeTensorData, encodeTensorData, type WireDtype } from '../protocol/tensor.ts'
 import { auditTolerance, hopDifference } from './hop-compare.ts'
 import type { CandidateSource, HopCheck, HopVerifier, VerifiedHop } from './chain-session.ts'
 
@@ -276,13 +276,20 @@ export class ReplicaAuditor implements HopVerifier {
     const referee = this.referee
     if (referee === undefined || referee === noLocalReferee) return null
     try {
-      return { output: await referee.recompute(hop, inputs, signal), format: referee.format }
+      // the peers computed on inputs, and answered with outputs, rounded to the wire dtype
+      const steps = inputs.map((s) => ({ position: s.position, hidden: this.onWire(s.hidden) }))
+      return { output: this.onWire(await referee.recompute(hop, steps, signal)), format: referee.format }
     } catch (err) {
       signal?.throwIfAborted()
       this.o.log.warn({ err: (err as Error).message }, 'audit: no local referee (third peers decide instead)')
       this.referee = noLocalReferee
       return null
     }
+  }
+
+  /** `x` as it arrives after crossing the wire */
+  private onWire (x: Float32Array): Float32Array {
+    return this.o.wireDtype === 'f32' ? x : decodeTensorData(encodeTensorData(x, this.o.wireDtype), this.o.wireDtype)
   }
 
   /** Sends `inputs` but the last in one step (the catch-up), then the last alone; its output. */
