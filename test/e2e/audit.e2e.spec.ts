@@ -28,6 +28,22 @@ describe('generate --audit-rate cross-checks peers against replicas (real proces
   })
   after(async function () { await stopPeers([...swarm?.peers ?? [], ...extra]) })
 
+  it('bad audit and fault flags exit non-zero with a clear message', async function () {
+    const cases: Array<[string[], RegExp]> = [
+      [['generate', ...args, '--audit-rate', '1.5', '--bootstrap', swarm.bootstrap], /--audit-rate.*expected a number in \[0, 1\], got "1\.5"/],
+      [['generate', ...args, '--audit-rate', '0.5'], /--audit-rate checks swarm peers: give --bootstrap too/],
+      [['generate', ...args, '--audit-rate', '0.5', '--verify', '--bootstrap', swarm.bootstrap], /--verify recomputes every hop step locally; --audit-rate .*give one of them/],
+      [['generate', ...args, '--audit-rate', '0.5', '--audit-referee', 'nobody', '--bootstrap', swarm.bootstrap], /--audit-referee.*Allowed choices are auto, replicas/],
+      [['peer', '--model', dir, '--fault-rate', '0.5'], /--fault-rate needs --inject-fault corrupt or slow/],
+      [['peer', '--model', dir, '--inject-fault', 'corrupt', '--fault-rate', '0'], /--fault-rate.*expected a number/]
+    ]
+    await Promise.all(cases.map(async ([a, re]) => {
+      const r = await runCli(a, 60_000)
+      assert.notEqual(r.code, 0, a.join(' '))
+      assert.match(r.stderr, re, a.join(' '))
+    }))
+  })
+
   it('honest replicas with different thread counts: audits agree, no alarm, tokens equal local', async function () {
     const r = await runCli(['generate', ...args, '--json', '--audit-rate', '0.5', '--bootstrap', swarm.bootstrap], 120_000)
     assert.equal(r.code, 0, r.stderr)
