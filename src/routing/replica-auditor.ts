@@ -124,6 +124,8 @@ export class ReplicaAuditor implements HopVerifier {
   private readonly random: () => number
   private referee: HopReferee | typeof noLocalReferee | undefined
   private lastRefresh = -Infinity
+  /** announced weight format of every peer seen in a candidate list */
+  private readonly formats = new Map<string, string>()
   readonly stats: AuditStats
 
   constructor (private readonly node: SwarmNode, private readonly source: CandidateSource, private readonly o: ReplicaAuditorOptions) {
@@ -149,7 +151,8 @@ export class ReplicaAuditor implements HopVerifier {
       candidates = await this.source.candidates(true, signal)
       replica = await this.replicaOutput(hop, state, candidates, signal)
     }
-    const format = (peerId: string): string => candidates.find((c) => c.peerId === peerId)?.dtype ?? 'unknown'
+    for (const c of candidates) if (c.dtype !== undefined) this.formats.set(c.peerId, c.dtype)
+    const format = (peerId: string): string => this.formats.get(peerId) ?? 'unknown'
     if (replica === null) {
       this.stats.noReplica++
       this.report({ outcome: 'no_replica', peer: hop.peerId, start: hop.start, end: hop.end, position })
@@ -204,7 +207,9 @@ export class ReplicaAuditor implements HopVerifier {
     const last = state.inputs[state.inputs.length - 1]
     const next = last === undefined ? 0 : last.position + last.hidden.length / this.o.hiddenSize
     if (position !== next) {
-      state.inputs = state.inputs.filter((s) => s.position + s.hidden.length / this.o.hiddenSize <= position)
+      // keep what comes before `position`, cutting a step that straddles it
+      const H = this.o.hiddenSize
+      state.inputs = state.inputs.filter((s) => s.position < position).map((s) => s.position + s.hidden.length / H <= position ? s : { position: s.position, hidden: s.hidden.subarray(0, (position - s.position) * H) })
       this.dropShadow(state, true)
     }
     return state

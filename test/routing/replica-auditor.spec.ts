@@ -16,26 +16,23 @@ const H = 4
 
 /** out_r = x_r + 0.5 · (x_0 + … + x_r) over the session's rows; a liar adds `lie` to its output from position `lieFrom` on. */
 class FakeSpan {
-  private sum = new Float64Array(H)
-  private rows = 0
+  /** the session's input rows so far (its "KV cache"); a step at an earlier position truncates it */
+  private rows: Float32Array[] = []
   constructor (private readonly lie = 0, private readonly lieFrom = Infinity) {}
 
   step (x: Float32Array, position: number): Float32Array {
-    if (position < this.rows) this.reset(position)
+    if (position > this.rows.length) throw new Error(`step at ${position} after ${this.rows.length} rows`)
+    this.rows.length = position
     const out = new Float32Array(x.length)
     for (let r = 0; r < x.length / H; r++) {
+      this.rows.push(x.slice(r * H, (r + 1) * H))
       for (let i = 0; i < H; i++) {
-        this.sum[i] += x[r * H + i]
-        out[r * H + i] = x[r * H + i] + 0.5 * this.sum[i] + (position + r >= this.lieFrom ? this.lie : 0)
+        let sum = 0
+        for (const row of this.rows) sum += row[i]
+        out[r * H + i] = x[r * H + i] + 0.5 * sum + (position + r >= this.lieFrom ? this.lie : 0)
       }
     }
-    this.rows = position + x.length / H
     return out
-  }
-
-  private reset (position: number): void {
-    if (position !== 0) throw new Error('the fake span only restarts from 0')
-    this.sum = new Float64Array(H)
   }
 }
 
@@ -179,16 +176,19 @@ describe('routing/replica-auditor', function () {
     assert.ok(events.every((e) => e.outcome === 'no_replica'))
   })
 
-  it('a step that goes back (truncation) restarts the shadow from the kept history', async function () {
+  it('a step that goes back (truncation) restarts the shadow from the kept history, cutting a straddling step', async function () {
     const [audited, replica] = [await fakePeer(pool), await fakePeer(pool)]
     const a = auditor([candidate(audited.node, 1), candidate(replica.node, 2)])
     const peer = new FakeSpan()
     const hop = { peerId: audited.node.peerId.toString(), start: 0, end: 4 }
     const steps = inputs(4)
     for (const s of steps) assert.equal((await a.check(hop, 'k', s.hidden, s.position, peer.step(s.hidden, s.position))).verdict, 'ok')
-    // back to position 0 with other rows: the fake span restarts, so must the replica's history
+    // back to position 1, inside the 3-row prefill, with other rows: the peer keeps row 0 only,
+    // so must the replica's history (the prefill is cut, not dropped)
     const again = Float32Array.from({ length: 2 * H }, (_, i) => i / 7)
-    assert.equal((await a.check(hop, 'k', again, 0, peer.step(again, 0))).verdict, 'ok')
+    assert.equal((await a.check(hop, 'k', again, 1, peer.step(again, 1))).verdict, 'ok')
+    const next = Float32Array.from({ length: H }, (_, i) => -i)
+    assert.equal((await a.check(hop, 'k', next, 3, peer.step(next, 3))).verdict, 'ok')
     await a.release('k')
   })
 
