@@ -113,7 +113,7 @@ interface AuditedHop {
 }
 
 /** when no replica is known, look for new ones at most this often, ms */
-const REFRESH_INTERVAL_MS = 5_000
+const REFRESH_INTERVAL_MS = 2_000
 
 /** A referee that could not be used (e.g. a client without block weights): third peers decide. */
 const noLocalReferee = Symbol('no local referee')

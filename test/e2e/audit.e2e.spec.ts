@@ -18,13 +18,17 @@ describe('generate --audit-rate cross-checks peers against replicas (real proces
   const prompt = [1, 7, 77, 177]
   const args = ['--model', dir, '--prompt-ids', prompt.join(','), '--max-new-tokens', String(N), '--ignore-eos']
   let expected: number[]
-  // every span twice, the replicas with another thread count; a liar joins in the second test
+  // every span twice, the replicas with another thread count; a liar joins in the second test.
+  // The honest peers of [2, 4) announce a very slow link (--network-mbps), so the planner routes
+  // that span through the liar once it is there (it always carries the hop: no timing tricks),
+  // while audits, which pick replicas by span and format, still use them.
   let swarm: TestSwarm
   const extra: PeerProcess[] = []
+  const slowLink = ['--network-mbps', '0.01']
 
   before(async function () {
     expected = await localTokens(dir, prompt, N)
-    swarm = await startSwarm(dir, [[0, 2], [0, 2], [2, 4], [2, 4]], [['--threads', '1'], ['--threads', '2'], ['--threads', '1'], ['--threads', '2']])
+    swarm = await startSwarm(dir, [[0, 2], [0, 2], [2, 4], [2, 4]], [['--threads', '1'], ['--threads', '2'], ['--threads', '1', ...slowLink], ['--threads', '2', ...slowLink]])
   })
   after(async function () { await stopPeers([...swarm?.peers ?? [], ...extra]) })
 
@@ -63,20 +67,9 @@ describe('generate --audit-rate cross-checks peers against replicas (real proces
   })
 
   it('a peer corrupting every 5th step is caught, a third peer referees, tokens equal local', async function () {
-    const [, , honestA, honestB] = swarm.peers
     const liar = await startPeer(dir, ['--blocks', '2:4', '--bootstrap', swarm.bootstrap, '--inject-fault', 'corrupt', '--fault-rate', '0.2'], 'peer[2,4) liar')
     extra.push(liar)
-    // the liar must carry the hop (else it could only be caught as a replica): the honest
-    // replicas are stopped while the client plans its chain, and resumed once the liar holds it
-    honestA.proc.kill('SIGSTOP')
-    honestB.proc.kill('SIGSTOP')
     const gen = new GenerateProcess([...args, '--audit-rate', '1', '--audit-referee', 'replicas', '--bootstrap', swarm.bootstrap])
-    try {
-      await liar.waitFor((e) => e.event === 'session_opened', 60_000)
-    } finally {
-      honestA.proc.kill('SIGCONT')
-      honestB.proc.kill('SIGCONT')
-    }
     const done = await gen.waitFor((e) => e.event === 'done', 150_000)
     assert.equal(await gen.exited, 0, gen.errors)
     assert.deepEqual(done.tokens, expected)
@@ -85,32 +78,22 @@ describe('generate --audit-rate cross-checks peers against replicas (real proces
     assert.ok(done.audit.mismatches >= 1)
     assert.ok(done.rerouteLog.some((r: { failedPeer: string, reason: string }) => r.failedPeer === liar.peerId && r.reason === 'bad_output'), JSON.stringify(done.rerouteLog))
     const tokens = gen.events.filter((x) => x.event === 'token')
+    assert.ok(tokens[0].route.some((h: { peer: string }) => h.peer === liar.peerId), 'the liar carried the hop at first')
     assert.ok(!tokens.at(-1)!.route.some((h: { peer: string }) => h.peer === liar.peerId), 'the liar is routed around')
     assert.match(gen.errors, /audit: peer caught computing wrong outputs/)
   })
 
   it('serve --audit-rate: the gateway\'s weights referee, the liar shows in /metrics, the completion equals local', async function () {
-    const [, , honestA, honestB] = swarm.peers
     const liar = extra[0]
     const child = spawn(process.execPath, [STRATA_BIN, 'serve', '--model', dir, '--bootstrap', swarm.bootstrap, '--port', '0', '--json', '--audit-rate', '1'], { stdio: ['ignore', 'pipe', 'pipe'] })
     const serve = new PeerProcess(child, 'serve')
     extra.push(serve)
     const { url, model } = await serve.waitFor((e) => e.event === 'listening', 90_000)
-    const opened = liar.events.filter((e) => e.event === 'session_opened').length
-    honestA.proc.kill('SIGSTOP')
-    honestB.proc.kill('SIGSTOP')
-    const response = fetch(`${url}/v1/completions`, {
+    const res = await fetch(`${url}/v1/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ model, prompt, max_tokens: N, temperature: 0, ignore_eos: true, return_token_ids: true })
     })
-    try {
-      await liar.waitFor((e) => e.event === 'session_opened' && liar.events.filter((x) => x.event === 'session_opened').indexOf(e) >= opened, 60_000)
-    } finally {
-      honestA.proc.kill('SIGCONT')
-      honestB.proc.kill('SIGCONT')
-    }
-    const res = await response
     const body = await res.json() as { choices: Array<{ token_ids: number[] }> }
     assert.equal(res.status, 200, JSON.stringify(body))
     assert.deepEqual(body.choices[0].token_ids, expected)
@@ -120,5 +103,6 @@ describe('generate --audit-rate cross-checks peers against replicas (real proces
     assert.match(metrics, /^strata_audits_total\{outcome="agree"\} [1-9]/m)
     assert.match(serve.stderr, /audit caught a peer computing wrong outputs/)
     assert.match(serve.stderr, /"referee":"local"/)
+    assert.ok(serve.stderr.includes(`"liar":"${liar.peerId}"`), 'the log names the liar')
   })
 })
