@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import { Option } from 'commander'
 import { LocalModel } from '../client/local-model.ts'
 import { Swarm } from '../client/swarm.ts'
-import type { RerouteEvent } from '../routing/index.ts'
+import type { AuditEvent, RerouteEvent } from '../routing/index.ts'
 import type { GenerationEvent } from '../client/session.ts'
 import { int, num, idList, collect, warnUnknownConfig, ALLOW_UNKNOWN_CONFIG_HELP } from './flags.ts'
 import { buildConversation } from './conversation.ts'
@@ -27,6 +27,8 @@ export function registerGenerate (program: Command): void {
     .option('--bootstrap <multiaddr>', 'bootstrap peer of the swarm (repeatable)', collect, [])
     .option('--no-hole-punch', 'stay on relayed connections to peers behind NAT (no DCUtR upgrade to direct ones)')
     .option('--verify', 'check every peer\'s output against local recomputation (needs the block weights) and route around peers that differ')
+    .option('--audit-rate <r>', 'share of hop steps also sent to a replica serving the same blocks and compared (0 = off; needs no block weights); peers caught lying are excluded', num(0, 1), 0)
+    .addOption(new Option('--audit-referee <who>', 'who settles a peer/replica disagreement: auto = the block weights in --model when present, else a third peer; replicas = third peers only').choices(['auto', 'replicas']).default('auto'))
     .addOption(new Option('--quantize <format>', 'local weights: quantize on load').choices(['int8', 'int4']))
     .addOption(new Option('--head-format <format>', 'embeddings and LM head on this side: f32 is exact; f16/int8/int4 read less per token').choices(['f32', 'f16', 'int8', 'int4']).default('f32'))
     .option('--threads <n>', 'compute threads per engine (local blocks, head; with --verify also each verifying span)', int(1))
@@ -39,6 +41,8 @@ export function registerGenerate (program: Command): void {
         throw new Error('give --prompt TEXT, --messages FILE.json (with or without --prompt), or --prompt-ids alone (token ids do not go through the chat template)')
       }
       if (o.verify === true && o.bootstrap.length === 0) throw new Error('--verify checks swarm peers: give --bootstrap too')
+      if (o.auditRate > 0 && o.bootstrap.length === 0) throw new Error('--audit-rate checks swarm peers: give --bootstrap too')
+      if (o.auditRate > 0 && o.verify === true) throw new Error('--verify recomputes every hop step locally; --audit-rate cross-checks a share of them against replicas: give one of them')
       warnUnknownConfig(o.model, o.allowUnknownConfig)
       const allowUnknownConfig = o.allowUnknownConfig === true
       const prompt = o.promptIds !== undefined
@@ -57,12 +61,17 @@ export function registerGenerate (program: Command): void {
       const controller = new AbortController()
       process.once('SIGINT', () => { controller.abort(new Error('interrupted')) })
       if (o.bootstrap.length > 0) {
-        const swarm = await Swarm.connect({ bootstrap: o.bootstrap, modelDir: o.model, threads: o.threads, headFormat: o.headFormat, verify: o.verify === true, allowUnknownConfig, coverageWaitMs: o.coverageWaitMs, holePunch: o.holePunch !== false, signal: controller.signal })
+        const swarm = await Swarm.connect({ bootstrap: o.bootstrap, modelDir: o.model, threads: o.threads, headFormat: o.headFormat, verify: o.verify === true, auditRate: o.auditRate, auditReferee: o.auditReferee, allowUnknownConfig, coverageWaitMs: o.coverageWaitMs, holePunch: o.holePunch !== false, signal: controller.signal })
         try {
           const onReroute = (e: RerouteEvent): void => {
             if (o.json !== true) process.stderr.write(`\n[re-routed around ${e.failedPeer.slice(-8)} (${e.reason}) for blocks [${e.start}, ${e.end}) in ${e.recoveryMs.toFixed(0)} ms]\n`)
           }
-          await printEvents(swarm.generate(prompt, { ...opts, signal: controller.signal, onReroute }), o.json === true, swarm.tokenizer !== null)
+          const onAudit = (e: AuditEvent): void => {
+            if (o.json === true || (e.outcome !== 'liar' && e.outcome !== 'replica_liar')) return
+            const liar = e.outcome === 'liar' ? e.peer : e.replica ?? ''
+            process.stderr.write(`\n[audit: ${liar.slice(-8)} computed wrong outputs for blocks [${e.start}, ${e.end}) (referee ${e.referee === 'local' ? 'local weights' : e.referee?.slice(-8)}); excluded]\n`)
+          }
+          await printEvents(swarm.generate(prompt, { ...opts, signal: controller.signal, onReroute, onAudit }), o.json === true, swarm.tokenizer !== null)
         } finally {
           await swarm.close()
         }
@@ -87,9 +96,10 @@ export async function printEvents (events: AsyncIterable<GenerationEvent>, json:
     } else {
       process.stdout.write('\n')
       const verified = e.verifiedSteps === undefined ? '' : `, ${e.verifiedSteps} hop steps verified`
+      const audited = e.audit === undefined ? '' : `, ${e.audit.agreed}/${e.audit.sampled} audited hop steps confirmed by replicas`
       const rejected = e.rejectedPeers === undefined || e.rejectedPeers.length === 0 ? '' : `, wrong outputs from ${e.rejectedPeers.map((p) => p.slice(-8)).join(', ')}`
       const spec = e.speculation === undefined ? '' : `, ${e.speculation.accepted}/${e.speculation.proposed} drafted tokens accepted`
-      process.stderr.write(`[${e.tokens.length} tokens, ${e.tokensPerSecond.toFixed(1)} tok/s, first token ${e.timeToFirstTokenMs.toFixed(0)} ms${e.reroutes > 0 ? `, ${e.reroutes} re-routes` : ''}${spec}${verified}${rejected}]\n`)
+      process.stderr.write(`[${e.tokens.length} tokens, ${e.tokensPerSecond.toFixed(1)} tok/s, first token ${e.timeToFirstTokenMs.toFixed(0)} ms${e.reroutes > 0 ? `, ${e.reroutes} re-routes` : ''}${spec}${verified}${audited}${rejected}]\n`)
     }
   }
 }

@@ -37,12 +37,14 @@ export function registerPeer (program: Command): void {
     .option('--network-mbps <n>', "this link's speed in Mbit/s, for the announced throughput (default: measured against the bootstrap peer)", num(0.001))
     .option('--rebalance-interval-ms <n>', 'mean time between checks whether to move to other blocks (±50%; peers with --blocks never move)', int(100), 60_000)
     .addOption(new Option('--inject-fault <kind>', 'tests and demos only: misbehave on purpose').choices(['corrupt', 'slow', 'drop']))
+    .option('--fault-rate <r>', 'share of steps --inject-fault corrupt|slow hits, evenly spaced (e.g. 0.2: every 5th step)', num(Number.MIN_VALUE, 1), 1)
     .addOption(new Option('--metrics-port <port>', 'serve Prometheus metrics (/metrics) and a health check (/healthz: 200 while serving) on this port (0 = any free port)').argParser(int(0, 65535)).env('STRATA_METRICS_PORT'))
     .option('--metrics-host <host>', 'address for the metrics endpoint', '127.0.0.1')
     .option('--allow-unknown-config', ALLOW_UNKNOWN_CONFIG_HELP)
     .option('--json', 'print one JSON event per line')
     .action(async (o) => {
       if (o.blocks !== undefined && o.numBlocks !== undefined) throw new Error('give at most one of --blocks and --num-blocks')
+      if (o.faultRate !== 1 && o.injectFault !== 'corrupt' && o.injectFault !== 'slow') throw new Error('--fault-rate needs --inject-fault corrupt or slow')
       const print = (e: Record<string, unknown>): void => {
         if (o.json === true) process.stdout.write(JSON.stringify(e) + '\n')
         else process.stdout.write(`${new Date().toISOString()} ${String(e.event)} ${JSON.stringify({ ...e, event: undefined })}\n`)
@@ -79,11 +81,12 @@ export function registerPeer (program: Command): void {
         networkMbps: o.networkMbps,
         rebalanceIntervalMs: o.rebalanceIntervalMs,
         fault: o.injectFault,
+        faultRate: o.faultRate,
         metricsPort: o.metricsPort,
         metricsHost: o.metricsHost
       })
       server.on('event', print)
-      if (o.injectFault !== undefined) process.stderr.write(`WARNING: fault injection "${o.injectFault}" is on: this peer misbehaves on purpose\n`)
+      if (o.injectFault !== undefined) process.stderr.write(`WARNING: fault injection "${o.injectFault}"${o.faultRate !== 1 ? ` at rate ${o.faultRate}` : ''} is on: this peer misbehaves on purpose\n`)
       print({ event: 'ready', peerId: server.peerId, multiaddrs: server.multiaddrs, blocks: server.span, modelId: server.modelId, throughput: server.throughput, computeThroughput: server.measured.compute, networkThroughput: server.measured.network, ...(server.metricsPort !== null ? { metricsUrl: `http://${o.metricsHost}:${server.metricsPort}/metrics`, healthUrl: `http://${o.metricsHost}:${server.metricsPort}/healthz` } : {}) })
       let stopping = false
       const shutdown = (signal: string): void => {

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander'
 import { GatewayServer } from '../serve/serve.ts'
-import { int, collect, warnUnknownConfig, ALLOW_UNKNOWN_CONFIG_HELP } from './flags.ts'
+import { int, num, collect, warnUnknownConfig, ALLOW_UNKNOWN_CONFIG_HELP } from './flags.ts'
 
 export function registerServe (program: Command): void {
   program.command('serve')
@@ -11,8 +11,10 @@ export function registerServe (program: Command): void {
     .option('--host <host>', 'HTTP listen address (0.0.0.0 to serve other machines)', '127.0.0.1')
     .option('--model-id <id>', 'model id in the swarm (default: derived from config.json)')
     .option('--body-limit-kb <n>', 'largest request body accepted, KiB', int(1), 1024)
-    .option('--threads <n>', 'compute threads for the embeddings and head', int(1))
+    .option('--threads <n>', 'compute threads for the embeddings and head (and a local audit referee)', int(1))
     .addOption(new Option('--head-format <format>', 'embeddings and LM head: f32 is exact; f16/int8/int4 read less per token').choices(['f32', 'f16', 'int8', 'int4']).default('f32'))
+    .option('--audit-rate <r>', 'share of hop steps also sent to a replica serving the same blocks and compared (0 = off; needs no block weights); peers caught lying are excluded', num(0, 1), 0)
+    .addOption(new Option('--audit-referee <who>', 'who settles a peer/replica disagreement: auto = the block weights in --model when present, else a third peer; replicas = third peers only').choices(['auto', 'replicas']).default('auto'))
     .option('--allow-unknown-config', ALLOW_UNKNOWN_CONFIG_HELP)
     .option('--json', 'print the listening line as JSON')
     .action(async (o) => {
@@ -26,7 +28,9 @@ export function registerServe (program: Command): void {
         host: o.host,
         bodyLimit: o.bodyLimitKb * 1024,
         threads: o.threads,
-        headFormat: o.headFormat
+        headFormat: o.headFormat,
+        auditRate: o.auditRate,
+        auditReferee: o.auditReferee
       })
       if (o.json === true) process.stdout.write(JSON.stringify({ event: 'listening', url: server.url, model: server.modelId }) + '\n')
       else process.stdout.write(`strata serve: ${server.url}/v1 (model ${server.modelId}); dashboard ${server.url}/\n`)

@@ -2,6 +2,7 @@
 // streaming text and the final summary. Shared by the CLI, the SDK and the HTTP gateway.
 import type { TextTokenizer, ChatMessage } from '../shards/tokenizer.ts'
 import type { TokenLogprob } from './logprobs.ts'
+import type { AuditStats } from '../routing/index.ts'
 import { generateTokens, GenerationError, type BlockPipeline, type GenerateOptions, type Head, type RouteHop } from './generation.ts'
 
 export type Prompt = { text: string } | { ids: number[] } | { messages: ChatMessage[] }
@@ -32,8 +33,10 @@ export interface DoneOutput {
   rerouteLog?: RerouteSummary[]
   /** swarm with verification only: hop steps whose outputs matched the local recomputation */
   verifiedSteps?: number
-  /** swarm with verification only: peers whose outputs did not match, routed around */
+  /** swarm with verification or audits only: peers whose outputs did not match, routed around */
   rejectedPeers?: string[]
+  /** swarm with audits only: this generation's replica cross-checks */
+  audit?: AuditStats
   /** swarm only: how the client reached each peer of the last route at the end */
   paths?: Array<{ peer: string, path: 'direct' | 'relayed' }>
   /** with the `speculate` option */

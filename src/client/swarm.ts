@@ -7,7 +7,9 @@
 //
 // The client holds only embeddings, final norm, LM head and tokenizer; the blocks run on peers.
 // With `verify`, it also recomputes every hop locally (it then needs the block weights too) and
-// routes around peers whose outputs differ.
+// routes around peers whose outputs differ. With `auditRate`, it needs no weights: a sampled
+// share of hop steps is cross-checked against replicas (routing/replica-auditor.ts), and peers
+// caught lying are excluded for the life of the Swarm.
 import { loadModelConfig, modelIdFor, type ModelConfig } from '../shards/config.ts'
 import { TextTokenizer } from '../shards/tokenizer.ts'
 import { TokenVocabulary } from '../shards/vocabulary.ts'
@@ -15,8 +17,8 @@ import { WorkerHeadEngine } from '../shards/worker/engine-client.ts'
 import type { WeightFormat } from '../shards/span-graph.ts'
 import type { WireDtype } from '../protocol/tensor.ts'
 import {
-  createSwarmNode, waitForRoutingTable, withTimeout, componentLogger, ChainSession, DhtCandidates,
-  type SwarmNode, type RerouteEvent, type Logger
+  createSwarmNode, waitForRoutingTable, withTimeout, componentLogger, ChainSession, DhtCandidates, ReplicaAuditor,
+  type SwarmNode, type RerouteEvent, type Logger, type AuditEvent
 } from '../routing/index.ts'
 import { runGeneration, promptIds, type GenerationEvent, type Prompt } from './session.ts'
 import type { GenerateOptions, RouteHop } from './generation.ts'
@@ -47,6 +49,16 @@ export interface SwarmOptions {
    * `modelDir` and the f32 wire); peers that differ are routed around (default false)
    */
   verify?: boolean
+  /**
+   * share of hop steps cross-checked against a replica serving the same blocks, in [0, 1]
+   * (default 0: off); needs no block weights. Not with `verify` (which checks every step).
+   */
+  auditRate?: number
+  /**
+   * who settles a disagreement between a peer and its replica: 'auto' (default) = the block
+   * weights in `modelDir` when present, else third peers; 'replicas' = third peers only
+   */
+  auditReferee?: 'auto' | 'replicas'
   /** upgrade relayed connections to peers behind NAT to direct ones with DCUtR (default true) */
   holePunch?: boolean
   /** the client's embeddings and LM head: f32 (default, exact) or stored as f16/int8/int4 — less read per token, not bit-identical */
@@ -63,6 +75,13 @@ export interface SwarmGenerateOptions extends GenerateOptions {
   onReroute?: (e: RerouteEvent) => void
   /** override the swarm's `verify` for this generation */
   verify?: boolean
+  /** called on every sampled audit (with `auditRate`) */
+  onAudit?: (e: AuditEvent) => void
+}
+
+/** `verify` recomputes every step; an audit rate on top of it would only add work. */
+export class AuditOptionsError extends Error {
+  override name = 'AuditOptionsError'
 }
 
 /** Verification of outputs needs them bit-exact: a lossy wire could never match. */
@@ -73,6 +92,8 @@ export class VerifyWireError extends Error {
 
 export class Swarm {
   private verifier: LocalVerifier | null = null
+  /** peers caught lying by audits: excluded from every later chain */
+  private readonly liars = new Set<string>()
 
   private constructor (
     readonly node: SwarmNode,
@@ -90,6 +111,9 @@ export class Swarm {
   static async connect (opts: SwarmOptions): Promise<Swarm> {
     if (opts.bootstrap.length === 0) throw new Error('Swarm.connect needs at least one bootstrap multiaddr')
     if (opts.verify === true && opts.wireDtype === 'f16') throw new VerifyWireError()
+    const auditRate = opts.auditRate ?? 0
+    if (!(auditRate >= 0 && auditRate <= 1)) throw new AuditOptionsError(`the audit rate must be in [0, 1], got ${auditRate}`)
+    if (opts.verify === true && auditRate > 0) throw new AuditOptionsError('verify recomputes every hop step locally; an audit rate adds nothing to it: choose one')
     const configOptions = { allowUnknownKeys: opts.allowUnknownConfig }
     const config = loadModelConfig(opts.modelDir, configOptions)
     const tokenizer = TextTokenizer.load(opts.modelDir)
@@ -120,7 +144,8 @@ export class Swarm {
     const ids = promptIds(this.tokenizer, prompt)
     const maxLength = Math.min(this.config.maxPositions, ids.length + (opts.maxNewTokens ?? 32))
     const verify = opts.verify ?? this.opts.verify ?? false
-    const chain = await this.openChain(maxLength, verify, opts.signal)
+    const auditor = verify ? undefined : this.auditor(maxLength, opts.onAudit)
+    const chain = await this.openChain(maxLength, verify, opts.signal, auditor)
     let reported = 0
     let route: RouteHop[] = []
     try {
@@ -135,7 +160,14 @@ export class Swarm {
           failedPeer: r.failedPeer, reason: r.reason, start: r.start, end: r.end, recoveryMs: r.recoveryMs,
           replacement: r.replacement.map((h) => ({ peer: h.peerId, start: h.start, end: h.end }))
         }))
-        yield { ...e, rerouteLog, paths: route.map((h) => ({ peer: h.peer, path: this.pathTo(h.peer) })), ...(verify ? { verifiedSteps: chain.verifiedSteps, rejectedPeers: [...chain.rejectedPeers] } : {}) }
+        yield {
+          ...e,
+          rerouteLog,
+          paths: route.map((h) => ({ peer: h.peer, path: this.pathTo(h.peer) })),
+          ...(verify ? { verifiedSteps: chain.verifiedSteps } : {}),
+          ...(verify || auditor !== undefined ? { rejectedPeers: [...chain.rejectedPeers] } : {}),
+          ...(auditor !== undefined ? { audit: { ...auditor.stats, liars: [...auditor.stats.liars] } } : {})
+        }
       }
     } finally {
       await chain.close()
@@ -148,12 +180,34 @@ export class Swarm {
    */
   async score (prompt: Prompt, opts: ScoreOptions = {}): Promise<ScoreResult> {
     const verify = this.opts.verify ?? false
-    return await scoreTokens(this.head, async (maxLength) => await this.openChain(maxLength, verify, opts.signal), promptIds(this.tokenizer, prompt), opts)
+    return await scoreTokens(this.head, async (maxLength) => await this.openChain(maxLength, verify, opts.signal, verify ? undefined : this.auditor(maxLength)), promptIds(this.tokenizer, prompt), opts)
   }
 
-  private async openChain (maxLength: number, verify: boolean, signal?: AbortSignal): Promise<ChainSession> {
+  /** A replica auditor for one chain session, when auditing is on. */
+  private auditor (maxLength: number, onEvent?: (e: AuditEvent) => void): ReplicaAuditor | undefined {
+    const rate = this.opts.auditRate ?? 0
+    if (rate === 0) return undefined
+    return new ReplicaAuditor(this.node, this.candidates, {
+      rate,
+      modelId: this.modelId,
+      hiddenSize: this.config.hiddenSize,
+      maxLength,
+      wireDtype: this.opts.wireDtype ?? 'f32',
+      stepTimeoutMs: this.opts.stepTimeoutMs,
+      referee: this.opts.auditReferee === 'replicas' ? undefined : this.localVerifier(),
+      liars: this.liars,
+      onEvent,
+      log: this.log
+    })
+  }
+
+  private localVerifier (): LocalVerifier {
+    return (this.verifier ??= new LocalVerifier(this.opts.modelDir, { threads: this.opts.threads, allowUnknownConfig: this.opts.allowUnknownConfig }))
+  }
+
+  private async openChain (maxLength: number, verify: boolean, signal?: AbortSignal, auditor?: ReplicaAuditor): Promise<ChainSession> {
     if (verify && this.opts.wireDtype === 'f16') throw new VerifyWireError()
-    const verifier = verify ? (this.verifier ??= new LocalVerifier(this.opts.modelDir, { threads: this.opts.threads, allowUnknownConfig: this.opts.allowUnknownConfig })) : undefined
+    const verifier = verify ? this.localVerifier() : auditor
     return await ChainSession.open(this.node, this.candidates, {
       modelId: this.modelId,
       numBlocks: this.config.numLayers,
@@ -163,6 +217,7 @@ export class Swarm {
       stepTimeoutMs: this.opts.stepTimeoutMs,
       coverageWaitMs: this.opts.coverageWaitMs,
       verifier,
+      excluded: this.liars,
       log: this.log
     }, signal)
   }

@@ -1,11 +1,13 @@
-// Checks swarm peers against local recomputation (`strata generate --verify`). The client has
+// Checks swarm peers against local recomputation (`strata generate --verify`), and referees
+// replica audits when the client has the weights. The client has
 // the whole model directory: for every hop it feeds the same inputs, in the same step shapes,
 // through a local engine of the same blocks and compares the outputs bit for bit. The engine is
 // deterministic per block, and a block computes the same bits in whichever span it sits, so an
 // honest peer's f32 output is bit-identical to the local one.
 import { WorkerSpanEngine } from '../shards/worker/engine-client.ts'
 import { ModelError } from '../shards/errors.ts'
-import type { HopVerifier, VerifiedHop } from '../routing/index.ts'
+import { randomUUID } from 'node:crypto'
+import type { HopCheck, HopInput, HopReferee, HopVerifier, VerifiedHop } from '../routing/index.ts'
 
 export interface LocalVerifierOptions {
   /** compute threads per local engine */
@@ -19,14 +21,20 @@ export class VerifierError extends ModelError {
   override name = 'VerifierError'
 }
 
-/** One local engine per distinct span, loaded on first use and reused; one KV session per hop. */
-export class LocalVerifier implements HopVerifier {
+/**
+ * One local engine per distinct span, loaded on first use and reused; one KV session per hop.
+ * It is also the trusted referee of replica audits (`recompute`): when a peer and its replica
+ * disagree, the client's own weights decide.
+ */
+export class LocalVerifier implements HopVerifier, HopReferee {
+  /** computes with the checkpoint's weights, unquantized */
+  readonly format = 'f32'
   private readonly engines = new Map<string, Promise<WorkerSpanEngine>>()
   private readonly sessions = new Map<string, WorkerSpanEngine>()
 
   constructor (private readonly modelDir: string, private readonly opts: LocalVerifierOptions = {}) {}
 
-  async check (hop: VerifiedHop, hopKey: string, input: Float32Array, position: number, output: Float32Array): Promise<boolean> {
+  async check (hop: VerifiedHop, hopKey: string, input: Float32Array, position: number, output: Float32Array): Promise<HopCheck> {
     let engine = this.sessions.get(hopKey)
     if (engine === undefined) {
       engine = await this.engine(hop.start, hop.end)
@@ -34,6 +42,21 @@ export class LocalVerifier implements HopVerifier {
       this.sessions.set(hopKey, engine)
     }
     return sameBits(await engine.step(hopKey, input, position), output)
+      ? { verdict: 'ok' }
+      : { verdict: 'wrong', detail: `its output for blocks [${hop.start}, ${hop.end}) at position ${position} differs from the local recomputation` }
+  }
+
+  async recompute (hop: VerifiedHop, steps: HopInput[]): Promise<Float32Array> {
+    const engine = await this.engine(hop.start, hop.end)
+    const key = randomUUID()
+    await engine.open(key, engine.config.maxPositions)
+    try {
+      let out: Float32Array = new Float32Array(0)
+      for (const s of steps) out = await engine.step(key, s.hidden, s.position)
+      return out
+    } finally {
+      await engine.close(key).catch(() => false)
+    }
   }
 
   async truncate (hopKey: string, length: number): Promise<void> {

@@ -76,11 +76,26 @@ export interface PeerConfig {
   cacheDir?: string
   /** tests and demos only: misbehave on purpose */
   fault?: Fault
+  /** share of steps the `corrupt` and `slow` faults hit, evenly spaced (default 1: every step) */
+  faultRate?: number
   /** serve Prometheus metrics at http://metricsHost:metricsPort/metrics (default: off; 0 = any free port) */
   metricsPort?: number
   /** address for the metrics endpoint (default 127.0.0.1) */
   metricsHost?: string
   logger?: Logger
+}
+
+/**
+ * Whether each successive step is hit by a fault striking `rate` of them, evenly spaced (the
+ * 1/rate-th, 2/rate-th… step): deterministic, so a test knows a low-rate liar lies.
+ */
+export function faultSchedule (rate: number): () => boolean {
+  if (!(rate > 0 && rate <= 1)) throw new RangeError(`the fault rate must be in (0, 1], got ${rate}`)
+  let steps = 0
+  return () => {
+    steps++
+    return Math.floor(steps * rate) > Math.floor((steps - 1) * rate)
+  }
 }
 
 export const peerDefaults = {

@@ -22,7 +22,7 @@ import { defaultCacheDir } from '../shards/cache-dir.ts'
 import { chooseSpan } from './placement.ts'
 import { swarmRecords } from './swarm-view.ts'
 import { Rebalancer, rebalanceDefaults } from './rebalance.ts'
-import { peerDefaults, type PeerConfig } from './config.ts'
+import { faultSchedule, peerDefaults, type PeerConfig } from './config.ts'
 
 export const SOFTWARE_VERSION = '0.1.0'
 
@@ -166,6 +166,7 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       firstStepTimeoutMs: this.cfg.firstStepTimeoutMs ?? peerDefaults.firstStepTimeoutMs,
       reserveChunkTokens: this.cfg.reserveChunkTokens ?? peerDefaults.reserveChunkTokens,
       fault: this.cfg.fault,
+      faultDue: faultSchedule(this.cfg.faultRate ?? 1),
       log: this.log,
       sessions: this.sessions,
       isServing: () => this.state === 'online',

@@ -30,6 +30,8 @@ export interface SessionContext {
   /** reservations grow by this many tokens at a time */
   reserveChunkTokens: number
   fault?: Fault
+  /** whether the fault hits the step being served (called once per step; default: always) */
+  faultDue?: () => boolean
   log: Logger
   /** live sessions, keyed by remote peer + session id */
   sessions: Map<string, LiveSession>
@@ -160,11 +162,12 @@ async function serveSession (stream: Stream, holder: Holder, ctx: SessionContext
         ctx.admission.stepStarted(sessionKey, Date.now())
         try {
           grow(sessionKey, Math.min(tokens + n, open.maxLength), open.maxLength, engine.info.kvBytesPerToken, ctx)
-          if (ctx.fault === 'slow') await new Promise((resolve) => setTimeout(resolve, peerDefaults.slowFaultMs))
+          const faulty = ctx.fault !== undefined && (ctx.faultDue?.() ?? true)
+          if (faulty && ctx.fault === 'slow') await new Promise((resolve) => setTimeout(resolve, peerDefaults.slowFaultMs))
           const t0 = performance.now()
           const out = await engine.step(sessionKey, msg.hidden.data, msg.position)
           ctx.observer?.step(n, (performance.now() - t0) / 1000)
-          if (ctx.fault === 'corrupt') for (let i = 0; i < out.length; i += 7) out[i] += 0.5
+          if (faulty && ctx.fault === 'corrupt') for (let i = 0; i < out.length; i += 7) out[i] += 0.5
           steps++
           tokens += n
           await channel.send({ kind: 'result', stepId: msg.stepId, position: msg.position + n, hidden: { dtype: msg.hidden.dtype, shape: [1, n, hidden], data: out } }, AbortSignal.timeout(ctx.idleTimeoutMs))

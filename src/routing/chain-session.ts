@@ -14,9 +14,11 @@
 // replay performs the same operations in the same shapes and the newcomer's KV cache holds
 // exactly the accepted positions, bit for bit.
 //
-// With a verifier, every hop step (replays included) is checked against a recomputation the
-// client trusts; a peer whose output differs is excluded for the rest of the session and routed
-// around like any other failure (reason 'bad_output').
+// With a verifier, every hop step (replays included) is passed to it: the local verifier checks
+// each against a recomputation the client trusts, the replica auditor a sampled share against
+// other peers. A peer whose output is found wrong is excluded for the rest of the session and
+// routed around like any other failure (reason 'bad_output'); one the verifier cannot settle
+// is routed around with an ordinary (temporary) ban.
 import { randomUUID } from 'node:crypto'
 import type { SwarmNode } from './node.ts'
 import type { Logger } from './logger.ts'
@@ -54,19 +56,34 @@ export interface ChainOptions {
   busyWaitMs?: number
   /** checks every hop step; default: peers are trusted */
   verifier?: HopVerifier
+  /** peers caught computing wrong outputs before this session (never routed through) */
+  excluded?: Iterable<string>
   log: Logger
 }
 
 /** The hop a step went through. */
 export interface VerifiedHop { peerId: string, start: number, end: number }
 
+/** A verifier's answer about one hop step. */
+export interface HopCheck {
+  /**
+   * ok: confirmed; unchecked: not checked (not sampled, nothing to check against); wrong: the
+   * peer's output is wrong; unsettled: it may be wrong (sources disagree and none prevails)
+   */
+  verdict: 'ok' | 'unchecked' | 'wrong' | 'unsettled'
+  /** what was found, for the failure message */
+  detail?: string
+  /** other peers found computing wrong outputs while checking (e.g. a lying replica) */
+  liars?: string[]
+}
+
 /**
  * Checks peers' outputs. `hopKey` names one hop session: its steps arrive in order, in the shapes
  * they were sent to the peer, starting at position 0, so a verifier can keep a KV cache per key.
  */
 export interface HopVerifier {
-  /** true if `output` is what blocks [hop.start, hop.end) compute for `input` at `position` */
-  check (hop: VerifiedHop, hopKey: string, input: Float32Array, position: number, output: Float32Array): Promise<boolean>
+  /** whether `output` is what blocks [hop.start, hop.end) compute for `input` at `position` */
+  check (hop: VerifiedHop, hopKey: string, input: Float32Array, position: number, output: Float32Array, signal?: AbortSignal): Promise<HopCheck>
   /** the hop session was cut back to its first `length` positions */
   truncate (hopKey: string, length: number): Promise<void>
   /** the hop session is over: drop what is kept for it; never throws */
@@ -119,13 +136,15 @@ export class ChainSession {
   private verified = 0
   private closed = false
 
-  private constructor (private readonly node: SwarmNode, private readonly source: CandidateSource, private readonly o: Required<Omit<ChainOptions, 'log' | 'verifier'>> & Pick<ChainOptions, 'log' | 'verifier'>) {}
+  private constructor (private readonly node: SwarmNode, private readonly source: CandidateSource, private readonly o: Required<Omit<ChainOptions, 'log' | 'verifier' | 'excluded'>> & Pick<ChainOptions, 'log' | 'verifier'>) {}
 
   static async open (node: SwarmNode, source: CandidateSource, opts: ChainOptions, signal?: AbortSignal): Promise<ChainSession> {
     const defined = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as ChainOptions
+    const { excluded, ...rest } = defined
     const chain = new ChainSession(node, source, {
-      wireDtype: 'f32', stepTimeoutMs: 5_000, perPositionTimeoutMs: 20, openTimeoutMs: 5_000, maxRecoveries: 6, coverageWaitMs: 3_000, busyWaitMs: 30_000, ...defined
+      wireDtype: 'f32', stepTimeoutMs: 5_000, perPositionTimeoutMs: 20, openTimeoutMs: 5_000, maxRecoveries: 6, coverageWaitMs: 3_000, busyWaitMs: 30_000, ...rest
     })
+    for (const peerId of excluded ?? []) chain.bans.exclude(peerId, 'bad_output')
     let lastError: unknown
     const coverageDeadline = performance.now() + chain.o.coverageWaitMs
     const busyDeadline = performance.now() + chain.o.busyWaitMs
@@ -157,7 +176,7 @@ export class ChainSession {
 
   get reroutes (): number { return this.rerouteCount }
 
-  /** hop steps whose outputs the verifier confirmed (0 without a verifier) */
+  /** hop steps whose outputs the verifier checked and confirmed (0 without a verifier) */
   get verifiedSteps (): number { return this.verified }
 
   route (): Array<{ peer: string, start: number, end: number }> {
@@ -213,12 +232,13 @@ export class ChainSession {
     const output = await hop.session.step(input, position, this.timeoutFor(input), signal)
     const { peerId, start, end } = hop.plan
     if (this.o.verifier !== undefined) {
-      if (!await this.o.verifier.check({ peerId, start, end }, hop.key, input, position, output)) {
-        this.bans.exclude(peerId, 'bad_output')
-        if (!this.rejectedPeers.includes(peerId)) this.rejectedPeers.push(peerId)
-        throw new PeerFailure(peerId, 'bad_output', `its output for blocks [${start}, ${end}) at positions [${position}, ${position + input.length / this.o.hiddenSize}) differs from the local recomputation`)
+      const { verdict, detail, liars } = await this.o.verifier.check({ peerId, start, end }, hop.key, input, position, output, signal)
+      for (const liar of liars ?? []) this.reject(liar)
+      if (verdict === 'wrong' || verdict === 'unsettled') {
+        if (verdict === 'wrong') this.reject(peerId)
+        throw new PeerFailure(peerId, 'bad_output', detail ?? `its output for blocks [${start}, ${end}) at positions [${position}, ${position + input.length / this.o.hiddenSize}) is wrong`)
       }
-      this.verified++
+      if (verdict === 'ok') this.verified++
     }
     hop.history.push({ kind: 'step', position, hidden: input })
     return output
@@ -236,6 +256,12 @@ export class ChainSession {
     if (op.kind === 'step') return await this.stepHop(hop, input, op.position, signal)
     await this.truncateHop(hop, op.length, signal)
     return input
+  }
+
+  /** Excludes a peer caught computing wrong outputs for the rest of the session. */
+  private reject (peerId: string): void {
+    this.bans.exclude(peerId, 'bad_output')
+    if (!this.rejectedPeers.includes(peerId)) this.rejectedPeers.push(peerId)
   }
 
   /** Ends hop sessions, politely or at once, and what the verifier keeps for them. */

@@ -26,7 +26,7 @@ export class DhtCandidates implements CandidateSource {
     if (this.cache !== null && age < (refresh ? this.minRefreshMs : this.maxAgeMs)) return this.cache.list
     const found = await findSwarmPeers(this.node, this.modelId, { numBlocks: this.numBlocks, arch: this.arch, signal })
     const list = found.map(({ record: r, latencyMs }) => ({
-      peerId: r.peerId, multiaddrs: r.multiaddrs, start: r.start, end: r.end, latencyMs, throughput: r.throughput, cacheTokensLeft: r.cacheTokensLeft, state: r.state
+      peerId: r.peerId, multiaddrs: r.multiaddrs, start: r.start, end: r.end, latencyMs, throughput: r.throughput, cacheTokensLeft: r.cacheTokensLeft, state: r.state, dtype: r.dtype
     }))
     this.cache = { at: Date.now(), list }
     return list

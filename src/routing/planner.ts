@@ -15,6 +15,8 @@ export interface Candidate {
   throughput: number
   cacheTokensLeft: number
   state: 'joining' | 'online' | 'draining'
+  /** announced weight format (f32, f16, int8, int4…): audits set their tolerance by it */
+  dtype?: string
 }
 
 export interface PlannedHop { peerId: string, multiaddrs: string[], start: number, end: number }

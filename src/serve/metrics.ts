@@ -10,6 +10,9 @@ export class GatewayMetrics {
   readonly generatedTokens: Counter<'endpoint'>
   readonly reroutes: Counter<'reason'>
   readonly errors: Counter<'kind'>
+  readonly audits: Counter<'outcome'>
+  readonly auditLiars: Counter
+  readonly auditDifference: Histogram
   readonly active: Gauge
   readonly latency: Histogram<'endpoint'>
   readonly timeToFirstToken: Histogram<'endpoint'>
@@ -20,6 +23,14 @@ export class GatewayMetrics {
     this.promptTokens = new Counter({ name: 'strata_prompt_tokens_total', help: 'prompt tokens processed', labelNames: ['endpoint'], registers })
     this.generatedTokens = new Counter({ name: 'strata_generated_tokens_total', help: 'tokens generated', labelNames: ['endpoint'], registers })
     this.reroutes = new Counter({ name: 'strata_reroutes_total', help: 'chains re-routed around a failed peer, by failure reason', labelNames: ['reason'], registers })
+    this.audits = new Counter({ name: 'strata_audits_total', help: 'hop steps cross-checked against a replica (--audit-rate), by outcome: agree, liar, replica_liar, unsettled, no_replica', labelNames: ['outcome'], registers })
+    this.auditLiars = new Counter({ name: 'strata_audit_liars_total', help: 'peers caught computing wrong outputs by audits (excluded from then on)', registers })
+    this.auditDifference = new Histogram({
+      name: 'strata_audit_relative_difference',
+      help: 'relative difference between a peer\'s and its replica\'s outputs in audits (the honest spread, and liars)',
+      buckets: [0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1],
+      registers
+    })
     this.errors = new Counter({ name: 'strata_errors_total', help: 'failed requests, by kind', labelNames: ['kind'], registers })
     this.active = new Gauge({ name: 'strata_active_generations', help: 'generations in progress', registers })
     this.latency = new Histogram({

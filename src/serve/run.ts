@@ -141,6 +141,14 @@ export async function * runRequest (backend: Backend, req: PreparedRequest, ctx:
         metrics.reroutes.inc({ reason: e.reason })
         const entry = events.reroute(ctx.id, e)
         ctx.log.info(entry, 're-routed')
+      },
+      onAudit: (e) => {
+        metrics.audits.inc({ outcome: e.outcome })
+        if (e.rel !== undefined) metrics.auditDifference.observe(e.rel)
+        if (e.outcome === 'liar' || e.outcome === 'replica_liar') {
+          metrics.auditLiars.inc()
+          ctx.log.warn({ request: ctx.id, ...e, liar: e.outcome === 'liar' ? e.peer : e.replica }, 'audit caught a peer computing wrong outputs')
+        }
       }
     })
     let stopped = false

@@ -21,6 +21,10 @@ export interface ServeOptions {
   headFormat?: WeightFormat
   /** accept config.json keys strata does not know (the CLI warns) */
   allowUnknownConfig?: boolean
+  /** share of hop steps cross-checked against replicas (default 0: off); see SwarmOptions.auditRate */
+  auditRate?: number
+  /** see SwarmOptions.auditReferee */
+  auditReferee?: 'auto' | 'replicas'
   logger?: Logger
 }
 
@@ -28,7 +32,7 @@ export class GatewayServer {
   private constructor (private readonly swarm: Swarm, private readonly app: Gateway, readonly url: string) {}
 
   static async start (opts: ServeOptions): Promise<GatewayServer> {
-    const swarm = await Swarm.connect({ bootstrap: opts.bootstrap, modelDir: opts.modelDir, modelId: opts.modelId, threads: opts.threads, headFormat: opts.headFormat, allowUnknownConfig: opts.allowUnknownConfig, logger: opts.logger })
+    const swarm = await Swarm.connect({ bootstrap: opts.bootstrap, modelDir: opts.modelDir, modelId: opts.modelId, threads: opts.threads, headFormat: opts.headFormat, allowUnknownConfig: opts.allowUnknownConfig, auditRate: opts.auditRate, auditReferee: opts.auditReferee, logger: opts.logger })
     try {
       const probe = new SwarmHealthProbe(swarm.node, { modelId: swarm.modelId, numBlocks: swarm.config.numLayers }, opts.logger)
       const app = createGateway({ backend: swarm, health: new HealthMonitor(probe), bodyLimit: opts.bodyLimit, logger: opts.logger })
