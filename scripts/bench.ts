@@ -15,6 +15,7 @@ import { runChaos } from '../src/cli/chaos.ts'
 import { benchSwarm, renderSwarm } from './bench/swarm.ts'
 import { benchEval, renderEval } from './bench/eval.ts'
 import { benchLoad, renderLoad } from './bench/load.ts'
+import { benchDht, renderDht } from './bench/dht.ts'
 import { DEMO_SHAPE } from '../src/cli/demo.ts'
 import { makeModel } from '../src/shards/make-model.ts'
 import { log } from './bench/util.ts'
@@ -24,8 +25,9 @@ const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'int8', 'int4']
 
 const USAGE = `usage: npm run bench -- [options]
 
-  --only <sections>     comma-separated sections to run (default: all): local, load, swarm, eval, recovery
+  --only <sections>     comma-separated sections to run (default: all): local, load, swarm, eval, recovery, dht
   --quick               small model shape (hidden 512, 4 layers, vocab 4096): a smoke test in seconds
+                        (dht: 16 peers instead of 50)
   --out <dir>           where <section>.json goes (<section>-quick.json with --quick;
                         default: bench-results)
   --formats <list>      weight formats, comma-separated (default: f32,int8,int4; also f16)
@@ -139,6 +141,13 @@ const SECTIONS: Record<string, Section> = {
       const text = renderTable(['kills', 'identical outputs', 're-routes', 'recovery p50 (ms)', 'recovery p95 (ms)'],
         [[String(r.rounds), String(r.rounds - r.mismatches), String(r.reroutes), r.p50.toFixed(0), r.p95.toFixed(0)]])
       return { json: { machine, section: 'recovery', model: DEMO_SHAPE, ...r }, text }
+    }
+  },
+  dht: {
+    // real libp2p nodes in-process: lookup latency and hops, join/leave visibility, a third churning
+    async run ({ machine, args }) {
+      const r = await benchDht(args.quick ? { peers: 16, clients: 2, lookups: 20, samples: 3 } : {})
+      return { json: { date: new Date().toISOString(), machine, ...r }, text: renderDht(r) }
     }
   }
 }
