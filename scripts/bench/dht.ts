@@ -17,7 +17,7 @@
 // response first held a provider.
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { performance } from 'node:perf_hooks'
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { announceSpan, findBlockPeers, type Announcement, type Span } from '../../src/routing/dht.ts'
 import { DhtCandidates } from '../../src/routing/dht-candidates.ts'
 import { blockKey } from '../../src/routing/content-keys.ts'
@@ -53,6 +53,8 @@ export interface DhtBenchResult {
   section: 'dht'
   settings: DhtBenchOptions & { bootstrapNodes: number, providerTtlMs: number }
   setup: { startMs: number, announceRoundMs: Dist, announcedFully: number }
+  /** how late this process's event loop ran timers over the whole run (all nodes share it), ms */
+  eventLoopDelayMs: { p50: number, p99: number, max: number }
   lookups: {
     firstProviderMs: Dist
     searchMs: Dist
@@ -126,6 +128,8 @@ export async function benchDht (opts: Partial<DhtBenchOptions> = {}): Promise<Dh
     await peer.node.stop()
   }
 
+  const loopDelay = monitorEventLoopDelay({ resolution: 20 })
+  loopDelay.enable()
   try {
     // ---- setup: bootstrap nodes first (they serve spans too), then the rest a few at a time
     const setupStarted = performance.now()
@@ -137,6 +141,15 @@ export async function benchDht (opts: Partial<DhtBenchOptions> = {}): Promise<Dh
     for (let i = 1; i < bootstrapNodes; i++) await startPeer(nextSpan())
     await firstAnnounced
     bootstrap = peers.map((p) => p.node.getMultiaddrs()[0].toString())
+    // clients join now, while the swarm is quiet: 50 nodes announcing in this one process (a third
+    // of a contended core) can starve a newcomer's bootstrap dial past its timeout
+    const clients: SwarmNode[] = []
+    for (let i = 0; i < o.clients; i++) {
+      const c = await createSwarmNode({ listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, dhtMode: 'client' })
+      others.push(c)
+      clients.push(c)
+      await phase(`client ${i} joining`, async () => await waitForRoutingTable(c, 1, AbortSignal.timeout(120_000)))
+    }
     for (let i = bootstrapNodes; i < o.peers; i += 8) {
       await Promise.all(Array.from({ length: Math.min(8, o.peers - i) }, async () => await startPeer(nextSpan())))
       log(`dht: ${peers.length} peers up`)
@@ -154,14 +167,6 @@ export async function benchDht (opts: Partial<DhtBenchOptions> = {}): Promise<Dh
       announcedFully: rounds.filter((r) => r != null && r.stored === r.keys).length
     }
 
-    const clients: SwarmNode[] = []
-    for (let i = 0; i < o.clients; i++) {
-      const c = await createSwarmNode({ listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, dhtMode: 'client' })
-      others.push(c)
-      clients.push(c)
-      await waitForRoutingTable(c, 1, AbortSignal.timeout(30_000))
-    }
-
     // ---- lookups
     log(`dht: ${o.lookups} block-key searches and candidate resolutions`)
     const firstProvider: number[] = []
@@ -171,7 +176,7 @@ export async function benchDht (opts: Partial<DhtBenchOptions> = {}): Promise<Dh
     const providers: number[] = []
     for (let i = 0; i < o.lookups; i++) {
       const client = pick(clients)
-      const r = await traceSearch(client, Math.floor(rand() * o.numBlocks))
+      const r = await phase(`block search ${i}`, async () => await traceSearch(client, Math.floor(rand() * o.numBlocks)))
       if (r.firstProviderMs != null) firstProvider.push(r.firstProviderMs)
       if (r.hops != null) hops.push(r.hops)
       search.push(r.searchMs)
@@ -283,12 +288,14 @@ export async function benchDht (opts: Partial<DhtBenchOptions> = {}): Promise<Dh
       section: 'dht',
       settings: { ...o, bootstrapNodes, providerTtlMs: PROVIDER_TTL_MS },
       setup,
+      eventLoopDelayMs: { p50: round(loopDelay.percentile(50) / 1e6, 1), p99: round(loopDelay.percentile(99) / 1e6, 1), max: round(loopDelay.max / 1e6, 1) },
       lookups,
       join,
       leave,
       churn
     }
   } finally {
+    loopDelay.disable()
     log('dht: stopping nodes')
     await Promise.all(peers.splice(0).map(async (p) => { await p.announcement.stop(); await p.node.stop() }))
     await Promise.all(others.map(async (n) => await n.stop()))
@@ -305,7 +312,7 @@ async function traceSearch (client: SwarmNode, block: number): Promise<SearchTra
   let hops: number | undefined
   let firstProviderMs: number | undefined
   const started = performance.now()
-  for await (const event of client.services.dht.findProviders(blockKey(MODEL, block), { signal: AbortSignal.timeout(30_000) })) {
+  for await (const event of client.services.dht.findProviders(blockKey(MODEL, block), { signal: AbortSignal.timeout(120_000) })) {
     if (event.name === 'SEND_QUERY') {
       const to = event.to.toString()
       queried.add(to)
@@ -331,7 +338,7 @@ async function resolve (client: SwarmNode, numBlocks: number): Promise<{ ms: num
   const started = performance.now()
   const list = await new DhtCandidates(client, MODEL, numBlocks, ARCH, 0, 0).candidates(true)
   const ms = performance.now() - started
-  const gaps = gapStarts(list.map((c) => ({ record: { start: c.start, end: c.end } as never, latencyMs: 0 })), numBlocks)
+  const gaps = gapStarts(list, numBlocks)
   return { ms, peers: list.map((c) => c.peerId), gaps }
 }
 
@@ -343,6 +350,15 @@ async function pollUntil (timeoutMs: number, check: () => Promise<boolean>): Pro
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
   return undefined
+}
+
+/** Runs `fn`, naming `what` in its error. */
+async function phase<T> (what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn()
+  } catch (err) {
+    throw new Error(`${what}: ${(err as Error).message}`)
+  }
 }
 
 function dist (xs: number[]): Dist {
@@ -395,7 +411,8 @@ export function renderDht (r: DhtBenchResult): string {
   const table = renderTable(['measure', 'p50', 'p95', 'max', 'n'], rows, [false, true, true, true, true])
   const churn = `churn: ${r.churn.left} peers left and ${r.churn.joined} joined over ${(r.churn.durationMs / 1000).toFixed(1)} s; ` +
     `departed peers offered afterwards: ${r.churn.departedOffered}` + (r.churn.failures.length > 0 ? `; failures: ${r.churn.failures.join('; ')}` : '')
-  return `${head}\n\n${table}\n\n${churn}`
+  const loop = `event-loop delay of the process hosting every node: p50 ${r.eventLoopDelayMs.p50} ms, p99 ${r.eventLoopDelayMs.p99} ms, max ${r.eventLoopDelayMs.max} ms`
+  return `${head}\n\n${table}\n\n${churn}\n${loop}`
 }
 
 function fmt (x: number, d: number): string {

@@ -56,7 +56,8 @@ export async function findSwarmPeers (node: SwarmNode, modelId: string, opts: Sw
  */
 async function fillGaps (node: SwarmNode, modelId: string, numBlocks: number, peers: DiscoveredPeer[], deadlineAt: number, opts: SwarmPeersOptions, log: Logger): Promise<DiscoveredPeer[]> {
   const known = new Set(peers.map((p) => p.record.peerId))
-  for (let gaps = gapStarts(peers, numBlocks); gaps.length > 0; gaps = gapStarts(peers, numBlocks)) {
+  const uncovered = (): number[] => gapStarts(peers.map((p) => p.record), numBlocks)
+  for (let gaps = uncovered(); gaps.length > 0; gaps = uncovered()) {
     const timeoutMs = Math.floor(deadlineAt - performance.now())
     if (timeoutMs <= 0) break
     log.debug({ gaps }, 'looking up uncovered blocks')
@@ -77,11 +78,11 @@ async function fillGaps (node: SwarmNode, modelId: string, numBlocks: number, pe
   return peers
 }
 
-/** First block of each maximal run of blocks in [0, numBlocks) that no record covers. */
-export function gapStarts (peers: DiscoveredPeer[], numBlocks: number): number[] {
+/** First block of each maximal run of blocks in [0, numBlocks) that no span covers. */
+export function gapStarts (spans: ReadonlyArray<{ start: number, end: number }>, numBlocks: number): number[] {
   const covered = new Uint8Array(numBlocks)
-  for (const { record } of peers) {
-    covered.fill(1, Math.max(0, record.start), Math.min(numBlocks, record.end))
+  for (const span of spans) {
+    covered.fill(1, Math.max(0, span.start), Math.min(numBlocks, span.end))
   }
   const starts: number[] = []
   for (let b = 0; b < numBlocks; b++) {
