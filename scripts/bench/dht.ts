@@ -166,6 +166,7 @@ export async function benchDht (opts: Partial<DhtBenchOptions> = {}): Promise<Dh
       announceRoundMs: dist(rounds.map((r) => r?.durationMs ?? NaN)),
       announcedFully: rounds.filter((r) => r != null && r.stored === r.keys).length
     }
+    log(`dht: setup ${JSON.stringify(setup)}`)
 
     // ---- lookups
     log(`dht: ${o.lookups} block-key searches and candidate resolutions`)
@@ -204,6 +205,7 @@ export async function benchDht (opts: Partial<DhtBenchOptions> = {}): Promise<Dh
       fullCoverage: covered,
       resolutions
     }
+    log(`dht: lookups ${JSON.stringify(lookups)}`)
 
     // ---- join: a new peer, then a random client searches one of its blocks until it shows up
     log(`dht: ${o.samples} joins`)
@@ -219,6 +221,7 @@ export async function benchDht (opts: Partial<DhtBenchOptions> = {}): Promise<Dh
       if (at != null) found.push(at + announced[announced.length - 1])
     }
     const join = { announcedMs: dist(announced), foundMs: dist(found), found: found.length, tries: o.samples }
+    log(`dht: join ${JSON.stringify(join)}`)
 
     // ---- leave: a peer stops, then a random client searches one of its blocks until it is gone
     log(`dht: ${o.samples} leaves`)
@@ -233,6 +236,7 @@ export async function benchDht (opts: Partial<DhtBenchOptions> = {}): Promise<Dh
       if (at != null) gone.push(at)
     }
     const leave = { goneMs: dist(gone), gone: gone.length, tries: o.samples }
+    log(`dht: leave ${JSON.stringify(leave)}`)
 
     // ---- churn: a third leave and as many join, one of each at a time, while a client resolves
     const churnCount = Math.floor(peers.length / 3)
