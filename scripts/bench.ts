@@ -38,6 +38,7 @@ const USAGE = `usage: npm run bench -- [options]
   --decode-tokens <n>   greedy decode steps after the prompt (default: 64)
   --repeats <n>         measured generations per format after one warm-up (default: 3)
   --load-breakdown      also time span loading stage by stage (build / serialise / session)
+  --dht-peers <n>       peers in the dht section's swarm (default: 50; 16 with --quick)
   --idle-wait <s>       before each measured generation, wait up to s seconds for other
                         processes to stop using the CPU (default: 30; 0 = don't wait)
   -h, --help            this text
@@ -65,6 +66,7 @@ function parse (argv: string[]) {
       repeats: { type: 'string', default: '3' },
       'load-breakdown': { type: 'boolean', default: false },
       'idle-wait': { type: 'string', default: '30' },
+      'dht-peers': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false }
     }
   })
@@ -90,7 +92,8 @@ function parse (argv: string[]) {
     decodeTokens: int('decode-tokens', values['decode-tokens'], 1),
     repeats: int('repeats', values.repeats, 1),
     loadBreakdown: values['load-breakdown'],
-    idleWaitSeconds: int('idle-wait', values['idle-wait'], 0)
+    idleWaitSeconds: int('idle-wait', values['idle-wait'], 0),
+    dhtPeers: values['dht-peers'] === undefined ? undefined : int('dht-peers', values['dht-peers'], 4)
   }
 }
 
@@ -146,7 +149,8 @@ const SECTIONS: Record<string, Section> = {
   dht: {
     // real libp2p nodes in-process: lookup latency and hops, join/leave visibility, a third churning
     async run ({ machine, args }) {
-      const r = await benchDht(args.quick ? { peers: 16, clients: 2, lookups: 20, samples: 3 } : {})
+      const sized = args.dhtPeers === undefined ? {} : { peers: args.dhtPeers }
+      const r = await benchDht(args.quick ? { peers: 16, clients: 2, lookups: 20, samples: 3, ...sized } : sized)
       return { json: { date: new Date().toISOString(), machine, ...r }, text: renderDht(r) }
     }
   }
