@@ -19,6 +19,7 @@ import { benchLlamaCpp, renderLlamaCpp } from './bench/llamacpp.ts'
 import { benchWan, renderWan } from './bench/wan.ts'
 import { benchHop, renderHop } from './bench/hop.ts'
 import { benchSpeculative, renderSpeculative } from './bench/speculative.ts'
+import { benchDht, renderDht } from './bench/dht.ts'
 import { DEMO_SHAPE } from '../src/cli/demo.ts'
 import { makeModel } from '../src/shards/make-model.ts'
 import { log } from './bench/util.ts'
@@ -30,8 +31,9 @@ const USAGE = `usage: npm run bench -- [options]
 
   --only <sections>     comma-separated sections to run (default: all): local, load, swarm, eval, recovery,
                         llamacpp (installs node-llama-cpp's CPU binary into .cache/llama-cpp on first use), wan, hop,
-                        speculative
+                        speculative, dht
   --quick               small model shape (hidden 512, 4 layers, vocab 4096): a smoke test in seconds
+                        (dht: 16 peers instead of 50)
   --out <dir>           where <section>.json goes (<section>-quick.json with --quick;
                         default: bench-results)
   --formats <list>      weight formats, comma-separated (default: f32,int8,int4; also f16)
@@ -43,6 +45,7 @@ const USAGE = `usage: npm run bench -- [options]
   --repeats <n>         measured generations per format after one warm-up (default: 3)
   --load-breakdown      also time span loading stage by stage (build / serialise / session / fed weights)
   --speculate <k>       speculative section: draft tokens per step (default: 4)
+  --dht-peers <n>       peers in the dht section's swarm (default: 50; 16 with --quick)
   --idle-wait <s>       before each measured generation, wait up to s seconds for other
                         processes to stop using the CPU (default: 30; 0 = don't wait)
   -h, --help            this text
@@ -71,6 +74,7 @@ function parse (argv: string[]) {
       'load-breakdown': { type: 'boolean', default: false },
       'idle-wait': { type: 'string', default: '30' },
       speculate: { type: 'string', default: '4' },
+      'dht-peers': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false }
     }
   })
@@ -97,7 +101,8 @@ function parse (argv: string[]) {
     repeats: int('repeats', values.repeats, 1),
     loadBreakdown: values['load-breakdown'],
     idleWaitSeconds: int('idle-wait', values['idle-wait'], 0),
-    speculate: int('speculate', values.speculate, 1)
+    speculate: int('speculate', values.speculate, 1),
+    dhtPeers: values['dht-peers'] === undefined ? undefined : int('dht-peers', values['dht-peers'], 4)
   }
 }
 
@@ -176,6 +181,14 @@ const SECTIONS: Record<string, Section> = {
       const text = renderTable(['kills', 'identical outputs', 're-routes', 'recovery p50 (ms)', 'recovery p95 (ms)'],
         [[String(r.rounds), String(r.rounds - r.mismatches), String(r.reroutes), r.p50.toFixed(0), r.p95.toFixed(0)]])
       return { json: { machine, section: 'recovery', model: DEMO_SHAPE, ...r }, text }
+    }
+  },
+  dht: {
+    // real libp2p nodes in-process: lookup latency and hops, join/leave visibility, a third churning
+    async run ({ machine, args }) {
+      const sized = args.dhtPeers === undefined ? {} : { peers: args.dhtPeers }
+      const r = await benchDht(args.quick ? { peers: 16, clients: 2, lookups: 20, samples: 3, ...sized } : sized)
+      return { json: { date: new Date().toISOString(), machine, ...r }, text: renderDht(r) }
     }
   }
 }

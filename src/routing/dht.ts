@@ -239,6 +239,8 @@ export interface DiscoverOptions {
   numBlocks?: number
   /** the model's architecture: records of another one are dropped */
   arch?: string
+  /** peer ids (strings) not to probe or return, e.g. peers already verified */
+  skip?: ReadonlySet<string>
   logger?: Logger
 }
 
@@ -270,7 +272,7 @@ async function discover (node: SwarmNode, key: CID, verify: VerifyRecordOptions,
         }
         for (const provider of event.providers) {
           const id = provider.id.toString()
-          if (!provider.id.equals(node.peerId) && !seen.has(id)) {
+          if (!provider.id.equals(node.peerId) && !seen.has(id) && opts.skip?.has(id) !== true) {
             seen.add(id)
             probes.push(withTimeout(infoTimeoutMs, deadline, async (signal) => await probe(node, provider, verify, signal, log)))
           }

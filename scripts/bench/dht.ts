@@ -1,0 +1,424 @@
+// The DHT at scale: many real libp2p nodes in this process on 127.0.0.1, each a peer that
+// announces a span of blocks exactly as the peer daemon does (announceSpan + a signed record on
+// the info protocol, no model engine), and clients that resolve the chain's candidates exactly
+// as the real client does (DhtCandidates → findSwarmPeers). Measures:
+//
+//   lookups   — provider searches for random block keys from clients: latency to the first
+//               provider and to the end of the search, hops to the first provider, peers asked;
+//               and the client's full candidate resolution (latency, candidates, coverage)
+//   join      — a new peer starts: time until a random client finds it under one of its blocks
+//   leave     — a peer stops: time until a random client no longer finds it
+//   churn     — a third of the peers stop while as many new ones join, while a client keeps
+//               resolving candidates: how many resolutions covered every block, and their latency
+//
+// Hops: kad-dht reports no path length, so it is derived from the query's events: a peer asked
+// straight from the routing table is at hop 1; a peer first named in the `closer` list of a
+// response from a peer at hop h is at hop h + 1. The hop of a search is that of the peer whose
+// response first held a provider.
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
+import { announceSpan, findBlockPeers, type Announcement, type Span } from '../../src/routing/dht.ts'
+import { DhtCandidates } from '../../src/routing/dht-candidates.ts'
+import { blockKey } from '../../src/routing/content-keys.ts'
+import { serveInfo } from '../../src/routing/info.ts'
+import { createSwarmNode, PROVIDER_TTL_MS, waitForRoutingTable, type SwarmNode } from '../../src/routing/node.ts'
+import { signRecord } from '../../src/routing/records.ts'
+import { gapStarts } from '../../src/routing/swarm-peers.ts'
+import { renderTable } from './report.ts'
+import { log, round } from './util.ts'
+
+const MODEL = 'bench-dht-model'
+const ARCH = 'llama'
+
+export interface DhtBenchOptions {
+  /** peers in the swarm at the start (default 50) */
+  peers: number
+  /** client nodes (DHT client mode) that look up (default 4) */
+  clients: number
+  /** the model's block count (default 32) */
+  numBlocks: number
+  /** blocks each peer serves (default 8) */
+  spanLength: number
+  /** block-key searches measured (default 60) */
+  lookups: number
+  /** joins and leaves timed one at a time (default 5 each) */
+  samples: number
+  seed: number
+}
+
+export interface Dist { n: number, p50: number, p95: number, max: number, mean: number }
+
+export interface DhtBenchResult {
+  section: 'dht'
+  settings: DhtBenchOptions & { bootstrapNodes: number, providerTtlMs: number }
+  setup: { startMs: number, announceRoundMs: Dist, announcedFully: number }
+  /** how late this process's event loop ran timers over the whole run (all nodes share it), ms */
+  eventLoopDelayMs: { p50: number, p99: number, max: number }
+  lookups: {
+    firstProviderMs: Dist
+    searchMs: Dist
+    hops: Dist
+    peersQueried: Dist
+    providersFound: Dist
+    candidatesMs: Dist
+    candidates: Dist
+    fullCoverage: number
+    resolutions: number
+  }
+  join: { announcedMs: Dist, foundMs: Dist, found: number, tries: number }
+  leave: { goneMs: Dist, gone: number, tries: number }
+  churn: {
+    left: number
+    joined: number
+    durationMs: number
+    resolutions: number
+    fullCoverage: number
+    departedOffered: number
+    candidatesMs: Dist
+    failures: string[]
+  }
+}
+
+interface BenchPeer {
+  node: SwarmNode
+  peerId: string
+  span: Span
+  announcement: Announcement
+}
+
+export async function benchDht (opts: Partial<DhtBenchOptions> = {}): Promise<DhtBenchResult> {
+  const o: DhtBenchOptions = { peers: 50, clients: 4, numBlocks: 32, spanLength: 8, lookups: 60, samples: 5, seed: 1, ...opts }
+  const rand = mulberry32(o.seed)
+  const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)]
+  const positions = o.numBlocks - o.spanLength + 1
+  let nextPosition = 0
+  // spans cycle through every start so that each block has many servers
+  const nextSpan = (): Span => {
+    const start = (nextPosition++ * Math.max(1, o.spanLength >> 1)) % positions
+    return { start, end: start + o.spanLength }
+  }
+  const bootstrapNodes = 3
+  const peers: BenchPeer[] = []
+  const others: SwarmNode[] = []
+  let bootstrap: string[] = []
+
+  /** a node serving a signed record of `span` on the info protocol, not yet announcing */
+  const startNode = async (span: Span): Promise<Omit<BenchPeer, 'announcement'>> => {
+    const key = await generateKeyPair('Ed25519')
+    const peerId = peerIdFromPrivateKey(key).toString()
+    const node = await createSwarmNode({ listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, privateKey: key })
+    let seq = 0
+    await serveInfo(node, () => signRecord({
+      peerId, modelId: MODEL, arch: ARCH, multiaddrs: node.getMultiaddrs().map(String).slice(0, 4), ...span,
+      state: 'online', throughput: 10, cacheTokensLeft: 4096, dtype: 'f32', version: 'bench', expiresAt: Date.now() + 60_000, seq: ++seq
+    }, key))
+    return { node, peerId, span }
+  }
+  /** announces as the peer daemon does; resolves after the first round */
+  const announce = async (started: Omit<BenchPeer, 'announcement'>): Promise<BenchPeer> => {
+    const peer = { ...started, announcement: await announceSpan(started.node, MODEL, started.span, { roundTimeoutMs: 30_000 }) }
+    peers.push(peer)
+    return peer
+  }
+  const startPeer = async (span: Span): Promise<BenchPeer> => await announce(await startNode(span))
+  const stopPeer = async (peer: BenchPeer): Promise<void> => {
+    peers.splice(peers.indexOf(peer), 1)
+    await peer.announcement.stop()
+    await peer.node.stop()
+  }
+
+  const loopDelay = monitorEventLoopDelay({ resolution: 20 })
+  loopDelay.enable()
+  try {
+    // ---- setup: bootstrap nodes first (they serve spans too), then the rest a few at a time
+    const setupStarted = performance.now()
+    log(`dht: starting ${o.peers} peers (${bootstrapNodes} bootstrap)`)
+    // the first node has nobody to announce to yet: its round waits for a first DHT peer
+    const first = await startNode(nextSpan())
+    bootstrap = [first.node.getMultiaddrs()[0].toString()]
+    const firstAnnounced = announce(first)
+    for (let i = 1; i < bootstrapNodes; i++) await startPeer(nextSpan())
+    await firstAnnounced
+    bootstrap = peers.map((p) => p.node.getMultiaddrs()[0].toString())
+    // clients join now, while the swarm is quiet: 50 nodes announcing in this one process (a third
+    // of a contended core) can starve a newcomer's bootstrap dial past its timeout
+    const clients: SwarmNode[] = []
+    for (let i = 0; i < o.clients; i++) {
+      const c = await createSwarmNode({ listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, dhtMode: 'client' })
+      others.push(c)
+      clients.push(c)
+      await phase(`client ${i} joining`, async () => await waitForRoutingTable(c, 1, AbortSignal.timeout(120_000)))
+    }
+    for (let i = bootstrapNodes; i < o.peers; i += 8) {
+      await Promise.all(Array.from({ length: Math.min(8, o.peers - i) }, async () => await startPeer(nextSpan())))
+      log(`dht: ${peers.length} peers up`)
+    }
+    // the earliest peers announced into a smaller swarm: re-announce once it has formed, as
+    // the periodic refresh would
+    for (let i = 0; i < peers.length; i += 8) {
+      await Promise.all(peers.slice(i, i + 8).map(async (p) => await p.announcement.announceNow()))
+    }
+    const startMs = performance.now() - setupStarted
+    const rounds = peers.map((p) => p.announcement.lastRound)
+    const setup = {
+      startMs: round(startMs, 0),
+      announceRoundMs: dist(rounds.map((r) => r?.durationMs ?? NaN)),
+      announcedFully: rounds.filter((r) => r != null && r.stored === r.keys).length
+    }
+    log(`dht: setup ${JSON.stringify(setup)}`)
+
+    // ---- lookups
+    log(`dht: ${o.lookups} block-key searches and candidate resolutions`)
+    const firstProvider: number[] = []
+    const search: number[] = []
+    const hops: number[] = []
+    const asked: number[] = []
+    const providers: number[] = []
+    for (let i = 0; i < o.lookups; i++) {
+      const client = pick(clients)
+      const r = await phase(`block search ${i}`, async () => await traceSearch(client, Math.floor(rand() * o.numBlocks)))
+      if (r.firstProviderMs != null) firstProvider.push(r.firstProviderMs)
+      if (r.hops != null) hops.push(r.hops)
+      search.push(r.searchMs)
+      asked.push(r.peersQueried)
+      providers.push(r.providers)
+    }
+    const resolutions = Math.max(10, Math.round(o.lookups / 3))
+    const candidatesMs: number[] = []
+    const candidateCounts: number[] = []
+    let covered = 0
+    for (let i = 0; i < resolutions; i++) {
+      const r = await resolve(pick(clients), o.numBlocks)
+      candidatesMs.push(r.ms)
+      candidateCounts.push(r.peers.length)
+      if (r.gaps.length === 0) covered++
+    }
+    const lookups = {
+      firstProviderMs: dist(firstProvider),
+      searchMs: dist(search),
+      hops: dist(hops),
+      peersQueried: dist(asked),
+      providersFound: dist(providers),
+      candidatesMs: dist(candidatesMs),
+      candidates: dist(candidateCounts),
+      fullCoverage: covered,
+      resolutions
+    }
+    log(`dht: lookups ${JSON.stringify(lookups)}`)
+
+    // ---- join: a new peer, then a random client searches one of its blocks until it shows up
+    log(`dht: ${o.samples} joins`)
+    const announced: number[] = []
+    const found: number[] = []
+    for (let i = 0; i < o.samples; i++) {
+      const started = performance.now()
+      const peer = await startPeer(nextSpan())
+      announced.push(performance.now() - started)
+      const client = pick(clients)
+      const block = peer.span.start + Math.floor(rand() * o.spanLength)
+      const at = await pollUntil(30_000, async () => (await findBlockPeers(client, MODEL, block, { numBlocks: o.numBlocks, arch: ARCH })).some((p) => p.record.peerId === peer.peerId))
+      if (at != null) found.push(at + announced[announced.length - 1])
+    }
+    const join = { announcedMs: dist(announced), foundMs: dist(found), found: found.length, tries: o.samples }
+    log(`dht: join ${JSON.stringify(join)}`)
+
+    // ---- leave: a peer stops, then a random client searches one of its blocks until it is gone
+    log(`dht: ${o.samples} leaves`)
+    const gone: number[] = []
+    for (let i = 0; i < o.samples; i++) {
+      const peer = pick(peers.slice(bootstrapNodes))
+      const block = peer.span.start
+      const client = pick(clients)
+      await stopPeer(peer)
+      // from the moment the peer is gone
+      const at = await pollUntil(30_000, async () => !(await findBlockPeers(client, MODEL, block, { numBlocks: o.numBlocks, arch: ARCH })).some((p) => p.record.peerId === peer.peerId))
+      if (at != null) gone.push(at)
+    }
+    const leave = { goneMs: dist(gone), gone: gone.length, tries: o.samples }
+    log(`dht: leave ${JSON.stringify(leave)}`)
+
+    // ---- churn: a third leave and as many join, one of each at a time, while a client resolves
+    const churnCount = Math.floor(peers.length / 3)
+    log(`dht: churn — ${churnCount} leave, ${churnCount} join`)
+    const client = pick(clients)
+    const departed = new Set<string>()
+    const churnMs: number[] = []
+    const failures: string[] = []
+    let churnResolutions = 0
+    let churnCovered = 0
+    let departedOffered = 0
+    let churning = true
+    const resolver = (async () => {
+      // keeps resolving during the churn and for a few resolutions after it
+      let after = 0
+      while (churning || after++ < 5) {
+        const departedBefore = new Set(departed)
+        try {
+          const r = await resolve(client, o.numBlocks)
+          churnResolutions++
+          churnMs.push(r.ms)
+          if (r.gaps.length === 0) churnCovered++
+          else failures.push(`uncovered blocks from ${r.gaps.join(', ')}`)
+          departedOffered += r.peers.filter((id) => departedBefore.has(id)).length
+        } catch (err) {
+          churnResolutions++
+          failures.push((err as Error).message)
+        }
+      }
+    })()
+    const churnStarted = performance.now()
+    const leavers = shuffle(peers.slice(bootstrapNodes), rand).slice(0, churnCount)
+    for (const peer of leavers) {
+      await stopPeer(peer)
+      departed.add(peer.peerId)
+      await startPeer(nextSpan())
+    }
+    const churnDuration = performance.now() - churnStarted
+    churning = false
+    await resolver
+    const churn = {
+      left: leavers.length,
+      joined: leavers.length,
+      durationMs: round(churnDuration, 0),
+      resolutions: churnResolutions,
+      fullCoverage: churnCovered,
+      departedOffered,
+      candidatesMs: dist(churnMs),
+      failures: failures.slice(0, 10)
+    }
+
+    return {
+      section: 'dht',
+      settings: { ...o, bootstrapNodes, providerTtlMs: PROVIDER_TTL_MS },
+      setup,
+      eventLoopDelayMs: { p50: round(loopDelay.percentile(50) / 1e6, 1), p99: round(loopDelay.percentile(99) / 1e6, 1), max: round(loopDelay.max / 1e6, 1) },
+      lookups,
+      join,
+      leave,
+      churn
+    }
+  } finally {
+    loopDelay.disable()
+    log('dht: stopping nodes')
+    await Promise.all(peers.splice(0).map(async (p) => { await p.announcement.stop(); await p.node.stop() }))
+    await Promise.all(others.map(async (n) => await n.stop()))
+  }
+}
+
+interface SearchTrace { firstProviderMs?: number, searchMs: number, hops?: number, peersQueried: number, providers: number }
+
+/** One provider search for block `block`'s key, traced through its query events. */
+async function traceSearch (client: SwarmNode, block: number): Promise<SearchTrace> {
+  const depth = new Map<string, number>()
+  const queried = new Set<string>()
+  const providerIds = new Set<string>()
+  let hops: number | undefined
+  let firstProviderMs: number | undefined
+  const started = performance.now()
+  for await (const event of client.services.dht.findProviders(blockKey(MODEL, block), { signal: AbortSignal.timeout(120_000) })) {
+    if (event.name === 'SEND_QUERY') {
+      const to = event.to.toString()
+      queried.add(to)
+      if (!depth.has(to)) depth.set(to, 1)
+    } else if (event.name === 'PEER_RESPONSE') {
+      const d = depth.get(event.from.toString()) ?? 1
+      for (const c of event.closer) {
+        if (!depth.has(c.id.toString())) depth.set(c.id.toString(), d + 1)
+      }
+    } else if (event.name === 'PROVIDER') {
+      if (hops == null) {
+        hops = event.from.equals(client.peerId) ? 0 : depth.get(event.from.toString()) ?? 1
+        firstProviderMs = performance.now() - started
+      }
+      for (const p of event.providers) providerIds.add(p.id.toString())
+    }
+  }
+  return { firstProviderMs, searchMs: performance.now() - started, hops, peersQueried: queried.size, providers: providerIds.size }
+}
+
+/** The real client's candidate resolution, uncached. */
+async function resolve (client: SwarmNode, numBlocks: number): Promise<{ ms: number, peers: string[], gaps: number[] }> {
+  const started = performance.now()
+  const list = await new DhtCandidates(client, MODEL, numBlocks, ARCH, 0, 0).candidates(true)
+  const ms = performance.now() - started
+  const gaps = gapStarts(list, numBlocks)
+  return { ms, peers: list.map((c) => c.peerId), gaps }
+}
+
+/** Runs `check` until it holds; ms it took, or undefined after `timeoutMs`. */
+async function pollUntil (timeoutMs: number, check: () => Promise<boolean>): Promise<number | undefined> {
+  const started = performance.now()
+  while (performance.now() - started < timeoutMs) {
+    if (await check()) return performance.now() - started
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  return undefined
+}
+
+/** Runs `fn`, naming `what` in its error. */
+async function phase<T> (what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn()
+  } catch (err) {
+    throw new Error(`${what}: ${(err as Error).message}`)
+  }
+}
+
+function dist (xs: number[]): Dist {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b)
+  const q = (p: number): number => s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)]
+  const mean = s.length === 0 ? NaN : s.reduce((a, b) => a + b, 0) / s.length
+  return { n: s.length, p50: round(q(0.5), 1), p95: round(q(0.95), 1), max: round(s[s.length - 1] ?? NaN, 1), mean: round(mean, 1) }
+}
+
+function shuffle<T> (xs: T[], rand: () => number): T[] {
+  const out = [...xs]
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1))
+    ;[out[i], out[j]] = [out[j], out[i]]
+  }
+  return out
+}
+
+function mulberry32 (seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+export function renderDht (r: DhtBenchResult): string {
+  const ms = (d: Dist): string[] => [fmt(d.p50, 0), fmt(d.p95, 0), fmt(d.max, 0)]
+  const n = (d: Dist): string[] => [fmt(d.p50, 1), fmt(d.p95, 1), fmt(d.max, 1)]
+  const s = r.settings
+  const head = `${s.peers} peers (${s.bootstrapNodes} bootstrap) + ${s.clients} clients, ${s.numBlocks} blocks, spans of ${s.spanLength}; ` +
+    `swarm up and announced in ${(r.setup.startMs / 1000).toFixed(1)} s (${r.setup.announcedFully}/${s.peers} announce rounds stored every key)`
+  const rows: string[][] = [
+    ['announce round (ms)', ...ms(r.setup.announceRoundMs), String(r.setup.announceRoundMs.n)],
+    ['block search: first provider (ms)', ...ms(r.lookups.firstProviderMs), String(r.lookups.firstProviderMs.n)],
+    ['block search: complete (ms)', ...ms(r.lookups.searchMs), String(r.lookups.searchMs.n)],
+    ['block search: hops to first provider', ...n(r.lookups.hops), String(r.lookups.hops.n)],
+    ['block search: peers queried', ...n(r.lookups.peersQueried), String(r.lookups.peersQueried.n)],
+    ['block search: providers found', ...n(r.lookups.providersFound), String(r.lookups.providersFound.n)],
+    [`client candidates (ms), ${r.lookups.fullCoverage}/${r.lookups.resolutions} full coverage`, ...ms(r.lookups.candidatesMs), String(r.lookups.candidatesMs.n)],
+    ['client candidates: peers offered', ...n(r.lookups.candidates), String(r.lookups.candidates.n)],
+    ['new peer: announced (ms)', ...ms(r.join.announcedMs), `${r.join.announcedMs.n}`],
+    [`new peer: found by a random client (ms), ${r.join.found}/${r.join.tries}`, ...ms(r.join.foundMs), `${r.join.foundMs.n}`],
+    [`departed peer: no longer offered (ms), ${r.leave.gone}/${r.leave.tries}`, ...ms(r.leave.goneMs), `${r.leave.goneMs.n}`],
+    [`churn: candidates (ms), ${r.churn.fullCoverage}/${r.churn.resolutions} full coverage`, ...ms(r.churn.candidatesMs), `${r.churn.candidatesMs.n}`]
+  ]
+  const table = renderTable(['measure', 'p50', 'p95', 'max', 'n'], rows, [false, true, true, true, true])
+  const churn = `churn: ${r.churn.left} peers left and ${r.churn.joined} joined over ${(r.churn.durationMs / 1000).toFixed(1)} s; ` +
+    `departed peers offered afterwards: ${r.churn.departedOffered}` + (r.churn.failures.length > 0 ? `; failures: ${r.churn.failures.join('; ')}` : '')
+  const loop = `event-loop delay of the process hosting every node: p50 ${r.eventLoopDelayMs.p50} ms, p99 ${r.eventLoopDelayMs.p99} ms, max ${r.eventLoopDelayMs.max} ms`
+  return `${head}\n\n${table}\n\n${churn}\n${loop}`
+}
+
+function fmt (x: number, d: number): string {
+  return Number.isFinite(x) ? x.toFixed(d) : '–'
+}
