@@ -15,6 +15,7 @@
 // straight from the routing table is at hop 1; a peer first named in the `closer` list of a
 // response from a peer at hop h is at hop h + 1. The hop of a search is that of the peer whose
 // response first held a provider.
+import { mulberry32 } from '../../src/loadbalance/random.ts'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
@@ -381,16 +382,6 @@ function shuffle<T> (xs: T[], rand: () => number): T[] {
   return out
 }
 
-function mulberry32 (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 export function renderDht (r: DhtBenchResult): string {
   const ms = (d: Dist): string[] => [fmt(d.p50, 0), fmt(d.p95, 0), fmt(d.max, 0)]

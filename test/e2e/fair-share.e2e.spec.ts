@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict'
 import { e2eShape, localTokens } from '../helpers/local.ts'
 import { runCli, jsonLines } from '../helpers/cli.ts'
-import { startPeer, startSwarm, stopPeers, type TestSwarm, type PeerProcess } from '../helpers/swarm.ts'
+import { startPeer, startSwarm, stopPeers, type TestSwarm } from '../helpers/swarm.ts'
 import { tinyModel } from '../helpers/models.ts'
-import { HostileNode, type SessionTarget } from '../helpers/hostile.ts'
+import { HostileNode, targetOf, metric, metricsOf } from '../helpers/hostile.ts'
 import { loadModelConfig } from '../../src/shards/config.ts'
 import { Swarm } from '../../src/client/swarm.ts'
 import type { GenerationEvent } from '../../src/client/session.ts'
@@ -15,21 +15,8 @@ import type { RerouteEvent } from '../../src/routing/chain-session.ts'
 const prompt = [1, 20, 30, 40, 50]
 const NEW_TOKENS = 8
 
-function targetOf (peer: PeerProcess): SessionTarget {
-  const ready = peer.events.find((e) => e.event === 'ready')
-  assert.ok(ready !== undefined)
-  return { peerId: peer.peerId, multiaddrs: peer.multiaddrs, modelId: ready.modelId, blocks: peer.blocks }
-}
 
-function metric (text: string, name: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(name + ' '))
-  return line === undefined ? 0 : Number(line.split(' ').pop())
-}
 
-async function metricsOf (peer: PeerProcess): Promise<string> {
-  const url = peer.events.find((e) => e.event === 'ready')?.metricsUrl as string
-  return await (await fetch(url)).text()
-}
 
 async function honestGenerate (dir: string, bootstrap: string): Promise<{ tokens: number[], reroutes: number, stderr: string }> {
   const r = await runCli(['generate', '--model', dir, '--prompt-ids', prompt.join(','), '--max-new-tokens', String(NEW_TOKENS), '--ignore-eos', '--json', '--bootstrap', bootstrap])

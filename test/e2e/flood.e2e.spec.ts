@@ -6,9 +6,9 @@
 // (a figure for README, never an assertion).
 import assert from 'node:assert/strict'
 import { e2eShape, localTokens } from '../helpers/local.ts'
-import { GenerateProcess, startSwarm, stopPeers, type TestSwarm, type PeerProcess, type PeerEventLine } from '../helpers/swarm.ts'
+import { GenerateProcess, startSwarm, stopPeers, type TestSwarm, type PeerEventLine } from '../helpers/swarm.ts'
 import { tinyModel } from '../helpers/models.ts'
-import { HostileNode, type SessionTarget } from '../helpers/hostile.ts'
+import { HostileNode, targetOf, metric, metricsOf } from '../helpers/hostile.ts'
 import { BAD_FRAMES, badFrame, connectTo, cpuSecondsOf, emptyTally, openAndLeave, rssOf, slowSender, type Outcome, type Tally } from '../helpers/flood.ts'
 import { loadModelConfig } from '../../src/shards/config.ts'
 
@@ -24,21 +24,8 @@ const FIRST_STEP_TIMEOUT_MS = 2000
 /** how much the peer's resident memory may grow under the flood (its span and engine are loaded before) */
 const RSS_GROWTH_BOUND = 256 * 1024 * 1024
 
-function targetOf (peer: PeerProcess): SessionTarget {
-  const ready = peer.events.find((e) => e.event === 'ready')
-  assert.ok(ready !== undefined)
-  return { peerId: peer.peerId, multiaddrs: peer.multiaddrs, modelId: ready.modelId, blocks: peer.blocks }
-}
 
-function metric (text: string, name: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(name + ' '))
-  return line === undefined ? 0 : Number(line.split(' ').pop())
-}
 
-async function metricsOf (peer: PeerProcess): Promise<string> {
-  const url = peer.events.find((e) => e.event === 'ready')?.metricsUrl as string
-  return await (await fetch(url)).text()
-}
 
 function mib (bytes: number): string { return (bytes / 1024 / 1024).toFixed(0) }
 

@@ -1,5 +1,6 @@
 // A hostile client for tests: a bare libp2p node (own key, own source address) that speaks the
 // session protocol of src/protocol/ directly, opens sessions and holds them without stepping.
+import assert from 'node:assert/strict'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -9,6 +10,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { MessageChannel } from '../../src/protocol/channel.ts'
 import { INFERENCE_PROTOCOL, type Message } from '../../src/protocol/messages.ts'
+import type { PeerProcess } from '../../src/cli/local-swarm.ts'
 
 export interface SessionTarget { peerId: string, multiaddrs: string[], modelId: string, blocks: [number, number] }
 
@@ -74,4 +76,23 @@ export class HostileNode {
     for (const h of this.held) h.channel.abort('test over')
     await this.node.stop()
   }
+}
+
+/** How a test names a peer process as a session target. */
+export function targetOf (peer: PeerProcess): SessionTarget {
+  const ready = peer.events.find((e) => e.event === 'ready')
+  assert.ok(ready !== undefined)
+  return { peerId: peer.peerId, multiaddrs: peer.multiaddrs, modelId: ready.modelId, blocks: peer.blocks }
+}
+
+/** An unlabelled Prometheus sample's value in `text` (0 when absent). */
+export function metric (text: string, name: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(name + ' '))
+  return line === undefined ? 0 : Number(line.split(' ').pop())
+}
+
+/** The peer's /metrics text (it was started with --metrics-port). */
+export async function metricsOf (peer: PeerProcess): Promise<string> {
+  const url = peer.events.find((e) => e.event === 'ready')?.metricsUrl as string
+  return await (await fetch(url)).text()
 }
