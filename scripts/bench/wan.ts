@@ -4,10 +4,9 @@
 // Reports time to first token and decode tok/s against the round-trip time, and what
 // latency-aware chain planning buys when one of two replicas sits behind a slow link, against
 // naive planning (which, blind to latency, picks either replica: on average the mean of both).
-import net from 'node:net'
 import type { WireDtype } from '../../src/protocol/tensor.ts'
 import { Swarm } from '../../src/client/swarm.ts'
-import { startPeer, stopPeers, type PeerProcess } from '../../src/cli/local-swarm.ts'
+import { freePort, startPeer, stopPeers, type PeerProcess } from '../../src/cli/local-swarm.ts'
 import { startDelayProxy, type DelayProxy, type LinkShape } from './delay-proxy.ts'
 import { ensureBenchModel, QUICK_SHAPE, type BenchShape } from './model-cache.ts'
 import { renderTable } from './report.ts'
@@ -44,17 +43,6 @@ export interface WanBenchResult {
     /** naive / latency-aware ms per token */
     speedup: number
   }
-}
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo
-      s.close(() => { resolve(port) })
-    })
-  })
 }
 
 interface LinkedPeer { peer: PeerProcess, proxy: DelayProxy, address: string }

@@ -1,6 +1,7 @@
 // Local swarms of real `strata peer` processes (demo, chaos, end-to-end tests): start them,
 // wait for their ready lines, watch their events, kill them.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer, type AddressInfo } from 'node:net'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
@@ -135,4 +136,16 @@ export class GenerateProcess {
   }
 
   kill (): void { this.peer.kill('SIGKILL') }
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (for a peer's --listen behind a proxy). */
+export async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo
+      s.close(() => { resolve(port) })
+    })
+  })
 }

@@ -1,20 +1,11 @@
 // `peer --announce`: a peer reached only through an address it does not listen on (a forwarded
 // port, a container's mapped port, a proxy) announces that address, and clients generate through it.
 import assert from 'node:assert/strict'
-import net from 'node:net'
 import { Swarm } from '../../src/client/swarm.ts'
-import { startPeer, stopPeers, type PeerProcess } from '../helpers/swarm.ts'
+import { freePort, startPeer, stopPeers, type PeerProcess } from '../helpers/swarm.ts'
 import { tinyModel } from '../helpers/models.ts'
 import { e2eShape, localTokens } from '../helpers/local.ts'
 import { startDelayProxy, type DelayProxy } from '../../scripts/bench/delay-proxy.ts'
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address() as net.AddressInfo; s.close(() => { resolve(port) }) })
-  })
-}
 
 describe('peer --announce (real process behind a forwarding proxy)', function () {
   this.timeout(90_000)

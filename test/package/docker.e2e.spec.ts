@@ -12,13 +12,12 @@
 import assert from 'node:assert/strict'
 import { execFileSync, spawn } from 'node:child_process'
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { e2eShape, localTokens } from '../helpers/local.ts'
 import { tinyModel } from '../helpers/models.ts'
-import { PeerProcess, stopPeers, type PeerEventLine } from '../helpers/swarm.ts'
+import { PeerProcess, freePort, stopPeers, type PeerEventLine } from '../helpers/swarm.ts'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -68,17 +67,6 @@ async function run (argv: string[], cwd: string, env: NodeJS.ProcessEnv, timeout
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${argv.join(' ')} timed out after ${timeoutMs} ms\n${stderr}`)) }, timeoutMs)
     child.on('error', reject)
     child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }) })
-  })
-}
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => { resolve(port) })
-    })
   })
 }
 
