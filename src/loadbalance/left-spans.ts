@@ -16,9 +16,12 @@ export class LeftSpans {
     this.left.push({ span: { start: span.start, end: span.end }, at })
   }
 
-  /** Spans left within the window before `now`, to pass as `avoid`; older ones are forgotten. */
+  /**
+   * Spans left less than the window before `now` (now - at < windowLength), to pass as `avoid`;
+   * older ones are forgotten. A window of 0 remembers nothing, even within the same tick.
+   */
   recent(now: number): BlockRange[] {
-    while (this.left.length > 0 && this.left[0].at < now - this.windowLength) this.left.shift()
+    while (this.left.length > 0 && this.left[0].at <= now - this.windowLength) this.left.shift()
     return this.left.map((l) => l.span)
   }
 }
