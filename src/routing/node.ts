@@ -2,7 +2,8 @@
 // and a strata-only Kademlia DHT, kept connected to a bootstrap list. For peers behind NAT:
 // circuit relay v2 (dial and listen through relays; public nodes relay for others) and DCUtR
 // (upgrade a relayed connection to a direct one). See reachability.ts for what is announced and
-// public-addresses.ts for why there is no AutoNAT.
+// public-addresses.ts for why there is no AutoNAT. Yamux streams send window updates at half
+// the window (yamux-window.ts).
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
@@ -15,6 +16,7 @@ import { createLibp2p } from 'libp2p'
 import { bootstrapKeeper } from './bootstrap-keeper.ts'
 import { componentLogger, type Logger } from './logger.ts'
 import { publicAddresses } from './public-addresses.ts'
+import { installHalfWindowUpdates } from './yamux-window.ts'
 import { announceable, hasPublicInterface, relayLimits, swarmScope, type AddressScope } from './reachability.ts'
 import type { ConnectionGater, Libp2p, PrivateKey, Startable } from '@libp2p/interface'
 
@@ -131,6 +133,7 @@ export type SwarmNode = Libp2p<SwarmServices>
 
 /** Creates and starts a swarm node. Stop it with `node.stop()`. */
 export async function createSwarmNode (opts: SwarmNodeOptions = {}): Promise<SwarmNode> {
+  installHalfWindowUpdates()
   const log = componentLogger('routing:node', opts.logger)
   const bootstrap = opts.bootstrap ?? []
   const reach = reachabilityOf(opts)

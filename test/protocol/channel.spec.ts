@@ -3,7 +3,11 @@
 import assert from 'node:assert/strict'
 import { multiaddr } from '@multiformats/multiaddr'
 import { MessageChannel } from '../../src/protocol/channel.ts'
+import { ChannelClosedError } from '../../src/protocol/channel.ts'
+import { encodeMessage, type Message } from '../../src/protocol/messages.ts'
 import { FrameTooLargeError, MalformedFrameError } from '../../src/protocol/errors.ts'
+import * as lp from 'it-length-prefixed'
+import { YamuxStream } from '@chainsafe/libp2p-yamux/stream'
 import type { SwarmNode } from '../../src/routing/node.ts'
 import { NodePool, addrOf } from '../routing/helpers.ts'
 
@@ -54,5 +58,97 @@ describe('protocol/channel over a libp2p stream (real nodes on 127.0.0.1)', func
     const err = await sendRaw(new Uint8Array(12).fill(0xff))
     assert.ok(err instanceof MalformedFrameError, String(err))
     assert.match((err as Error).message, /length prefix is not a valid varint/)
+  })
+})
+
+/** One step message of `n` positions of width 64 (frame of ~n KiB), tagged by `stepId`. */
+function step (stepId: number, n = 1): Message {
+  return { kind: 'step', stepId, position: 0, hidden: { dtype: 'f32', shape: [1, n, 64], data: new Float32Array(n * 64).fill(stepId) } }
+}
+
+describe('protocol/channel: framing and flow over a libp2p stream (real nodes on 127.0.0.1)', function () {
+  this.timeout(20_000)
+  const pool = new NodePool()
+  let server: SwarmNode
+  let client: SwarmNode
+  let serverChannel: Promise<MessageChannel>
+
+  beforeEach(async () => {
+    server = await pool.create()
+    client = await pool.create()
+    const { promise, resolve } = Promise.withResolvers<MessageChannel>()
+    serverChannel = promise
+    await server.handle(PROTOCOL, (stream) => { resolve(new MessageChannel(stream)) })
+  })
+
+  afterEach(async () => { await pool.stopAll() })
+
+  async function dial (): Promise<MessageChannel> {
+    return new MessageChannel(await client.dialProtocol(multiaddr(addrOf(server)), PROTOCOL))
+  }
+
+  it('delivers frames written together, in order, and frames split over many chunks whole', async () => {
+    const out = await dial()
+    // three frames in one write, then a 1 MiB frame (many yamux and noise chunks)
+    out.stream.send(new Uint8Array(Buffer.concat([1, 2, 3].map((i) => lp.encode.single(encodeMessage(step(i))).subarray()))))
+    await out.send(step(4, 4096))
+    const ch = await serverChannel
+    const got = []
+    for (let i = 0; i < 4; i++) got.push(await ch.receive(AbortSignal.timeout(10_000)))
+    assert.deepEqual(got.map((m) => m.kind === 'step' ? [m.stepId, m.hidden.data.length, m.hidden.data[0]] : null), [[1, 64, 1], [2, 64, 2], [3, 64, 3], [4, 4096 * 64, 4]])
+  })
+
+  it('a reader that falls behind holds the sender back and then gets every frame in order', async () => {
+    const out = await dial()
+    const ch = await serverChannel
+    const n = 40
+    // 40 frames of 64 KiB: far more than the reader takes before it starts reading
+    const sending = (async () => { for (let i = 0; i < n; i++) await out.send(step(i, 256)) })()
+    await new Promise<void>((resolve) => { ch.stream.addEventListener('message', () => { if (ch.stream.readStatus === 'paused') resolve() }) })
+    for (let i = 0; i < n; i++) {
+      const m = await ch.receive(AbortSignal.timeout(10_000))
+      assert.ok(m.kind === 'step' && m.stepId === i && m.hidden.data[0] === i, `frame ${i} in order`)
+    }
+    await sending
+  })
+
+  it('a stream that ends inside a frame fails the reader with ChannelClosedError, after the frames before it', async () => {
+    const out = await dial()
+    const whole = lp.encode.single(encodeMessage(step(7))).subarray()
+    out.stream.send(new Uint8Array(Buffer.concat([whole, whole.subarray(0, 100)])))
+    await out.close()
+    const ch = await serverChannel
+    const first = await ch.receive(AbortSignal.timeout(5_000))
+    assert.ok(first.kind === 'step' && first.stepId === 7)
+    await assert.rejects(ch.receive(AbortSignal.timeout(5_000)), (err: Error) => err instanceof ChannelClosedError && /inside a frame/.test(err.message))
+  })
+
+  it('request/reply steps get yamux window updates only every half window, not one per frame', async () => {
+    // counts the window updates the two ends of this stream receive (both are in this process)
+    const proto = YamuxStream.prototype as unknown as { handleWindowUpdate: (frame: unknown) => void }
+    const handle = proto.handleWindowUpdate
+    const ends = new Set<unknown>()
+    let updates = 0
+    proto.handleWindowUpdate = function (this: unknown, frame: unknown) {
+      if (ends.has(this)) updates++
+      handle.call(this, frame)
+    }
+    try {
+      const out = await dial()
+      const ch = await serverChannel
+      ends.add(out.stream).add(ch.stream)
+      const n = 64
+      for (let i = 0; i < n; i++) {
+        await out.send(step(i, 32)) // 8 KiB, a 2048-wide hidden state
+        const m = await ch.receive(AbortSignal.timeout(5_000))
+        await ch.send(m)
+        await out.receive(AbortSignal.timeout(5_000))
+      }
+      // 2 × 64 frames of 8 KiB moved: a 256 KiB window needs a handful of half-window updates;
+      // one per frame would be 128
+      assert.ok(ends.size === 2 && updates <= 10, `${updates} window updates for ${2 * n} data frames`)
+    } finally {
+      proto.handleWindowUpdate = handle
+    }
   })
 })
