@@ -166,9 +166,9 @@ const SECTIONS: Record<string, Section> = {
     }
   },
   speculative: {
-    // prompt-lookup speculative decoding vs plain, locally and through 2 peer processes, on a repetitive and a random prompt
+    // speculative decoding (prompt lookup; an int8 copy of the model as draft model) vs plain, locally and through 2 peer processes, on a repetitive and a random prompt
     async run ({ machine, args }) {
-      const r = await benchSpeculative({ quick: args.quick, cacheDir: args.cache, peers: 2, threads: args.threads, promptTokens: args.promptTokens, decodeTokens: args.decodeTokens, repeats: args.repeats, draftTokens: args.speculate })
+      const r = await benchSpeculative({ quick: args.quick, cacheDir: args.cache, peers: 2, threads: args.threads, promptTokens: args.promptTokens, decodeTokens: args.decodeTokens, repeats: args.repeats, draftTokens: args.speculate, draftFormat: 'int8' })
       return { json: { date: new Date().toISOString(), machine, ...r }, text: renderSpeculative(r) }
     }
   },

@@ -5,6 +5,7 @@ export { Swarm, AuditOptionsError, type SwarmOptions, type SwarmGenerateOptions 
 export { LocalModel, type LocalModelOptions } from './client/local-model.ts'
 export type { GenerationEvent, TokenOutput, DoneOutput, Prompt, SpeculationSummary } from './client/session.ts'
 export { GenerationError, type GenerateOptions, type RouteHop } from './client/generation.ts'
+export { DraftModelMismatchError, type DraftModelOptions } from './client/draft-model.ts'
 export { SamplingError, type SamplingOptions } from './client/sampling.ts'
 export { NoRouteError, PeerFailure, RerouteExhaustedError, type RerouteEvent, type AuditEvent, type AuditOutcome, type AuditStats } from './routing/index.ts'
 export { ModelError, ModelConfigError, GenerationConfigError, SafetensorsError } from './shards/errors.ts'

@@ -1,5 +1,6 @@
-// Section "speculative": prompt-lookup speculative decoding against plain decoding, locally and
-// through a loopback swarm of peer processes, measured in the same run. Two workloads:
+// Section "speculative": speculative decoding against plain decoding, locally and through a
+// loopback swarm of peer processes, measured in the same run. Two drafters: prompt lookup, and a
+// draft model (the same checkpoint quantized, `draftFormat`, running in the client). Two workloads:
 //   repetitive — a "code block" given twice (as when asking for it to be repeated or edited); the
 //                tokens that follow are whatever the model's greedy decoding makes of it
 //   random     — the random prompt the other sections use: drafts are rarely right, which shows
@@ -10,6 +11,7 @@ import { LocalModel } from '../../src/client/local-model.ts'
 import { LocalPipeline } from '../../src/client/local.ts'
 import { WorkerHeadEngine } from '../../src/shards/worker/engine-client.ts'
 import { Swarm } from '../../src/client/swarm.ts'
+import type { WeightFormat } from '../../src/shards/span-graph.ts'
 import type { GenerationEvent, SpeculationSummary } from '../../src/client/session.ts'
 import { startPeer, stopPeers, type PeerProcess } from '../../src/cli/local-swarm.ts'
 import { ensureBenchModel, QUICK_SHAPE, TINYLLAMA_SHAPE, type BenchShape } from './model-cache.ts'
@@ -26,6 +28,8 @@ export interface SpeculativeBenchOptions {
   repeats: number
   /** draft tokens per step */
   draftTokens: number
+  /** the draft model's weight format (the bench model itself, quantized) */
+  draftFormat: WeightFormat
 }
 
 interface Run {
@@ -42,14 +46,20 @@ interface Run {
 interface Workload {
   name: 'repetitive' | 'random'
   promptTokens: number
-  local: { plain: Run, speculative: Run }
-  swarm: { plain: Run, speculative: Run }
+  /** speculative: prompt-lookup drafts; draftModel: drafts of the draft model */
+  local: Runs
+  swarm: Runs
   /** speculative / plain decode speed, each over the same pipeline */
   localSpeedup: number
   swarmSpeedup: number
   /** speculative swarm / plain local */
   swarmSpeculativeVsLocalPlain: number
+  /** with the draft model: local speculative / local plain, swarm speculative / local plain */
+  localDraftModelSpeedup: number
+  swarmDraftModelVsLocalPlain: number
 }
+
+interface Runs { plain: Run, speculative: Run, draftModel: Run }
 
 /** What verifying more positions in one step costs, locally (blocks + LM head for every row). */
 export interface VerifyCost {
@@ -72,11 +82,14 @@ export interface SpeculativeBenchResult {
   threads: number
   decodeTokens: number
   draftTokens: number
+  draftFormat: WeightFormat
   workloads: Workload[]
   verifyCost: VerifyCost
 }
 
 type Gen = (prompt: number[], speculate: number) => AsyncIterable<GenerationEvent>
+/** plain and prompt-lookup generation, and generation drafting with the draft model */
+interface Gens { lookup: Gen, model: Gen }
 
 /** Decode speed (tokens after the first, whose time includes the prefill), tokens, speculation. */
 interface Timed { tokensPerSecond: number, tokens: number[], speculation?: SpeculationSummary }
@@ -90,27 +103,33 @@ async function timeDecode (gen: Gen, prompt: number[], speculate: number): Promi
   throw new Error('generation ended without a done event')
 }
 
-/** Plain and speculative runs interleaved (so load drifts hit both alike); medians of `repeats`. */
-async function measurePair (gen: Gen, prompt: number[], o: SpeculativeBenchOptions): Promise<{ plain: Run, speculative: Run }> {
-  await timeDecode(gen, prompt.slice(0, 8), o.draftTokens) // warm-up
+/** Plain, prompt-lookup and draft-model runs interleaved (so load drifts hit all alike); medians of `repeats`. */
+async function measureRuns (gens: Gens, prompt: number[], o: SpeculativeBenchOptions): Promise<Runs> {
+  await timeDecode(gens.lookup, prompt.slice(0, 8), o.draftTokens) // warm-up
+  await timeDecode(gens.model, prompt.slice(0, 8), o.draftTokens)
   const plain: Timed[] = []
-  const spec: Timed[] = []
+  const lookup: Timed[] = []
+  const model: Timed[] = []
   for (let i = 0; i < o.repeats; i++) {
-    plain.push(await timeDecode(gen, prompt, 0))
-    spec.push(await timeDecode(gen, prompt, o.draftTokens))
+    plain.push(await timeDecode(gens.lookup, prompt, 0))
+    lookup.push(await timeDecode(gens.lookup, prompt, o.draftTokens))
+    model.push(await timeDecode(gens.model, prompt, o.draftTokens))
   }
-  const s = spec[0].speculation!
-  const same = spec.every((r) => r.tokens.length === plain[0].tokens.length && r.tokens.every((t, i) => t === plain[0].tokens[i]))
-  return {
-    plain: { decodeTokensPerSecond: round(median(plain.map((r) => r.tokensPerSecond)), 2), tokensPerStep: 1 },
-    speculative: {
-      decodeTokensPerSecond: round(median(spec.map((r) => r.tokensPerSecond)), 2),
+  const speculative = (runs: Timed[]): Run => {
+    const s = runs[0].speculation!
+    return {
+      decodeTokensPerSecond: round(median(runs.map((r) => r.tokensPerSecond)), 2),
       proposed: s.proposed,
       acceptanceRate: round(s.acceptanceRate, 3),
       // every step after the prefill gives one token of its own plus the drafts it accepted
-      tokensPerStep: round((spec[0].tokens.length - 1) / (spec[0].tokens.length - 1 - s.accepted), 2),
-      identicalToPlain: same
+      tokensPerStep: round((runs[0].tokens.length - 1) / (runs[0].tokens.length - 1 - s.accepted), 2),
+      identicalToPlain: runs.every((r) => r.tokens.length === plain[0].tokens.length && r.tokens.every((t, i) => t === plain[0].tokens[i]))
     }
+  }
+  return {
+    plain: { decodeTokensPerSecond: round(median(plain.map((r) => r.tokensPerSecond)), 2), tokensPerStep: 1 },
+    speculative: speculative(lookup),
+    draftModel: speculative(model)
   }
 }
 
@@ -162,16 +181,22 @@ export async function benchSpeculative (o: SpeculativeBenchOptions): Promise<Spe
   const prompts = { repetitive: repetitivePrompt(shape.vocab), random: randomTokens(o.promptTokens, 3, shape.vocab, 7) }
   const genOpts = { maxNewTokens: o.decodeTokens, ignoreEos: true }
 
-  log(`speculative: local (${o.threads} threads), ${o.draftTokens} draft tokens`)
+  const draftModel = { dir, weightFormat: o.draftFormat }
+  log(`speculative: local (${o.threads} threads), ${o.draftTokens} draft tokens, draft model ${o.draftFormat}`)
   const local = await LocalModel.load(dir, { threads: o.threads })
-  const localRuns: Record<string, { plain: Run, speculative: Run }> = {}
+  const drafting = await LocalModel.load(dir, { threads: o.threads, draftModel })
+  const localRuns: Record<string, Runs> = {}
   try {
     for (const [name, prompt] of Object.entries(prompts)) {
       log(`speculative: local, ${name} prompt`)
-      localRuns[name] = await measurePair((p, speculate) => local.generate({ ids: p }, { ...genOpts, speculate }), prompt, o)
+      localRuns[name] = await measureRuns({
+        lookup: (p, speculate) => local.generate({ ids: p }, { ...genOpts, speculate }),
+        model: (p, speculate) => drafting.generate({ ids: p }, { ...genOpts, speculate })
+      }, prompt, o)
     }
   } finally {
     await local.close()
+    await drafting.close()
   }
 
   log('speculative: cost of verifying 1 … k + 1 positions in one step')
@@ -181,20 +206,26 @@ export async function benchSpeculative (o: SpeculativeBenchOptions): Promise<Spe
   const spans = Array.from({ length: o.peers }, (_, i) => ({ start: cut(i), end: cut(i + 1) }))
   log(`speculative: starting ${o.peers} peers ${spans.map((s) => `[${s.start},${s.end})`).join(' ')}`)
   const peers: PeerProcess[] = []
-  const swarmRuns: Record<string, { plain: Run, speculative: Run }> = {}
+  const swarmRuns: Record<string, Runs> = {}
   try {
     const flags = ['--threads', String(o.threads), '--network-mbps', '100000']
     peers.push(await startPeer(dir, ['--blocks', `${spans[0].start}:${spans[0].end}`, ...flags], 'peer0', 600_000))
     const bootstrap = peers[0].multiaddrs[0]
     for (const s of spans.slice(1)) peers.push(await startPeer(dir, ['--blocks', `${s.start}:${s.end}`, '--bootstrap', bootstrap, ...flags], 'peer', 600_000))
-    const swarm = await Swarm.connect({ bootstrap: [bootstrap], modelDir: dir, threads: o.threads, stepTimeoutMs: 60_000 })
+    const client = { bootstrap: [bootstrap], modelDir: dir, threads: o.threads, stepTimeoutMs: 60_000 }
+    const swarm = await Swarm.connect(client)
+    const drafting = await Swarm.connect({ ...client, draftModel })
     try {
       for (const [name, prompt] of Object.entries(prompts)) {
         log(`speculative: swarm, ${name} prompt`)
-        swarmRuns[name] = await measurePair((p, speculate) => swarm.generate({ ids: p }, { ...genOpts, speculate }), prompt, o)
+        swarmRuns[name] = await measureRuns({
+          lookup: (p, speculate) => swarm.generate({ ids: p }, { ...genOpts, speculate }),
+          model: (p, speculate) => drafting.generate({ ids: p }, { ...genOpts, speculate })
+        }, prompt, o)
       }
     } finally {
       await swarm.close()
+      await drafting.close()
     }
   } finally {
     await stopPeers(peers)
@@ -210,20 +241,24 @@ export async function benchSpeculative (o: SpeculativeBenchOptions): Promise<Spe
       swarm: s,
       localSpeedup: round(l.speculative.decodeTokensPerSecond / l.plain.decodeTokensPerSecond, 3),
       swarmSpeedup: round(s.speculative.decodeTokensPerSecond / s.plain.decodeTokensPerSecond, 3),
-      swarmSpeculativeVsLocalPlain: round(s.speculative.decodeTokensPerSecond / l.plain.decodeTokensPerSecond, 3)
+      swarmSpeculativeVsLocalPlain: round(s.speculative.decodeTokensPerSecond / l.plain.decodeTokensPerSecond, 3),
+      localDraftModelSpeedup: round(l.draftModel.decodeTokensPerSecond / l.plain.decodeTokensPerSecond, 3),
+      swarmDraftModelVsLocalPlain: round(s.draftModel.decodeTokensPerSecond / l.plain.decodeTokensPerSecond, 3)
     }
   })
-  return { section: 'speculative', shape, peers: spans, threads: o.threads, decodeTokens: o.decodeTokens, draftTokens: o.draftTokens, workloads, verifyCost }
+  return { section: 'speculative', shape, peers: spans, threads: o.threads, decodeTokens: o.decodeTokens, draftTokens: o.draftTokens, draftFormat: o.draftFormat, workloads, verifyCost }
 }
 
 export function renderSpeculative (r: SpeculativeBenchResult): string {
   const rows = r.workloads.flatMap((w) => [
     [w.name, 'local, plain', String(w.local.plain.decodeTokensPerSecond), '', '', ''],
     [w.name, `local, speculate ${r.draftTokens}`, String(w.local.speculative.decodeTokensPerSecond), `${w.local.speculative.acceptanceRate} of ${w.local.speculative.proposed}`, String(w.local.speculative.tokensPerStep), `${w.localSpeedup}×`],
+    [w.name, `local, speculate ${r.draftTokens}, ${r.draftFormat} draft model`, String(w.local.draftModel.decodeTokensPerSecond), `${w.local.draftModel.acceptanceRate} of ${w.local.draftModel.proposed}`, String(w.local.draftModel.tokensPerStep), `${w.localDraftModelSpeedup}×`],
     [w.name, `swarm ${r.peers.length} peers, plain`, String(w.swarm.plain.decodeTokensPerSecond), '', '', ''],
-    [w.name, `swarm ${r.peers.length} peers, speculate ${r.draftTokens}`, String(w.swarm.speculative.decodeTokensPerSecond), `${w.swarm.speculative.acceptanceRate} of ${w.swarm.speculative.proposed}`, String(w.swarm.speculative.tokensPerStep), `${w.swarmSpeedup}× (${w.swarmSpeculativeVsLocalPlain}× local plain)`]
+    [w.name, `swarm ${r.peers.length} peers, speculate ${r.draftTokens}`, String(w.swarm.speculative.decodeTokensPerSecond), `${w.swarm.speculative.acceptanceRate} of ${w.swarm.speculative.proposed}`, String(w.swarm.speculative.tokensPerStep), `${w.swarmSpeedup}× (${w.swarmSpeculativeVsLocalPlain}× local plain)`],
+    [w.name, `swarm ${r.peers.length} peers, speculate ${r.draftTokens}, ${r.draftFormat} draft model`, String(w.swarm.draftModel.decodeTokensPerSecond), `${w.swarm.draftModel.acceptanceRate} of ${w.swarm.draftModel.proposed}`, String(w.swarm.draftModel.tokensPerStep), `${w.swarmDraftModelVsLocalPlain}× local plain`]
   ])
-  const same = r.workloads.every((w) => w.local.speculative.identicalToPlain === true && w.swarm.speculative.identicalToPlain === true)
+  const same = r.workloads.every((w) => [w.local.speculative, w.local.draftModel, w.swarm.speculative, w.swarm.draftModel].every((run) => run.identicalToPlain === true))
   return renderTable(['prompt', 'run', 'decode tok/s', 'acceptance of drafted', 'tokens/step', 'vs plain'], rows, [false, false, true, true, true, true]) +
     `\n\nspeculative tokens identical to plain decoding: ${same ? 'yes' : 'NO'}\n\n` +
     `one local step of n positions (blocks + LM head), ms: ${r.verifyCost.rows.map((n, i) => `${n}: ${r.verifyCost.msPerStep[i]} (${r.verifyCost.ratio[i]}×)`).join(', ')}\n` +

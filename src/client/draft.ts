@@ -1,7 +1,23 @@
-// Prompt-lookup drafting for speculative decoding: the tokens so far (prompt + generated) are
-// searched for an earlier occurrence of their last n-gram, longest n first, most recent match
-// first; the tokens that followed it are the draft. It costs no model and shines on repetitive
-// text (editing or quoting a given code block, structured output).
+// Drafting for speculative decoding. A drafter proposes tokens to follow the sequence so far;
+// verification decides. Prompt lookup (here) searches the tokens so far (prompt + generated) for
+// an earlier occurrence of their last n-gram, longest n first, most recent match first; the
+// tokens that followed it are the draft. It costs no model and shines on repetitive text
+// (editing or quoting a given code block, structured output). A draft model (draft-model.ts)
+// proposes what a small local model would generate.
+
+/** Proposes draft tokens; verification by the model decides which are kept. */
+export interface Drafter {
+  /** what drafts, as reported in a generation's summary */
+  readonly kind: 'prompt-lookup' | 'model'
+  /** up to `k` tokens proposed to follow `seen` (prompt + tokens generated so far) */
+  propose: (seen: readonly number[], k: number, signal?: AbortSignal) => Promise<number[]>
+}
+
+/** prompt lookup as a Drafter */
+export const promptLookup: Drafter = {
+  kind: 'prompt-lookup',
+  propose: async (seen, k) => promptLookupDraft(seen, k)
+}
 
 /** longest n-gram tried first */
 export const MAX_NGRAM = 3

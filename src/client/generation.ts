@@ -2,7 +2,7 @@
 // local or remote) → head → sample, one prefill step for the prompt and one step per new token.
 //
 // Speculative decoding (`speculate: k`): after the first token, each step feeds the last token
-// plus up to k drafted tokens (prompt lookup, see draft.ts; the length adapts to how often drafts
+// plus up to k drafted tokens (prompt lookup or a draft model, see draft.ts; the length adapts to how often drafts
 // are right) and gets logits for all of them in one pass. Tokens are then chosen row by row
 // exactly as plain decoding would choose them — the same sampler call, with the same tokens seen
 // and the same constraint state — and the draft is accepted for as long as it agrees; the first
@@ -18,7 +18,7 @@ import type { ModelConfig } from '../shards/config.ts'
 import { Sampler, type SamplingOptions } from './sampling.ts'
 import { tokenLogprob, type TokenLogprob } from './logprobs.ts'
 import type { TokenConstraint } from './constraint.ts'
-import { promptLookupDraft } from './draft.ts'
+import { promptLookup, type Drafter } from './draft.ts'
 
 /** Which server computed which blocks for a token. */
 export interface RouteHop { peer: string, start: number, end: number }
@@ -54,8 +54,10 @@ export interface GenerateOptions extends SamplingOptions {
   promptLogprobs?: boolean
   /** only tokens it allows are sampled; generation stops when it is complete */
   constraint?: TokenConstraint
-  /** speculative decoding: draft up to this many tokens per step by prompt lookup and verify them in one pass (default 0: off) */
+  /** speculative decoding: draft up to this many tokens per step and verify them in one pass (default 0: off) */
   speculate?: number
+  /** who drafts when speculating (default: prompt lookup) */
+  drafter?: Drafter
   signal?: AbortSignal
 }
 
@@ -102,6 +104,7 @@ export async function * generateTokens (head: Head, pipeline: BlockPipeline, pro
   // draft length, adapted as in Hugging Face's assisted generation: +2 after a wholly accepted
   // draft, −1 after a rejection, within [1, speculate] — text that does not repeat costs little
   let draftLength = speculate
+  const drafter = opts.drafter ?? promptLookup
   const V = cfg.vocabSize
   const seen = [...prompt]
   let input = prompt
@@ -109,7 +112,7 @@ export async function * generateTokens (head: Head, pipeline: BlockPipeline, pro
   for (let index = 0; index < maxNew;) {
     opts.signal?.throwIfAborted()
     // no draft for the prefill, nor beyond the last token wanted
-    const draft = index === 0 ? [] : promptLookupDraft(seen, Math.min(draftLength, maxNew - index - 1))
+    const draft = index === 0 || speculate === 0 ? [] : await drafter.propose(seen, Math.min(draftLength, maxNew - index - 1), opts.signal)
     const fed = draft.length === 0 ? input : [...input, ...draft]
     const hidden = await pipeline.forward(await head.embed(fed), position, opts.signal)
     position += fed.length

@@ -6,6 +6,7 @@ import { WorkerHeadEngine } from '../shards/worker/engine-client.ts'
 import type { WeightFormat } from '../shards/span-graph.ts'
 import { LocalPipeline } from './local.ts'
 import { runGeneration, promptIds, type GenerationEvent, type Prompt } from './session.ts'
+import { DraftModel, withDrafter, type DraftModelOptions } from './draft-model.ts'
 import type { GenerateOptions } from './generation.ts'
 import { scoreTokens, type ScoreOptions, type ScoreResult } from './scoring.ts'
 
@@ -20,6 +21,8 @@ export interface LocalModelOptions {
   spans?: Array<[number, number]>
   /** where int8/int4 spans are cached once quantized, as peers do (default: defaultCacheDir()) */
   quantCacheDir?: string
+  /** a local model that drafts for speculative decoding (used when generating with `speculate`) */
+  draftModel?: DraftModelOptions
 }
 
 export class LocalModel {
@@ -27,14 +30,22 @@ export class LocalModel {
     readonly modelDir: string,
     private readonly head: WorkerHeadEngine,
     private readonly tokenizer: TextTokenizer | null,
-    private readonly opts: LocalModelOptions
+    private readonly opts: LocalModelOptions,
+    private readonly draft: DraftModel | null
   ) {}
 
   static async load (modelDir: string, opts: LocalModelOptions = {}): Promise<LocalModel> {
     loadModelConfig(modelDir, { allowUnknownKeys: opts.allowUnknownConfig }) // fail fast with a config error before starting workers
     const tokenizer = TextTokenizer.load(modelDir)
+    const quantCacheDir = opts.quantCacheDir ?? defaultCacheDir()
     const head = await WorkerHeadEngine.load(modelDir, { threads: opts.threads, weightFormat: opts.headFormat, allowUnknownConfig: opts.allowUnknownConfig })
-    return new LocalModel(modelDir, head, tokenizer, { ...opts, quantCacheDir: opts.quantCacheDir ?? defaultCacheDir() })
+    try {
+      const draft = opts.draftModel === undefined ? null : await DraftModel.load(head.config, { threads: opts.threads, quantCacheDir, ...opts.draftModel })
+      return new LocalModel(modelDir, head, tokenizer, { ...opts, quantCacheDir }, draft)
+    } catch (err) {
+      await head.dispose()
+      throw err
+    }
   }
 
   get hasTokenizer (): boolean {
@@ -42,9 +53,11 @@ export class LocalModel {
   }
 
   async * generate (prompt: Prompt, opts: GenerateOptions = {}): AsyncGenerator<GenerationEvent> {
+    const ids = promptIds(this.tokenizer, prompt)
     const pipeline = await LocalPipeline.load(this.modelDir, this.head.config.numLayers, this.opts)
     try {
-      yield * runGeneration(this.head, pipeline, this.tokenizer, prompt, opts)
+      const maxLength = Math.min(this.head.config.maxPositions, ids.length + (opts.maxNewTokens ?? 32))
+      yield * withDrafter(this.draft, opts.speculate, maxLength, (drafter) => runGeneration(this.head, pipeline, this.tokenizer, { ids }, { drafter, ...opts }))
     } finally {
       await pipeline.close()
     }
@@ -57,6 +70,7 @@ export class LocalModel {
   }
 
   async close (): Promise<void> {
+    await this.draft?.close()
     await this.head.dispose()
   }
 }

@@ -46,6 +46,8 @@ export interface DoneOutput {
 export interface SpeculationSummary {
   /** draft tokens per step at most (the `speculate` option) */
   draftTokens: number
+  /** who drafted: prompt lookup, or a local draft model */
+  drafter: 'prompt-lookup' | 'model'
   /** steps after the prefill that verified a draft */
   verifySteps: number
   /** draft tokens fed for verification */
@@ -99,6 +101,6 @@ export async function * runGeneration (head: Head, pipeline: BlockPipeline, toke
     promptTokens: ids.length,
     finishReason: stopped || opts.constraint?.complete === true ? 'stop' : 'length',
     timeToFirstTokenMs: firstTokenMs,
-    ...((opts.speculate ?? 0) > 0 ? { speculation: { draftTokens: opts.speculate ?? 0, ...spec, acceptanceRate: spec.proposed > 0 ? spec.accepted / spec.proposed : 0 } } : {})
+    ...((opts.speculate ?? 0) > 0 ? { speculation: { draftTokens: opts.speculate ?? 0, drafter: opts.drafter?.kind ?? 'prompt-lookup', ...spec, acceptanceRate: spec.proposed > 0 ? spec.accepted / spec.proposed : 0 } } : {})
   }
 }

@@ -12,6 +12,7 @@
 // caught lying are excluded for the life of the Swarm.
 import { loadModelConfig, modelIdFor, type ModelConfig } from '../shards/config.ts'
 import { TextTokenizer } from '../shards/tokenizer.ts'
+import { defaultCacheDir } from '../shards/cache-dir.ts'
 import { TokenVocabulary } from '../shards/vocabulary.ts'
 import { WorkerHeadEngine } from '../shards/worker/engine-client.ts'
 import type { WeightFormat } from '../shards/span-graph.ts'
@@ -24,6 +25,7 @@ import { runGeneration, promptIds, type GenerationEvent, type Prompt } from './s
 import type { GenerateOptions, RouteHop } from './generation.ts'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { LocalVerifier } from './verifier.ts'
+import { DraftModel, withDrafter, type DraftModelOptions } from './draft-model.ts'
 import { scoreTokens, type ScoreOptions, type ScoreResult } from './scoring.ts'
 
 export interface SwarmOptions {
@@ -66,6 +68,8 @@ export interface SwarmOptions {
   threads?: number
   /** accept config.json keys strata does not know (the CLI's --allow-unknown-config; callers warn) */
   allowUnknownConfig?: boolean
+  /** a local model that drafts for speculative decoding (used when generating with `speculate`) */
+  draftModel?: DraftModelOptions
   logger?: Logger
   signal?: AbortSignal
 }
@@ -105,7 +109,8 @@ export class Swarm {
     readonly vocabulary: TokenVocabulary | null,
     private readonly candidates: DhtCandidates,
     private readonly opts: SwarmOptions,
-    private readonly log: Logger
+    private readonly log: Logger,
+    private readonly draft: DraftModel | null
   ) {}
 
   static async connect (opts: SwarmOptions): Promise<Swarm> {
@@ -122,13 +127,16 @@ export class Swarm {
     const log = componentLogger('client', opts.logger)
     const node = await createSwarmNode({ bootstrap: opts.bootstrap, dhtMode: 'client', relay: 'off', holePunch: opts.holePunch, logger: opts.logger })
     let head: WorkerHeadEngine | null = null
+    let draft: DraftModel | null = null
     try {
       await withTimeout(opts.connectTimeoutMs ?? 10_000, opts.signal, async (signal) => { await waitForRoutingTable(node, 1, signal) }).catch((err: Error) => {
         throw new Error(`could not reach any bootstrap peer (${opts.bootstrap.join(', ')}): ${err.message}`)
       })
       head = await WorkerHeadEngine.load(opts.modelDir, { threads: opts.threads, weightFormat: opts.headFormat, allowUnknownConfig: opts.allowUnknownConfig })
-      return new Swarm(node, modelId, config, head, tokenizer, vocabulary, new DhtCandidates(node, modelId, config.numLayers, config.family), opts, log)
+      if (opts.draftModel !== undefined) draft = await DraftModel.load(config, { threads: opts.threads, quantCacheDir: defaultCacheDir(), ...opts.draftModel })
+      return new Swarm(node, modelId, config, head, tokenizer, vocabulary, new DhtCandidates(node, modelId, config.numLayers, config.family), opts, log, draft)
     } catch (err) {
+      await draft?.close()
       await head?.dispose()
       await node.stop()
       throw err
@@ -149,7 +157,7 @@ export class Swarm {
     let reported = 0
     let route: RouteHop[] = []
     try {
-      for await (const e of runGeneration(this.head, chain, this.tokenizer, { ids }, opts)) {
+      for await (const e of withDrafter(this.draft, opts.speculate, maxLength, (drafter) => runGeneration(this.head, chain, this.tokenizer, { ids }, { drafter, ...opts }))) {
         for (; reported < chain.rerouteLog.length; reported++) opts.onReroute?.(chain.rerouteLog[reported])
         if (e.event !== 'done') {
           route = e.route
@@ -229,6 +237,7 @@ export class Swarm {
   }
 
   async close (): Promise<void> {
+    await this.draft?.close()
     await this.verifier?.close()
     await this.head.dispose()
     await this.node.stop()

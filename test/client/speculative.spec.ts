@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict'
 import { promptLookupDraft } from '../../src/client/draft.ts'
 import { LocalModel } from '../../src/client/local-model.ts'
+import { DraftModelMismatchError } from '../../src/client/draft-model.ts'
 import { GenerationError, type GenerateOptions } from '../../src/client/generation.ts'
 import type { DoneOutput, GenerationEvent, TokenOutput } from '../../src/client/session.ts'
 import { cpSync, readFileSync, writeFileSync } from 'node:fs'
@@ -99,3 +100,49 @@ describe('client/generation: speculative decoding equals plain decoding (local, 
     await assert.rejects(run([1, 2], { speculate: 1.5 }), /speculate must be a non-negative integer/)
   })
 })
+
+describe('client/draft-model: a local model drafts, the model decides (local, two spans)', function () {
+  this.timeout(120_000)
+  const dir = tinyModel('e2e', e2eShape)
+  const prompt = [1, 11, 22, 33]
+
+  async function done (model: LocalModel, speculate: number): Promise<DoneOutput> {
+    for await (const e of model.generate({ ids: prompt }, { maxNewTokens: 40, ignoreEos: true, speculate })) if (e.event === 'done') return e
+    throw new Error('no done event')
+  }
+
+  it('the same checkpoint as draft model: plain decoding\'s tokens, nearly every draft accepted at f32, most at int8', async function () {
+    const plain = await LocalModel.load(dir, { threads: 1, spans: [[0, 2], [2, 4]] })
+    const expected = (await done(plain, 0)).tokens
+    await plain.close()
+    for (const weightFormat of ['f32', 'int8'] as const) {
+      const model = await LocalModel.load(dir, { threads: 1, spans: [[0, 2], [2, 4]], draftModel: { dir, weightFormat } })
+      try {
+        const d = await done(model, 4)
+        assert.deepEqual(d.tokens, expected, weightFormat)
+        const s = d.speculation!
+        assert.equal(s.drafter, 'model')
+        // f32: the draft is the model itself (rows computed in other step shapes may round apart)
+        assert.ok(s.acceptanceRate >= (weightFormat === 'f32' ? 0.9 : 0.5), `${weightFormat}: ${JSON.stringify(s)}`)
+        assert.ok(s.verifySteps < 20, `${weightFormat}: far fewer steps than tokens: ${JSON.stringify(s)}`)
+        // a plain run on the same model ignores the draft model; prompt lookup reports itself
+        assert.equal((await done(model, 0)).speculation, undefined)
+      } finally {
+        await model.close()
+      }
+    }
+    const lookup = await LocalModel.load(dir, { threads: 1 })
+    try {
+      assert.equal((await done(lookup, 4)).speculation!.drafter, 'prompt-lookup')
+    } finally {
+      await lookup.close()
+    }
+  })
+
+  it('refuses a draft model with another vocabulary, naming both sizes', async function () {
+    const other = tinyModel('draft-other-vocab', { ...e2eShape, vocab: 256 })
+    await assert.rejects(LocalModel.load(dir, { threads: 1, draftModel: { dir: other } }),
+      (err: Error) => err instanceof DraftModelMismatchError && /vocabulary of 256 tokens, the model's has 320/.test(err.message))
+  })
+})
+

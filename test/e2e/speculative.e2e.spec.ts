@@ -64,6 +64,19 @@ describe('speculative decoding through the swarm (real peer processes)', functio
       assert.ok(s.verifySteps < N - 1)
     })
 
+    it('strata generate --speculate 4 --draft-model (the model itself as int8): the tokens of plain local decoding', async function () {
+      const r = await runCli(['generate', '--model', dir, '--prompt-ids', prompt.join(','), '--max-new-tokens', String(N), '--ignore-eos', '--speculate', String(K), '--draft-model', dir, '--draft-format', 'int8', '--json', '--bootstrap', swarm.bootstrap])
+      assert.equal(r.code, 0, r.stderr)
+      const done = jsonLines(r.stdout).pop()!
+      assert.deepEqual(done.tokens, expected)
+      assert.equal(done.speculation.drafter, 'model')
+      assert.ok(done.speculation.accepted > done.speculation.proposed / 2, JSON.stringify(done.speculation))
+      // a draft model needs speculation to draft for
+      const bad = await runCli(['generate', '--model', dir, '--prompt-ids', '1,2', '--draft-model', dir, '--bootstrap', swarm.bootstrap])
+      assert.notEqual(bad.code, 0)
+      assert.match(bad.stderr, /--draft-model drafts for speculative decoding: give --speculate K too/)
+    })
+
     it('with --verify: the local recomputation is cut back alike, and every hop step checks out', async function () {
       const r = await runCli(['generate', '--model', dir, '--prompt-ids', prompt.join(','), '--max-new-tokens', '24', '--ignore-eos', '--speculate', String(K), '--verify', '--json', '--bootstrap', swarm.bootstrap])
       assert.equal(r.code, 0, r.stderr)
