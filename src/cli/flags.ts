@@ -1,7 +1,9 @@
 // Flag parsers shared by the subcommands; each rejects bad values with a clear message.
-import { InvalidArgumentError } from 'commander'
+import { InvalidArgumentError, Option, type Command } from 'commander'
 import { multiaddr } from '@multiformats/multiaddr'
 import { loadModelConfig } from '../shards/config.ts'
+import type { WeightFormat } from '../shards/span-graph.ts'
+import type { DraftModelOptions } from '../client/draft-model.ts'
 
 export function int (min: number, max = Number.MAX_SAFE_INTEGER) {
   return (v: string): number => {
@@ -59,4 +61,19 @@ export function warnUnknownConfig (modelDir: string, allow: boolean | undefined)
   for (const key of keys) {
     process.stderr.write(`WARNING: config.json key "${key}" is unknown to strata and IGNORED (--allow-unknown-config): if it changes the model's math, every output is wrong\n`)
   }
+}
+
+/** `--speculate`, `--draft-model` and `--draft-format`, as `generate` and `serve` take them. */
+export function addSpeculationOptions (cmd: Command, speculateHelp: string): Command {
+  return cmd
+    .option('--speculate <k>', `${speculateHelp}: draft up to k tokens per step by prompt lookup (or --draft-model) and verify them in one pass (same tokens; 0 = off)`, int(0, 64), 0)
+    .option('--draft-model <dir>', 'with --speculate: a local model sharing the tokenizer drafts instead of prompt lookup (a smaller model, or this one quantized)')
+    .addOption(new Option('--draft-format <format>', 'the draft model\'s weights on load').choices(['f32', 'f16', 'int8', 'int4']).default('int8'))
+}
+
+/** The draft model the speculation options ask for (refused without --speculate). */
+export function draftModelOf (o: { speculate: number, draftModel?: string, draftFormat: WeightFormat, allowUnknownConfig?: boolean }): DraftModelOptions | undefined {
+  if (o.draftModel === undefined) return undefined
+  if (o.speculate === 0) throw new Error('--draft-model drafts for speculative decoding: give --speculate K too')
+  return { dir: o.draftModel, weightFormat: o.draftFormat, allowUnknownConfig: o.allowUnknownConfig === true }
 }

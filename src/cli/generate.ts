@@ -4,11 +4,11 @@ import { LocalModel } from '../client/local-model.ts'
 import { Swarm } from '../client/swarm.ts'
 import type { AuditEvent, RerouteEvent } from '../routing/index.ts'
 import type { GenerationEvent } from '../client/session.ts'
-import { int, num, idList, collect, warnUnknownConfig, ALLOW_UNKNOWN_CONFIG_HELP } from './flags.ts'
+import { int, num, idList, collect, warnUnknownConfig, addSpeculationOptions, draftModelOf, ALLOW_UNKNOWN_CONFIG_HELP } from './flags.ts'
 import { buildConversation } from './conversation.ts'
 
 export function registerGenerate (program: Command): void {
-  program.command('generate')
+  const cmd = program.command('generate')
     .description('generate text: locally without --bootstrap, through the swarm with it')
     .requiredOption('--model <dir>', 'model directory (config, tokenizer; block weights only when local)')
     .option('--prompt <text>', 'prompt text')
@@ -23,9 +23,7 @@ export function registerGenerate (program: Command): void {
     .option('--repetition-penalty <r>', 'penalise tokens already seen (1 = off)', num(0), 1)
     .option('--seed <n>', 'sampling seed', int(0, 2 ** 32 - 1))
     .option('--ignore-eos', 'keep generating past the end-of-sequence token')
-    .option('--speculate <k>', 'speculative decoding: draft up to k tokens per step by prompt lookup (or --draft-model) and verify them in one pass (same tokens, fewer steps on repetitive text; 0 = off)', int(0, 64), 0)
-    .option('--draft-model <dir>', 'with --speculate: a local model sharing the tokenizer drafts instead of prompt lookup (a smaller model, or this one quantized)')
-    .addOption(new Option('--draft-format <format>', 'the draft model\'s weights on load').choices(['f32', 'f16', 'int8', 'int4']).default('int8'))
+  addSpeculationOptions(cmd, 'speculative decoding')
     .option('--bootstrap <multiaddr>', 'bootstrap peer of the swarm (repeatable)', collect, [])
     .option('--no-hole-punch', 'stay on relayed connections to peers behind NAT (no DCUtR upgrade to direct ones)')
     .option('--verify', 'check every peer\'s output against local recomputation (needs the block weights) and route around peers that differ')
@@ -45,7 +43,7 @@ export function registerGenerate (program: Command): void {
       if (o.verify === true && o.bootstrap.length === 0) throw new Error('--verify checks swarm peers: give --bootstrap too')
       if (o.auditRate > 0 && o.bootstrap.length === 0) throw new Error('--audit-rate checks swarm peers: give --bootstrap too')
       if (o.auditRate > 0 && o.verify === true) throw new Error('--verify recomputes every hop step locally; --audit-rate cross-checks a share of them against replicas: give one of them')
-      if (o.draftModel !== undefined && o.speculate === 0) throw new Error('--draft-model drafts for speculative decoding: give --speculate K too')
+      const draftModel = draftModelOf(o)
       warnUnknownConfig(o.model, o.allowUnknownConfig)
       const allowUnknownConfig = o.allowUnknownConfig === true
       const prompt = o.promptIds !== undefined
@@ -61,7 +59,6 @@ export function registerGenerate (program: Command): void {
         ignoreEos: o.ignoreEos === true,
         speculate: o.speculate
       }
-      const draftModel = o.draftModel === undefined ? undefined : { dir: o.draftModel, weightFormat: o.draftFormat, allowUnknownConfig }
       const controller = new AbortController()
       process.once('SIGINT', () => { controller.abort(new Error('interrupted')) })
       if (o.bootstrap.length > 0) {

@@ -1,9 +1,9 @@
 import { Option, type Command } from 'commander'
 import { GatewayServer } from '../serve/serve.ts'
-import { int, num, collect, warnUnknownConfig, ALLOW_UNKNOWN_CONFIG_HELP } from './flags.ts'
+import { int, num, collect, warnUnknownConfig, addSpeculationOptions, draftModelOf, ALLOW_UNKNOWN_CONFIG_HELP } from './flags.ts'
 
 export function registerServe (program: Command): void {
-  program.command('serve')
+  const cmd = program.command('serve')
     .description('OpenAI-compatible HTTP gateway to the swarm, with /health, /metrics and a dashboard at /')
     .requiredOption('--model <dir>', 'model directory (config, tokenizer, embeddings and head; block weights are not read)')
     .requiredOption('--bootstrap <multiaddr>', 'bootstrap peer of the swarm (repeatable)', collect, [])
@@ -15,10 +15,12 @@ export function registerServe (program: Command): void {
     .addOption(new Option('--head-format <format>', 'embeddings and LM head: f32 is exact; f16/int8/int4 read less per token').choices(['f32', 'f16', 'int8', 'int4']).default('f32'))
     .option('--audit-rate <r>', 'share of hop steps also sent to a replica serving the same blocks and compared (0 = off; needs no block weights); peers caught lying are excluded', num(0, 1), 0)
     .addOption(new Option('--audit-referee <who>', 'who settles a peer/replica disagreement: auto = the block weights in --model when present, else a third peer; replicas = third peers only').choices(['auto', 'replicas']).default('auto'))
+  addSpeculationOptions(cmd, 'speculative decoding for every request')
     .option('--allow-unknown-config', ALLOW_UNKNOWN_CONFIG_HELP)
     .option('--json', 'print the listening line as JSON')
     .action(async (o) => {
       warnUnknownConfig(o.model, o.allowUnknownConfig)
+      const draftModel = draftModelOf(o)
       const server = await GatewayServer.start({
         modelDir: o.model,
         allowUnknownConfig: o.allowUnknownConfig === true,
@@ -30,7 +32,9 @@ export function registerServe (program: Command): void {
         threads: o.threads,
         headFormat: o.headFormat,
         auditRate: o.auditRate,
-        auditReferee: o.auditReferee
+        auditReferee: o.auditReferee,
+        speculate: o.speculate,
+        draftModel
       })
       if (o.json === true) process.stdout.write(JSON.stringify({ event: 'listening', url: server.url, model: server.modelId }) + '\n')
       else process.stdout.write(`strata serve: ${server.url}/v1 (model ${server.modelId}); dashboard ${server.url}/\n`)

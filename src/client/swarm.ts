@@ -70,6 +70,8 @@ export interface SwarmOptions {
   allowUnknownConfig?: boolean
   /** a local model that drafts for speculative decoding (used when generating with `speculate`) */
   draftModel?: DraftModelOptions
+  /** speculative decoding for generations that do not set `speculate` themselves (default 0: off) */
+  speculate?: number
   logger?: Logger
   signal?: AbortSignal
 }
@@ -157,7 +159,8 @@ export class Swarm {
     let reported = 0
     let route: RouteHop[] = []
     try {
-      for await (const e of withDrafter(this.draft, opts.speculate, maxLength, (drafter) => runGeneration(this.head, chain, this.tokenizer, { ids }, { drafter, ...opts }))) {
+      const speculate = opts.speculate ?? this.opts.speculate
+      for await (const e of withDrafter(this.draft, speculate, maxLength, (drafter) => runGeneration(this.head, chain, this.tokenizer, { ids }, { drafter, ...opts, speculate }))) {
         for (; reported < chain.rerouteLog.length; reported++) opts.onReroute?.(chain.rerouteLog[reported])
         if (e.event !== 'done') {
           route = e.route

@@ -13,6 +13,7 @@ export class GatewayMetrics {
   readonly audits: Counter<'outcome'>
   readonly auditLiars: Counter
   readonly auditDifference: Histogram
+  readonly draftTokens: Counter<'drafter' | 'outcome'>
   readonly active: Gauge
   readonly latency: Histogram<'endpoint'>
   readonly timeToFirstToken: Histogram<'endpoint'>
@@ -31,6 +32,7 @@ export class GatewayMetrics {
       buckets: [0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1],
       registers
     })
+    this.draftTokens = new Counter({ name: 'strata_draft_tokens_total', help: 'speculative decoding (--speculate): drafted tokens fed for verification, by drafter (prompt-lookup, model) and outcome (accepted, rejected)', labelNames: ['drafter', 'outcome'], registers })
     this.errors = new Counter({ name: 'strata_errors_total', help: 'failed requests, by kind', labelNames: ['kind'], registers })
     this.active = new Gauge({ name: 'strata_active_generations', help: 'generations in progress', registers })
     this.latency = new Histogram({

@@ -156,6 +156,10 @@ export async function * runRequest (backend: Backend, req: PreparedRequest, ctx:
     for await (const e of generation) {
       if (e.event === 'done') {
         finishReason = e.finishReason
+        if (e.speculation !== undefined) {
+          metrics.draftTokens.inc({ drafter: e.speculation.drafter, outcome: 'accepted' }, e.speculation.accepted)
+          metrics.draftTokens.inc({ drafter: e.speculation.drafter, outcome: 'rejected' }, e.speculation.proposed - e.speculation.accepted)
+        }
         // the stream decoder holds back an incomplete UTF-8 sequence; the final text has it
         const tail = e.text.startsWith(streamed) ? e.text.slice(streamed.length) : ''
         const step = stopper.push(tail)

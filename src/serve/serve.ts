@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { Swarm } from '../client/swarm.ts'
 import type { Logger } from '../routing/logger.ts'
 import type { WeightFormat } from '../shards/span-graph.ts'
+import type { DraftModelOptions } from '../client/draft-model.ts'
 import { createGateway, type Gateway } from './gateway.ts'
 import { HealthMonitor, SwarmHealthProbe } from './health-probe.ts'
 
@@ -25,6 +26,10 @@ export interface ServeOptions {
   auditRate?: number
   /** see SwarmOptions.auditReferee */
   auditReferee?: 'auto' | 'replicas'
+  /** speculative decoding for every request: draft tokens per step (default 0: off) */
+  speculate?: number
+  /** see SwarmOptions.draftModel */
+  draftModel?: DraftModelOptions
   logger?: Logger
 }
 
@@ -32,7 +37,7 @@ export class GatewayServer {
   private constructor (private readonly swarm: Swarm, private readonly app: Gateway, readonly url: string) {}
 
   static async start (opts: ServeOptions): Promise<GatewayServer> {
-    const swarm = await Swarm.connect({ bootstrap: opts.bootstrap, modelDir: opts.modelDir, modelId: opts.modelId, threads: opts.threads, headFormat: opts.headFormat, allowUnknownConfig: opts.allowUnknownConfig, auditRate: opts.auditRate, auditReferee: opts.auditReferee, logger: opts.logger })
+    const swarm = await Swarm.connect({ bootstrap: opts.bootstrap, modelDir: opts.modelDir, modelId: opts.modelId, threads: opts.threads, headFormat: opts.headFormat, allowUnknownConfig: opts.allowUnknownConfig, auditRate: opts.auditRate, auditReferee: opts.auditReferee, speculate: opts.speculate, draftModel: opts.draftModel, logger: opts.logger })
     try {
       const probe = new SwarmHealthProbe(swarm.node, { modelId: swarm.modelId, numBlocks: swarm.config.numLayers }, opts.logger)
       const app = createGateway({ backend: swarm, health: new HealthMonitor(probe), bodyLimit: opts.bodyLimit, logger: opts.logger })

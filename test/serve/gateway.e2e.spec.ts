@@ -10,7 +10,7 @@ import path from 'node:path'
 import Fastify from 'fastify'
 import OpenAI, { APIError, NotFoundError } from 'openai'
 import { Swarm } from '../../src/client/swarm.ts'
-import { gatewayRoutes, HealthMonitor, SwarmHealthProbe } from '../../src/serve/index.ts'
+import { GatewayServer, gatewayRoutes, HealthMonitor, SwarmHealthProbe } from '../../src/serve/index.ts'
 import { modelIdFor } from '../../src/shards/config.ts'
 import { TextTokenizer } from '../../src/shards/tokenizer.ts'
 import { runCli, jsonLines } from '../helpers/cli.ts'
@@ -165,6 +165,21 @@ describe('strata serve and strata health over a real swarm', function () {
     assert.ok(choices.slice(0, -1).every((c) => c.finish_reason === null && c.logprobs === null && c.index === 0))
     assert.equal(choices.at(-1).finish_reason, 'length')
     assert.deepEqual(chunks.at(-1).usage, { prompt_tokens: PROMPT_IDS.length, completion_tokens: NEW_TOKENS, total_tokens: PROMPT_IDS.length + NEW_TOKENS })
+  })
+
+  it('a gateway speculating with a draft model (strata serve --speculate 4 --draft-model) answers with the same tokens', async function () {
+    const gateway = await GatewayServer.start({ modelDir: dir, bootstrap: [swarm!.bootstrap], port: 0, threads: 1, speculate: 4, draftModel: { dir, weightFormat: 'int8' } })
+    try {
+      const spec = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'x', maxRetries: 0, timeout: 30_000 })
+      const r = await spec.completions.create({ model: modelId, prompt: PROMPT_IDS, max_tokens: NEW_TOKENS, temperature: 0, ignore_eos: true, return_token_ids: true } as any) as any
+      assert.deepEqual(r.choices[0].token_ids, completionRef.tokens)
+      assert.equal(r.choices[0].text, completionRef.text)
+      const metrics = await (await fetch(`${gateway.url}/metrics`, { signal: AbortSignal.timeout(10_000) })).text()
+      const accepted = Number(/strata_draft_tokens_total\{drafter="model",outcome="accepted"\} (\d+)/.exec(metrics)?.[1])
+      assert.ok(accepted > 0, 'the draft model drafted and some drafts were accepted')
+    } finally {
+      await gateway.close()
+    }
   })
 
   it('streams a chat completion (role, then content, then finish_reason) that matches the non-streamed one and local generation', async function () {
