@@ -1,7 +1,7 @@
 // Main-thread handles for engines running in worker threads, so onnxruntime's blocking `run`
 // never stalls the event loop (and with it the libp2p node).
 import { Worker } from 'node:worker_threads'
-import type { Call, LoadRequest, Response } from './rpc.ts'
+import type { BatchResult, Call, LoadRequest, Response } from './rpc.ts'
 import type { ModelConfig } from '../config.ts'
 import type { WeightFormat } from '../span-graph.ts'
 import type { SpanEngineOptions } from '../span-engine.ts'
@@ -70,10 +70,37 @@ async function loadWorker<T> (load: LoadRequest): Promise<{ worker: EngineWorker
   }
 }
 
-export interface SpanInfo { weightFormat: WeightFormat, kvBytesPerToken: number, bytesRead: number, cacheOutcome: SpanCacheOutcome | null, config: ModelConfig }
+export interface SpanInfo {
+  weightFormat: WeightFormat
+  kvBytesPerToken: number
+  bytesRead: number
+  cacheOutcome: SpanCacheOutcome | null
+  /** see SpanEngine.batchable */
+  batchable: boolean
+  config: ModelConfig
+}
 
-/** A span of blocks computing in its own worker thread; one KV cache per session id. */
+interface WaitingStep {
+  sessionId: string
+  hidden: Float32Array
+  position: number
+  done: PromiseWithResolvers<Float32Array>
+}
+
+/**
+ * A span of blocks computing in its own worker thread; one KV cache per session id.
+ *
+ * Steps of different sessions batch themselves, with no timer and no wait for a lone client:
+ * a step that finds the engine idle is sent at once; steps that arrive while the engine computes
+ * wait, and when it is done all the one-position (decode) steps that waited go as ONE batched
+ * graph call (SpanEngine.stepBatch), multi-position ones one by one after it.
+ */
 export class WorkerSpanEngine {
+  private readonly waiting: WaitingStep[] = []
+  private busy = false
+  /** called with the size of every decode batch the engine runs (1: a lone decode step) */
+  onBatch: ((size: number) => void) | null = null
+
   private constructor (private readonly worker: EngineWorker, readonly start: number, readonly end: number, readonly info: SpanInfo) {}
 
   static async load (modelDir: string, options: SpanEngineOptions): Promise<WorkerSpanEngine> {
@@ -89,7 +116,43 @@ export class WorkerSpanEngine {
 
   /** hidden (1, n, H) for positions [position, position + n) → output hidden (1, n, H). */
   async step (sessionId: string, hidden: Float32Array, position: number): Promise<Float32Array> {
-    return await this.worker.call<Float32Array>({ op: 'step', sessionId, hidden, position })
+    if (this.busy) {
+      const done = Promise.withResolvers<Float32Array>()
+      this.waiting.push({ sessionId, hidden, position, done })
+      return await done.promise
+    }
+    this.busy = true
+    try {
+      if (hidden.length === this.info.config.hiddenSize) this.onBatch?.(1)
+      return await this.worker.call<Float32Array>({ op: 'step', sessionId, hidden, position })
+    } finally {
+      this.runWaiting()
+    }
+  }
+
+  /** Runs the steps that waited for the engine (see the class comment); idle once none is left. */
+  private runWaiting (): void {
+    const steps = this.waiting.splice(0)
+    if (steps.length === 0) {
+      this.busy = false
+      return
+    }
+    const H = this.info.config.hiddenSize
+    const decode = steps.filter((s) => s.hidden.length === H)
+    const runs: Array<Promise<void>> = []
+    if (decode.length > 0) {
+      // a span that cannot batch exactly runs them one by one (in the same call)
+      if (this.info.batchable) this.onBatch?.(decode.length)
+      else for (let i = 0; i < decode.length; i++) this.onBatch?.(1)
+      runs.push(this.worker.call<BatchResult>({ op: 'stepBatch', steps: decode.map(({ sessionId, hidden, position }) => ({ sessionId, hidden, position })) }).then((rows) => {
+        rows.forEach((r, i) => { if (r.ok) decode[i].done.resolve(r.hidden); else decode[i].done.reject(reviveError(r.error)) })
+      }, (err: Error) => { for (const s of decode) s.done.reject(err) }))
+    }
+    for (const s of steps) {
+      if (s.hidden.length === H) continue
+      runs.push(this.worker.call<Float32Array>({ op: 'step', sessionId: s.sessionId, hidden: s.hidden, position: s.position }).then(s.done.resolve, s.done.reject))
+    }
+    void Promise.all(runs).then(() => { this.runWaiting() })
   }
 
   async truncate (sessionId: string, length: number): Promise<void> {
