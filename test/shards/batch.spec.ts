@@ -42,7 +42,7 @@ describe('batched decode steps', function () {
           } else length[i] = 0
         }
         for (let t = 0; t < 5; t++) {
-          const steps: BatchStep[] = prompts.map((p, i) => ({ sessionId: `s${i}`, hidden: head.embed([(t * 37 + i * 11 + 1) % 250]), position: length[i] }))
+          const steps: BatchStep[] = prompts.map((_, i) => ({ sessionId: `s${i}`, hidden: head.embed([(t * 37 + i * 11 + 1) % 250]), position: length[i] }))
           // from the third step on, session 0 sits one out: batches of different sizes
           const rows = t >= 2 ? steps.slice(1) : steps
           const got = await batched.stepBatch(rows)
@@ -109,8 +109,8 @@ describe('batched decode steps', function () {
   })
 })
 
-describe('worker engine: steps that wait for a busy engine run as one batch', function () {
-  it('concurrent decode steps batch themselves and get the bits of sequential steps; a lone step goes at once', async function () {
+describe('worker engine: steps that meet at a busy engine run as one batch', function () {
+  it('concurrent decode steps batch themselves and get the bits of sequential steps', async function () {
     const dir = tinyModel('gqa', shapes.gqa)
     const engine = await WorkerSpanEngine.load(dir, { start: 0, end: 4, threads: 1 })
     const ref = await SpanEngine.load(dir, { start: 0, end: 4, threads: 1 })
@@ -132,11 +132,14 @@ describe('worker engine: steps that wait for a busy engine run as one batch', fu
       const length = ids.map((_, i) => prompts[i % prompts.length].length)
       for (let t = 0; t < 3; t++) {
         const xs = ids.map((_, i) => head.embed([(t * 7 + i) % 300]))
-        // all five at once: the first finds the engine idle, the other four wait and go together
+        // all five at once: they run as one batch, or (when the first finds the engine idle and
+        // no session expected back) as the first alone and the other four together
         const got = await Promise.all(ids.map(async (s, i) => await engine.step(s, xs[i], length[i])))
         for (const [i, s] of ids.entries()) assert.ok(bitsEqual(got[i], await ref.step(s, xs[i], length[i]++)), `step ${t}, session ${s}`)
       }
-      assert.deepEqual(batches, [1, 4, 1, 4, 1, 4])
+      assert.equal(batches.reduce((a, b) => a + b, 0), 15, `batches ${batches.join()}`)
+      assert.ok(batches.every((b) => b === 1 || b >= 4), `batches ${batches.join()}`)
+      assert.ok(batches.length <= 6 && Math.max(...batches) >= 4, `batches ${batches.join()}`)
       // a bad step in a batch fails alone
       const x = head.embed([9])
       const [ok, bad] = await Promise.allSettled([engine.step('a', x, length[0]), engine.step('b', x, 0), engine.step('c', x, length[2])])
@@ -144,7 +147,7 @@ describe('worker engine: steps that wait for a busy engine run as one batch', fu
       assert.equal(bad.status, 'rejected')
       assert.ok((bad as PromiseRejectedResult).reason instanceof EngineInputError)
       assert.match(String((bad as PromiseRejectedResult).reason), /position 0 but the session holds/)
-      // a lone step after the engine went idle runs at once, unbatched
+      // a lone step runs unbatched
       batches.length = 0
       await engine.step('d', x, length[3])
       assert.deepEqual(batches, [1])

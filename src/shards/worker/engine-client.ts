@@ -8,6 +8,7 @@ import type { SpanEngineOptions } from '../span-engine.ts'
 import type { SpanCacheOutcome } from '../span-cache.ts'
 import type { HeadEngineOptions } from '../head-engine.ts'
 import { EngineInputError, ModelError } from '../errors.ts'
+import { StepBatcher } from './step-batcher.ts'
 
 /** from source (tsx) the worker first registers the TypeScript loader; compiled (dist/) it runs as is */
 const ENTRY = import.meta.url.endsWith('.ts') ? new URL('./entry.mjs', import.meta.url) : new URL('./engine-worker.js', import.meta.url)
@@ -80,28 +81,23 @@ export interface SpanInfo {
   config: ModelConfig
 }
 
-interface WaitingStep {
-  sessionId: string
-  hidden: Float32Array
-  position: number
-  done: PromiseWithResolvers<Float32Array>
-}
-
 /**
- * A span of blocks computing in its own worker thread; one KV cache per session id.
- *
- * Steps of different sessions batch themselves, with no timer and no wait for a lone client:
- * a step that finds the engine idle is sent at once; steps that arrive while the engine computes
- * wait, and when it is done all the one-position (decode) steps that waited go as ONE batched
- * graph call (SpanEngine.stepBatch), multi-position ones one by one after it.
+ * A span of blocks computing in its own worker thread; one KV cache per session id. Steps of
+ * different sessions that meet at the engine run as batched graph calls (see StepBatcher).
  */
 export class WorkerSpanEngine {
-  private readonly waiting: WaitingStep[] = []
-  private busy = false
-  /** called with the size of every decode batch the engine runs (1: a lone decode step) */
-  onBatch: ((size: number) => void) | null = null
+  private readonly batcher: StepBatcher
 
-  private constructor (private readonly worker: EngineWorker, readonly start: number, readonly end: number, readonly info: SpanInfo) {}
+  private constructor (private readonly worker: EngineWorker, readonly start: number, readonly end: number, readonly info: SpanInfo) {
+    this.batcher = new StepBatcher({
+      batch: async (steps) => (await worker.call<BatchResult>({ op: 'stepBatch', steps })).map((r) => r.ok ? r.hidden : reviveError(r.error)),
+      single: async ({ sessionId, hidden, position }) => await worker.call<Float32Array>({ op: 'step', sessionId, hidden, position })
+    }, info.config.hiddenSize, info.batchable)
+  }
+
+  /** called with the size of every decode batch the engine runs (1: a decode step run alone) */
+  set onBatch (f: ((size: number) => void) | null) { this.batcher.onBatch = f }
+  get onBatch (): ((size: number) => void) | null { return this.batcher.onBatch }
 
   static async load (modelDir: string, options: SpanEngineOptions): Promise<WorkerSpanEngine> {
     const { worker, info } = await loadWorker<SpanInfo>({ kind: 'span', modelDir, options })
@@ -116,43 +112,7 @@ export class WorkerSpanEngine {
 
   /** hidden (1, n, H) for positions [position, position + n) → output hidden (1, n, H). */
   async step (sessionId: string, hidden: Float32Array, position: number): Promise<Float32Array> {
-    if (this.busy) {
-      const done = Promise.withResolvers<Float32Array>()
-      this.waiting.push({ sessionId, hidden, position, done })
-      return await done.promise
-    }
-    this.busy = true
-    try {
-      if (hidden.length === this.info.config.hiddenSize) this.onBatch?.(1)
-      return await this.worker.call<Float32Array>({ op: 'step', sessionId, hidden, position })
-    } finally {
-      this.runWaiting()
-    }
-  }
-
-  /** Runs the steps that waited for the engine (see the class comment); idle once none is left. */
-  private runWaiting (): void {
-    const steps = this.waiting.splice(0)
-    if (steps.length === 0) {
-      this.busy = false
-      return
-    }
-    const H = this.info.config.hiddenSize
-    const decode = steps.filter((s) => s.hidden.length === H)
-    const runs: Array<Promise<void>> = []
-    if (decode.length > 0) {
-      // a span that cannot batch exactly runs them one by one (in the same call)
-      if (this.info.batchable) this.onBatch?.(decode.length)
-      else for (let i = 0; i < decode.length; i++) this.onBatch?.(1)
-      runs.push(this.worker.call<BatchResult>({ op: 'stepBatch', steps: decode.map(({ sessionId, hidden, position }) => ({ sessionId, hidden, position })) }).then((rows) => {
-        rows.forEach((r, i) => { if (r.ok) decode[i].done.resolve(r.hidden); else decode[i].done.reject(reviveError(r.error)) })
-      }, (err: Error) => { for (const s of decode) s.done.reject(err) }))
-    }
-    for (const s of steps) {
-      if (s.hidden.length === H) continue
-      runs.push(this.worker.call<Float32Array>({ op: 'step', sessionId: s.sessionId, hidden: s.hidden, position: s.position }).then(s.done.resolve, s.done.reject))
-    }
-    void Promise.all(runs).then(() => { this.runWaiting() })
+    return await this.batcher.step({ sessionId, hidden, position })
   }
 
   async truncate (sessionId: string, length: number): Promise<void> {
@@ -160,6 +120,7 @@ export class WorkerSpanEngine {
   }
 
   async close (sessionId: string): Promise<boolean> {
+    this.batcher.forget(sessionId)
     return await this.worker.call<boolean>({ op: 'close', sessionId })
   }
 
