@@ -94,20 +94,23 @@ export class StepBatcher {
     const steps = this.waiting.splice(0)
     const t0 = performance.now()
     const decode = steps.filter((s) => s.hidden.length === this.hiddenSize)
-    const runs: Array<Promise<void>> = []
-    if (decode.length > 1 && this.batchable) {
+    const together = decode.length > 1 && this.batchable
+    const outcomes = new Map<Waiting, Float32Array | Error>()
+    if (together) {
       this.onBatch?.(decode.length)
-      runs.push(this.runner.batch(decode.map(({ sessionId, hidden, position }) => ({ sessionId, hidden, position }))).then((rows) => {
-        rows.forEach((r, i) => { if (r instanceof Error) decode[i].done.reject(r); else decode[i].done.resolve(r) })
-      }, (err: Error) => { for (const s of decode) s.done.reject(err) }))
+      try {
+        const rows = await this.runner.batch(decode.map(({ sessionId, hidden, position }) => ({ sessionId, hidden, position })))
+        decode.forEach((s, i) => outcomes.set(s, rows[i]))
+      } catch (err) {
+        for (const s of decode) outcomes.set(s, err as Error)
+      }
     }
     for (const s of steps) {
-      const alone = s.hidden.length !== this.hiddenSize || decode.length === 1 || !this.batchable
-      if (!alone) continue
+      if (outcomes.has(s)) continue
       if (s.hidden.length === this.hiddenSize) this.onBatch?.(1)
-      runs.push(this.runner.single(s).then(s.done.resolve, s.done.reject))
+      outcomes.set(s, await this.runner.single(s).catch((err: Error) => err))
     }
-    await Promise.all(runs)
+    // bookkeeping before anyone hears back, so that a caller's next step finds the engine free
     const now = performance.now()
     this.holdLimit = Math.min(MAX_HOLD_MS, (now - t0) / 2)
     for (const s of steps) {
@@ -115,6 +118,10 @@ export class StepBatcher {
       this.expected.add(s.sessionId)
     }
     this.busy = false
+    for (const [s, out] of outcomes) {
+      if (out instanceof Error) s.done.reject(out)
+      else s.done.resolve(out)
+    }
     this.pump()
   }
 }
