@@ -187,12 +187,15 @@ export class SpanEngine {
         results[i] = err as Error
       }
     }
-    if (rows.length > 1 && this.batchable) {
-      const outs = await this.runBatch(rows.map((r) => r.s), rows.map((r) => r.hidden))
-      rows.forEach((r, b) => { results[r.at] = outs[b] })
-    } else {
-      // a lone step (or a span whose bits depend on the batch) runs the unbatched path
-      for (const r of rows) results[r.at] = await this.step(steps[r.at].sessionId, r.hidden, r.s.length).catch((err: Error) => err)
+    for (const group of this.batchable ? paddingGroups(rows, (r) => r.s.length) : rows.map((r) => [r])) {
+      if (group.length > 1) {
+        const outs = await this.runBatch(group.map((r) => r.s), group.map((r) => r.hidden))
+        group.forEach((r, b) => { results[r.at] = outs[b] })
+      } else {
+        // a lone step (or a span whose bits depend on the batch) runs the unbatched path
+        const r = group[0]
+        results[r.at] = await this.step(steps[r.at].sessionId, r.hidden, r.s.length).catch((err: Error) => err)
+      }
     }
     return results
   }
@@ -287,4 +290,32 @@ export class SpanEngine {
     if (s === undefined) throw new EngineInputError(`no open session ${sessionId}`)
     return s
   }
+}
+
+/** positions of padding a row of a batch may bring beyond its own past at no question */
+const PADDING_SLACK = 64
+
+/**
+ * Splits rows into batches whose padded pasts (rows × longest past) stay within twice their real
+ * positions plus a little slack: one long session does not make a batch of short ones hold (and
+ * copy) its length each. Longest first; rows of similar lengths end up in one batch.
+ */
+export function paddingGroups<T> (rows: readonly T[], lengthOf: (row: T) => number): T[][] {
+  const sorted = [...rows].sort((a, b) => lengthOf(b) - lengthOf(a))
+  const groups: T[][] = []
+  let group: T[] = []
+  let real = 0
+  for (const row of sorted) {
+    const longest = group.length === 0 ? lengthOf(row) : lengthOf(group[0])
+    const n = group.length + 1
+    if (group.length > 0 && n * longest > 2 * (real + lengthOf(row)) + PADDING_SLACK * n) {
+      groups.push(group)
+      group = []
+      real = 0
+    }
+    group.push(row)
+    real += lengthOf(row)
+  }
+  if (group.length > 0) groups.push(group)
+  return groups
 }

@@ -1,14 +1,14 @@
 // Decode steps of several sessions batched into one graph call give every session exactly the
 // bits it gets stepping alone (real onnxruntime, tiny models).
 import assert from 'node:assert/strict'
-import { SpanEngine, type BatchStep } from '../../src/shards/span-engine.ts'
+import { SpanEngine, paddingGroups, type BatchStep } from '../../src/shards/span-engine.ts'
 import { WorkerSpanEngine } from '../../src/shards/worker/engine-client.ts'
 import { HeadEngine } from '../../src/shards/head-engine.ts'
 import { EngineInputError } from '../../src/shards/errors.ts'
 import { tinyModel, shapes, type TinyShape } from '../helpers/models.ts'
 
-/** prompts of different lengths (one of a single token), so the batch's pasts differ */
-const prompts = [[1, 17, 42, 99, 5, 230, 64], [3], [8, 9, 10, 11], [200, 100, 50, 25, 12, 6, 3, 2, 1, 7, 70]]
+/** prompts of different lengths (one of a single token, one long), so the batch's pasts differ */
+const prompts = [[1, 17, 42, 99, 5, 230, 64], [3], [8, 9, 10, 11], [200, 100, 50, 25, 12, 6, 3, 2, 1, 7, 70], Array.from({ length: 150 }, (_, i) => (i * 13 + 5) % 250)]
 
 const bitsEqual = (a: Float32Array, b: Float32Array): boolean =>
   a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))
@@ -33,8 +33,8 @@ describe('batched decode steps', function () {
         for (const [i, p] of prompts.entries()) {
           // the last session leaves the span one block early: its row comes from another output
           const exit = i === 3 ? shape.layers - 1 : shape.layers
-          alone.open(`s${i}`, 32, exit)
-          batched.open(`s${i}`, 32, exit)
+          alone.open(`s${i}`, 256, exit)
+          batched.open(`s${i}`, 256, exit)
           // session 1 prefills nothing: its first position is a decode step inside the batch
           if (p.length > 1) {
             await alone.step(`s${i}`, head.embed(p), 0)
@@ -59,6 +59,15 @@ describe('batched decode steps', function () {
       }
     })
   }
+
+  it('rows of very different past lengths go in separate batches: padding stays within twice the real positions plus slack', function () {
+    // 4 × 2000 ≤ 2 × 4013 + 4 × 64; a fifth row would not be
+    assert.deepEqual(paddingGroups([10, 2000, 12, 11, 1990], (x) => x), [[2000, 1990, 12, 11], [10]])
+    // one long past takes at most one short one along (2 × 2000 ≤ 2 × 2010 + 128), the rest go together
+    assert.deepEqual(paddingGroups([2000, 10, 10, 10], (x) => x), [[2000, 10], [10, 10]])
+    assert.deepEqual(paddingGroups([0, 0, 5, 63], (x) => x), [[63, 5, 0, 0]])
+    assert.deepEqual(paddingGroups([], (x: number) => x), [])
+  })
 
   it('a bad step fails alone: the other rows of its batch compute as if it were not there', async function () {
     const dir = tinyModel('gqa', shapes.gqa)
@@ -122,14 +131,14 @@ describe('worker engine: steps that meet at a busy engine run as one batch', fun
       for (const [i, s] of ids.entries()) {
         await engine.open(s, 16)
         ref.open(s, 16)
-        const p = prompts[i % prompts.length]
+        const p = prompts[i % 4]
         await engine.step(s, head.embed(p), 0)
         await ref.step(s, head.embed(p), 0)
       }
       // one-position steps count as decode steps (session b's one-token prompt), longer ones do not
       assert.deepEqual(batches, [1])
       batches.length = 0
-      const length = ids.map((_, i) => prompts[i % prompts.length].length)
+      const length = ids.map((_, i) => prompts[i % 4].length)
       for (let t = 0; t < 3; t++) {
         const xs = ids.map((_, i) => head.embed([(t * 7 + i) % 300]))
         // all five at once: they run as one batch, or (when the first finds the engine idle and
