@@ -66,7 +66,7 @@ export class PeerMetrics implements SessionObserver {
     })
     this.batches = new Histogram({
       name: 'strata_peer_decode_batch_size',
-      help: 'decode steps of different sessions computed in one graph call (1: a step that found the engine idle)',
+      help: 'decode steps of different sessions run together as one batch (1: a step run alone; rows of very different context lengths may take separate graph calls)',
       buckets: [1, 2, 4, 8, 16, 32],
       registers
     })
