@@ -20,6 +20,7 @@ import { benchWan, renderWan } from './bench/wan.ts'
 import { benchHop, renderHop } from './bench/hop.ts'
 import { benchSpeculative, renderSpeculative } from './bench/speculative.ts'
 import { benchDht, renderDht } from './bench/dht.ts'
+import { benchBatch, renderBatch } from './bench/batch.ts'
 import { DEMO_SHAPE } from '../src/cli/demo.ts'
 import { makeModel } from '../src/shards/make-model.ts'
 import { log } from './bench/util.ts'
@@ -31,7 +32,7 @@ const USAGE = `usage: npm run bench -- [options]
 
   --only <sections>     comma-separated sections to run (default: all): local, load, swarm, eval, recovery,
                         llamacpp (installs node-llama-cpp's CPU binary into .cache/llama-cpp on first use), wan, hop,
-                        speculative, dht
+                        speculative, dht, batch
   --quick               small model shape (hidden 512, 4 layers, vocab 4096): a smoke test in seconds
                         (dht: 16 peers instead of 50)
   --out <dir>           where <section>.json goes (<section>-quick.json with --quick;
@@ -181,6 +182,13 @@ const SECTIONS: Record<string, Section> = {
       const text = renderTable(['kills', 'identical outputs', 're-routes', 'recovery p50 (ms)', 'recovery p95 (ms)'],
         [[String(r.rounds), String(r.rounds - r.mismatches), String(r.reroutes), r.p50.toFixed(0), r.p95.toFixed(0)]])
       return { json: { machine, section: 'recovery', model: DEMO_SHAPE, ...r }, text }
+    }
+  },
+  batch: {
+    // aggregate decode tok/s of 1, 4, 8, 16 concurrent clients on one peer (decode steps batched across sessions)
+    async run ({ machine, args }) {
+      const r = await benchBatch({ cacheRoot: path.dirname(args.cache), quick: args.quick, clients: [1, 4, 8, 16], threads: args.threads, promptTokens: 16, decodeTokens: args.quick ? 16 : args.decodeTokens, repeats: args.quick ? 1 : args.repeats })
+      return { json: { date: new Date().toISOString(), machine, ...r }, text: renderBatch(r) }
     }
   },
   dht: {

@@ -11,7 +11,7 @@ import { WorkerHeadEngine, WorkerSpanEngine } from '../../src/shards/worker/engi
 import { generateTokens, type BlockPipeline, type Head, type RouteHop } from '../../src/client/generation.ts'
 import { loadModelConfig, type ModelConfig } from '../../src/shards/config.ts'
 import { ModelWeights } from '../../src/shards/weights.ts'
-import { buildSpanGraph, isQuantized, type WeightFormat } from '../../src/shards/span-graph.ts'
+import { buildSpanGraph, type WeightFormat } from '../../src/shards/span-graph.ts'
 import { INLINE_LIMIT_BYTES, createSession } from '../../src/shards/ort-session.ts'
 
 export interface LocalJob {
@@ -321,7 +321,7 @@ async function loadBreakdown (job: LocalJob): Promise<LoadBreakdown> {
     const graph = buildSpanGraph(cfg, weights, { start: 0, end: cfg.numLayers, weightFormat: job.format })
     const buildSeconds = (performance.now() - t) / 1000
     const initializerBytes = graph.initializerBytes
-    const session = await createSession(graph, { threads: job.threads }, { prepack: isQuantized(job.format) })
+    const session = await createSession(graph, { threads: job.threads }, { prepack: true })
     await session.release()
     return { format: job.format, buildSeconds, initializerBytes, external: initializerBytes >= INLINE_LIMIT_BYTES, ...session.timings, peakRssBytes: maxRssBytes() }
   } finally {

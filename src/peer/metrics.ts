@@ -1,5 +1,5 @@
 // Prometheus metrics of a peer (`strata peer --metrics-port N` → GET /metrics), on a registry
-// of its own: sessions, positions computed, step latency, KV-cache memory, errors by kind.
+// of its own: sessions, positions computed, step latency, decode batch sizes, KV-cache memory, errors by kind.
 // Next to them, GET /healthz: 200 while the peer serves sessions, 503 while it joins, moves
 // or drains (the container HEALTHCHECK asks it, see docker/healthcheck.js).
 import { createServer, type Server } from 'node:http'
@@ -32,6 +32,7 @@ export class PeerMetrics implements SessionObserver {
   readonly refusals: Counter<'reason' | 'phase'>
   readonly evictions: Counter<'reason'>
   readonly limits: Counter<'limit'>
+  readonly batches: Histogram
 
   constructor (gauges: PeerGauges, info: () => { peerId: string, modelId: string, start: number, end: number, version: string }) {
     const registers = [this.registry]
@@ -61,6 +62,12 @@ export class PeerMetrics implements SessionObserver {
       name: 'strata_peer_limited_total',
       help: 'remotes held to their per-peer limits, by limit (streams: a stream reset unread; opens: an open refused busy; messages: a read delayed; banned: a remote shut out for breaking the wire protocol)',
       labelNames: ['limit'],
+      registers
+    })
+    this.batches = new Histogram({
+      name: 'strata_peer_decode_batch_size',
+      help: 'decode steps of different sessions run together as one batch (1: a step run alone; rows of very different context lengths may take separate graph calls)',
+      buckets: [1, 2, 4, 8, 16, 32],
       registers
     })
     new Gauge({ name: 'strata_peer_open_sessions', help: 'sessions currently open', registers, collect () { this.set(gauges.openSessions()) } })
@@ -99,6 +106,9 @@ export class PeerMetrics implements SessionObserver {
     this.positions.inc(positions)
     this.steps.observe({ kind: positions > 1 ? 'prefill' : 'decode' }, seconds)
   }
+
+  /** one decode batch of `size` sessions' steps ran */
+  batch (size: number): void { this.batches.observe(size) }
 
   /** Serves GET /metrics and GET /healthz on `host:port`; resolves with the bound port. */
   async listen (port: number, host: string, health: () => PeerHealth): Promise<{ server: Server, port: number }> {

@@ -156,6 +156,8 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       }))
       this.metricsServer = bound.server
       this.metricsPort = bound.port
+      const metrics = this.metrics
+      this.engine.onBatch = (size) => { metrics.batch(size) }
     }
     const ctx = {
       engine: () => this.engine,
@@ -245,6 +247,7 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       throw err
     }
     const old = this.engine
+    engine.onBatch = old.onBatch
     this.engine = engine
     this.setState('online')
     await old.dispose()

@@ -14,9 +14,12 @@
 //   one with room — unlinked right after loading: inline weights would sit in memory three times
 //   (JS, protobuf, onnxruntime), and protobuf cannot hold 2 GiB at all.
 //
-// Unquantized graphs load WITHOUT pre-packing: onnxruntime then multiplies the f32 weights where
-// they are — no second, re-laid-out copy. Quantized graphs keep pre-packing: MatMulNBits' fast
-// int8-activation kernels need it.
+// Span graphs load WITH pre-packing (quantized: MatMulNBits' fast int8-activation kernels need it;
+// f32: onnxruntime re-lays out each constant matrix once and then multiplies any number of rows
+// with one kernel, so a row gets the same bits alone or in a batch of sessions — without
+// pre-packing a single row goes through another kernel that differs in the last bits; see
+// span-engine.ts stepBatch). Pre-packing mapped f32 weights also decodes faster, for a longer load
+// and about the same peak memory (README, "Batching across clients").
 import * as ort from 'onnxruntime-node'
 import { mkdtempSync, rmSync, statfsSync } from 'node:fs'
 import { tmpdir } from 'node:os'

@@ -19,6 +19,14 @@ export interface SpanEngineOptions extends RuntimeOptions {
   quantCacheDir?: string
 }
 
+/** One session's decode step in a batch (see SpanEngine.stepBatch). */
+export interface BatchStep {
+  sessionId: string
+  /** (1, 1, H): exactly one position */
+  hidden: Float32Array
+  position: number
+}
+
 interface KvState {
   /** positions held */
   length: number
@@ -43,7 +51,15 @@ export class SpanEngine {
     /** bytes of weights read from the model files to build this span */
     readonly bytesRead: number,
     /** what the quantized-span cache did for this load (null: not used) */
-    readonly cacheOutcome: SpanCacheOutcome | null
+    readonly cacheOutcome: SpanCacheOutcome | null,
+    /**
+     * whether a row of a batched decode step gets exactly the bits of the same step run alone.
+     * True when every matrix is a graph constant (pre-packed f32, or quantized): onnxruntime then
+     * multiplies every row with one kernel, whatever the batch. Weights fed as inputs (F16/BF16
+     * checkpoints, f16 storage) cannot be pre-packed, and its kernel for one row differs from the
+     * one for several in the last bits: such spans run their sessions' steps one by one.
+     */
+    readonly batchable: boolean
   ) {}
 
   static async load (modelDir: string, opts: SpanEngineOptions): Promise<SpanEngine> {
@@ -56,8 +72,9 @@ export class SpanEngine {
       const weightFormat = opts.weightFormat ?? (config.torchDtype === 'float16' ? 'f16' : 'f32')
       const graph = buildSpanGraph(config, weights, { start: opts.start, end: opts.end, weightFormat })
       if (!isQuantized(weightFormat) || opts.quantCacheDir === undefined) {
-        const session = await createSession(graph, opts, { prepack: isQuantized(weightFormat) })
-        return new SpanEngine(config, opts.start, opts.end, weightFormat, session, weights.bytesRead, null)
+        // pre-packed f32 weights: see ort-session.ts (batch-invariant bits, faster decode)
+        const session = await createSession(graph, opts, { prepack: true })
+        return new SpanEngine(config, opts.start, opts.end, weightFormat, session, weights.bytesRead, null, graph.fedWeights.length === 0)
       }
       const cache = new SpanCache(opts.quantCacheDir)
       const id = cache.keyOf({ files: weights.usedFiles, format: weightFormat, start: opts.start, end: opts.end, skeleton: graph.skeleton() })
@@ -74,7 +91,7 @@ export class SpanEngine {
         outcome = 'rebuilt'
         session = await sessionFromFile(model, graph.fedWeights, opts, { prepack: true })
       }
-      return new SpanEngine(config, opts.start, opts.end, weightFormat, session, weights.bytesRead, outcome)
+      return new SpanEngine(config, opts.start, opts.end, weightFormat, session, weights.bytesRead, outcome, graph.fedWeights.length === 0)
     } finally {
       weights.close()
     }
@@ -123,12 +140,10 @@ export class SpanEngine {
    * hidden states (1, n, H). `position` must equal the positions already held.
    */
   async step (sessionId: string, hidden: Float32Array, position: number): Promise<Float32Array> {
-    const s = this.state(sessionId)
     const H = this.config.hiddenSize
     if (hidden.length === 0 || hidden.length % H !== 0) throw new EngineInputError(`hidden states of ${hidden.length} floats are not a whole number of ${H}-wide rows`)
     const n = hidden.length / H
-    if (position !== s.length) throw new EngineInputError(`step at position ${position} but the session holds ${s.length} positions`)
-    if (s.length + n > s.maxLength) throw new EngineInputError(`step of ${n} positions would exceed the session's max length ${s.maxLength} (holds ${s.length})`)
+    const s = this.checkStep(sessionId, n, position)
     const total = s.length + n
     const feeds: Record<string, ort.Tensor> = {
       [spanIo.hidden]: new ort.Tensor('float32', hidden, [1, n, H]),
@@ -146,6 +161,43 @@ export class SpanEngine {
     }
     s.length = total
     return out[s.fetches[0]].data as Float32Array
+  }
+
+  /**
+   * One decode step (one position each) of several sessions as ONE graph call with batch B.
+   * Each row's past is its own KV cache, copied into a batch buffer padded to the longest past
+   * (GroupQueryAttention reads only the first seqlens_k[b] positions of row b), and each row's
+   * present is copied back out to that session's own cache. Every step is checked on its own
+   * first: a bad one gets its error in its slot and the others run without it.
+   * Returns one output row (1, 1, H) or one error per step, in order.
+   */
+  async stepBatch (steps: readonly BatchStep[]): Promise<Array<Float32Array | Error>> {
+    const results: Array<Float32Array | Error> = new Array(steps.length)
+    const rows: Array<{ at: number, s: KvState, hidden: Float32Array }> = []
+    const taken = new Set<string>()
+    for (let i = 0; i < steps.length; i++) {
+      const { sessionId, hidden, position } = steps[i]
+      try {
+        if (hidden.length !== this.config.hiddenSize) throw new EngineInputError(`a batched step carries one position: ${this.config.hiddenSize} floats, got ${hidden.length}`)
+        if (taken.has(sessionId)) throw new EngineInputError(`session ${sessionId} has two steps in one batch`)
+        const s = this.checkStep(sessionId, 1, position)
+        taken.add(sessionId)
+        rows.push({ at: i, s, hidden })
+      } catch (err) {
+        results[i] = err as Error
+      }
+    }
+    for (const group of this.batchable ? paddingGroups(rows, (r) => r.s.length) : rows.map((r) => [r])) {
+      if (group.length > 1) {
+        const outs = await this.runBatch(group.map((r) => r.s), group.map((r) => r.hidden))
+        group.forEach((r, b) => { results[r.at] = outs[b] })
+      } else {
+        // a lone step (or a span whose bits depend on the batch) runs the unbatched path
+        const r = group[0]
+        results[r.at] = await this.step(steps[r.at].sessionId, r.hidden, r.s.length).catch((err: Error) => err)
+      }
+    }
+    return results
   }
 
   /** Rolls the session back to its first `length` positions (speculative-decoding rollback). */
@@ -175,9 +227,95 @@ export class SpanEngine {
     await this.ort.release()
   }
 
+  /** The session a step of `n` positions at `position` may run on (else why not). */
+  private checkStep (sessionId: string, n: number, position: number): KvState {
+    const s = this.state(sessionId)
+    if (position !== s.length) throw new EngineInputError(`step at position ${position} but the session holds ${s.length} positions`)
+    if (s.length + n > s.maxLength) throw new EngineInputError(`step of ${n} positions would exceed the session's max length ${s.maxLength} (holds ${s.length})`)
+    return s
+  }
+
+  /** Runs one position of each of `rows` (B ≥ 2 checked sessions) as one batch; see stepBatch. */
+  private async runBatch (rows: KvState[], hidden: Float32Array[]): Promise<Float32Array[]> {
+    const B = rows.length
+    const H = this.config.hiddenSize
+    const kv = this.config.numKvHeads
+    const D = kvHeadDim(this.config)
+    const past = Math.max(...rows.map((s) => s.length))
+    const x = new Float32Array(B * H)
+    hidden.forEach((h, b) => x.set(h, b * H))
+    const feeds: Record<string, ort.Tensor> = {
+      [spanIo.hidden]: new ort.Tensor('float32', x, [B, 1, H]),
+      [spanIo.seqlensK]: new ort.Tensor('int32', Int32Array.from(rows, (s) => s.length), [B]),
+      [spanIo.totalSeqLen]: new ort.Tensor('int32', new Int32Array([past + 1]), [])
+    }
+    // (B, kv, past, D): row b's (kv, length_b, D) cache at the start of each head's stretch
+    const gather = (caches: ort.Tensor[]): ort.Tensor => {
+      const out = new Float32Array(B * kv * past * D)
+      rows.forEach((s, b) => {
+        const src = caches[b].data as Float32Array
+        for (let h = 0; h < kv; h++) out.set(src.subarray(h * s.length * D, (h + 1) * s.length * D), (b * kv + h) * past * D)
+      })
+      return new ort.Tensor('float32', out, [B, kv, past, D])
+    }
+    const fetches = new Set<string>()
+    for (const s of rows) fetches.add(s.fetches[0])
+    for (let l = this.start; l < this.end; l++) {
+      feeds[spanIo.pastKey(l)] = gather(rows.map((s) => s.keys[l - this.start]))
+      feeds[spanIo.pastValue(l)] = gather(rows.map((s) => s.values[l - this.start]))
+      fetches.add(spanIo.presentKey(l)).add(spanIo.presentValue(l))
+    }
+    const out = await this.ort.run(feeds, [...fetches])
+    // (B, kv, T, D) → row b's own (1, kv, length_b + 1, D)
+    const scatter = (t: ort.Tensor, b: number, length: number): ort.Tensor => {
+      const T = t.dims[2]
+      const src = t.data as Float32Array
+      const own = new Float32Array(kv * length * D)
+      for (let h = 0; h < kv; h++) own.set(src.subarray((b * kv + h) * T * D, ((b * kv + h) * T + length) * D), h * length * D)
+      return new ort.Tensor('float32', own, [1, kv, length, D])
+    }
+    return rows.map((s, b) => {
+      const total = s.length + 1
+      for (let l = this.start; l < this.end; l++) {
+        s.keys[l - this.start] = scatter(out[spanIo.presentKey(l)], b, total)
+        s.values[l - this.start] = scatter(out[spanIo.presentValue(l)], b, total)
+      }
+      s.length = total
+      return (out[s.fetches[0]].data as Float32Array).subarray(b * H, (b + 1) * H)
+    })
+  }
+
   private state (sessionId: string): KvState {
     const s = this.sessions.get(sessionId)
     if (s === undefined) throw new EngineInputError(`no open session ${sessionId}`)
     return s
   }
+}
+
+/** positions of padding a row of a batch may bring beyond its own past at no question */
+const PADDING_SLACK = 64
+
+/**
+ * Splits rows into batches whose padded pasts (rows × longest past) stay within twice their real
+ * positions plus a little slack: one long session does not make a batch of short ones hold (and
+ * copy) its length each. Longest first; rows of similar lengths end up in one batch.
+ */
+export function paddingGroups<T> (rows: readonly T[], lengthOf: (row: T) => number): T[][] {
+  const sorted = [...rows].sort((a, b) => lengthOf(b) - lengthOf(a))
+  const groups: T[][] = []
+  let group: T[] = []
+  let real = 0
+  for (const row of sorted) {
+    const longest = group.length === 0 ? lengthOf(row) : lengthOf(group[0])
+    const n = group.length + 1
+    if (group.length > 0 && n * longest > 2 * (real + lengthOf(row)) + PADDING_SLACK * n) {
+      groups.push(group)
+      group = []
+      real = 0
+    }
+    group.push(row)
+    real += lengthOf(row)
+  }
+  if (group.length > 0) groups.push(group)
+  return groups
 }

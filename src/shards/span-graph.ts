@@ -1,10 +1,13 @@
 // Builds ONE onnx graph for a contiguous span of transformer blocks [start, end).
 //
-// inputs : hidden (1, seq, H) f32; seqlens_k (1) i32 = total_len - 1; total_seq_len () i32;
-//          past_key_<l>, past_value_<l> (1, kvHeads, past, headDim) f32 for each block l
-// outputs: out_hidden (1, seq, H) f32; present_key_<l>, present_value_<l> (1, kvHeads, total, headDim);
-//          hidden_after_<l> (1, seq, H) for every block but the last, so a session may leave the
+// inputs : hidden (B, seq, H) f32; seqlens_k (B) i32 = total_len - 1 per row; total_seq_len () i32;
+//          past_key_<l>, past_value_<l> (B, kvHeads, past, headDim) f32 for each block l
+// outputs: out_hidden (B, seq, H) f32; present_key_<l>, present_value_<l> (B, kvHeads, total, headDim);
+//          hidden_after_<l> (B, seq, H) for every block but the last, so a session may leave the
 //          span early: a peer hosting [0, 4) can serve [0, 2) of a chain (blocks 2-3 run unused)
+// B is 1 for one session's step; B > 1 batches decode steps (seq 1) of several sessions whose
+// pasts are padded to the longest one: row b reads only its first seqlens_k[b] past positions
+// (see span-engine.ts stepBatch).
 //
 // Each block is self-contained (its residual adds stay inside it), so a block computes the same
 // bits whichever span graph it sits in: splitting a model across peers cannot change the output.
@@ -60,9 +63,9 @@ export function buildSpanGraph (cfg: ModelConfig, weights: ModelWeights, spec: S
   const g = new GraphBuilder(`strata_span_${spec.start}_${spec.end}`)
   const H = cfg.hiddenSize
   const Dk = kvHeadDim(cfg)
-  const kvShape = [1, cfg.numKvHeads, 'past', Dk]
-  let x = g.input(spanIo.hidden, DataType.FLOAT, [1, 'seq', H])
-  g.input(spanIo.seqlensK, DataType.INT32, [1])
+  const kvShape = ['batch', cfg.numKvHeads, 'past', Dk]
+  let x = g.input(spanIo.hidden, DataType.FLOAT, ['batch', 'seq', H])
+  g.input(spanIo.seqlensK, DataType.INT32, ['batch'])
   g.input(spanIo.totalSeqLen, DataType.INT32, [])
   const { cos, sin } = rotaryCaches(cfg)
   g.floatInit('cos_cache', [cfg.maxPositions, Dk / 2], padColumns(cos, cfg.maxPositions, cfg.headDim / 2, Dk / 2))
@@ -71,11 +74,11 @@ export function buildSpanGraph (cfg: ModelConfig, weights: ModelWeights, spec: S
     g.input(spanIo.pastKey(l), DataType.FLOAT, kvShape)
     g.input(spanIo.pastValue(l), DataType.FLOAT, kvShape)
     x = addBlock(g, cfg, weights, l, x, spec.weightFormat, spanIo.hiddenAfter(l, spec.end))
-    g.output(x, DataType.FLOAT, [1, 'seq', H])
+    g.output(x, DataType.FLOAT, ['batch', 'seq', H])
   }
   for (let l = spec.start; l < spec.end; l++) {
-    g.output(spanIo.presentKey(l), DataType.FLOAT, [1, cfg.numKvHeads, 'total', Dk])
-    g.output(spanIo.presentValue(l), DataType.FLOAT, [1, cfg.numKvHeads, 'total', Dk])
+    g.output(spanIo.presentKey(l), DataType.FLOAT, ['batch', cfg.numKvHeads, 'total', Dk])
+    g.output(spanIo.presentValue(l), DataType.FLOAT, ['batch', cfg.numKvHeads, 'total', Dk])
   }
   return g
 }
@@ -178,14 +181,14 @@ export function linear (g: GraphBuilder, name: string, x: string, src: MatrixSou
   return matmul(g.fedWeight(`${name}.weight`, [n, k], (out, scratch) => fillFloat32(src, out, fmt === 'f16', scratch)))
 }
 
-/** RMSNorm over each head of x (1, seq, heads·D) with a (D) weight. */
+/** RMSNorm over each head of x (B, seq, heads·D) with a (D) weight. */
 function headNorm (g: GraphBuilder, name: string, x: string, heads: number, D: number, weight: Float32Array, eps: number): string {
   const perHead = g.op('Reshape', [x, g.int64Init(`${name}.heads`, [0, 0, heads, D])])
   const normed = g.op('SimplifiedLayerNormalization', [perHead, g.floatInit(`${name}.weight`, [D], weight)], { attrs: { axis: -1, epsilon: { float: eps }, stash_type: 1 } })
   return g.op('Reshape', [normed, g.int64Init(`${name}.flat`, [0, 0, heads * D])])
 }
 
-/** (1, seq, heads·D) → (1, seq, heads·Dk): each rotary half of each head zero-padded from D/2 to Dk/2. */
+/** (B, seq, heads·D) → (B, seq, heads·Dk): each rotary half of each head zero-padded from D/2 to Dk/2. */
 function padHeads (g: GraphBuilder, name: string, x: string, heads: number, D: number, Dk: number): string {
   const halves = g.op('Reshape', [x, g.int64Init(`${name}.halves`, [0, 0, heads, 2, D / 2])])
   const padded = g.op('Pad', [halves, g.int64Init(`${name}.pads`, [0, 0, 0, 0, 0, 0, 0, 0, 0, (Dk - D) / 2])], { attrs: { mode: 'constant' } })

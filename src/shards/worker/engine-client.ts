@@ -1,13 +1,14 @@
 // Main-thread handles for engines running in worker threads, so onnxruntime's blocking `run`
 // never stalls the event loop (and with it the libp2p node).
 import { Worker } from 'node:worker_threads'
-import type { Call, LoadRequest, Response } from './rpc.ts'
+import type { BatchResult, Call, LoadRequest, Response } from './rpc.ts'
 import type { ModelConfig } from '../config.ts'
 import type { WeightFormat } from '../span-graph.ts'
 import type { SpanEngineOptions } from '../span-engine.ts'
 import type { SpanCacheOutcome } from '../span-cache.ts'
 import type { HeadEngineOptions } from '../head-engine.ts'
 import { EngineInputError, ModelError } from '../errors.ts'
+import { StepBatcher } from './step-batcher.ts'
 
 /** from source (tsx) the worker first registers the TypeScript loader; compiled (dist/) it runs as is */
 const ENTRY = import.meta.url.endsWith('.ts') ? new URL('./entry.mjs', import.meta.url) : new URL('./engine-worker.js', import.meta.url)
@@ -70,11 +71,33 @@ async function loadWorker<T> (load: LoadRequest): Promise<{ worker: EngineWorker
   }
 }
 
-export interface SpanInfo { weightFormat: WeightFormat, kvBytesPerToken: number, bytesRead: number, cacheOutcome: SpanCacheOutcome | null, config: ModelConfig }
+export interface SpanInfo {
+  weightFormat: WeightFormat
+  kvBytesPerToken: number
+  bytesRead: number
+  cacheOutcome: SpanCacheOutcome | null
+  /** see SpanEngine.batchable */
+  batchable: boolean
+  config: ModelConfig
+}
 
-/** A span of blocks computing in its own worker thread; one KV cache per session id. */
+/**
+ * A span of blocks computing in its own worker thread; one KV cache per session id. Steps of
+ * different sessions that meet at the engine run as batched graph calls (see StepBatcher).
+ */
 export class WorkerSpanEngine {
-  private constructor (private readonly worker: EngineWorker, readonly start: number, readonly end: number, readonly info: SpanInfo) {}
+  private readonly batcher: StepBatcher
+
+  private constructor (private readonly worker: EngineWorker, readonly start: number, readonly end: number, readonly info: SpanInfo) {
+    this.batcher = new StepBatcher({
+      batch: async (steps) => (await worker.call<BatchResult>({ op: 'stepBatch', steps })).map((r) => r.ok ? r.hidden : reviveError(r.error)),
+      single: async ({ sessionId, hidden, position }) => await worker.call<Float32Array>({ op: 'step', sessionId, hidden, position })
+    }, info.config.hiddenSize, info.batchable)
+  }
+
+  /** called with the size of every decode batch the engine runs (1: a decode step run alone) */
+  set onBatch (f: ((size: number) => void) | null) { this.batcher.onBatch = f }
+  get onBatch (): ((size: number) => void) | null { return this.batcher.onBatch }
 
   static async load (modelDir: string, options: SpanEngineOptions): Promise<WorkerSpanEngine> {
     const { worker, info } = await loadWorker<SpanInfo>({ kind: 'span', modelDir, options })
@@ -89,7 +112,7 @@ export class WorkerSpanEngine {
 
   /** hidden (1, n, H) for positions [position, position + n) → output hidden (1, n, H). */
   async step (sessionId: string, hidden: Float32Array, position: number): Promise<Float32Array> {
-    return await this.worker.call<Float32Array>({ op: 'step', sessionId, hidden, position })
+    return await this.batcher.step({ sessionId, hidden, position })
   }
 
   async truncate (sessionId: string, length: number): Promise<void> {
@@ -97,6 +120,7 @@ export class WorkerSpanEngine {
   }
 
   async close (sessionId: string): Promise<boolean> {
+    this.batcher.forget(sessionId)
     return await this.worker.call<boolean>({ op: 'close', sessionId })
   }
 

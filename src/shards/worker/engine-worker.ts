@@ -3,7 +3,7 @@ import '../../polyfill.ts'
 import { parentPort } from 'node:worker_threads'
 import { SpanEngine } from '../span-engine.ts'
 import { HeadEngine } from '../head-engine.ts'
-import type { Call, Request, Response } from './rpc.ts'
+import type { BatchResult, Call, Request, Response } from './rpc.ts'
 
 if (parentPort === null) throw new Error('engine-worker must run in a worker thread')
 const port = parentPort
@@ -20,7 +20,7 @@ async function handle (call: Call): Promise<{ value: unknown, transfer?: ArrayBu
     case 'load':
       if (call.load.kind === 'span') {
         span = await SpanEngine.load(call.load.modelDir, call.load.options)
-        return { value: { weightFormat: span.weightFormat, kvBytesPerToken: span.kvBytesPerToken, bytesRead: span.bytesRead, cacheOutcome: span.cacheOutcome, config: span.config } }
+        return { value: { weightFormat: span.weightFormat, kvBytesPerToken: span.kvBytesPerToken, bytesRead: span.bytesRead, cacheOutcome: span.cacheOutcome, batchable: span.batchable, config: span.config } }
       }
       head = await HeadEngine.load(call.load.modelDir, call.load.options)
       return { value: { config: head.config } }
@@ -31,6 +31,12 @@ async function handle (call: Call): Promise<{ value: unknown, transfer?: ArrayBu
       const out = await need(span, 'span').step(call.sessionId, call.hidden, call.position)
       const copy = out.slice()
       return { value: copy, transfer: [copy.buffer] }
+    }
+    case 'stepBatch': {
+      // each row copied into a buffer of its own (a lone step's output is onnxruntime's), handed over
+      const outs = (await need(span, 'span').stepBatch(call.steps)).map((o) => o instanceof Error ? o : o.slice())
+      const value: BatchResult = outs.map((o) => o instanceof Error ? { ok: false, error: { name: o.name, message: o.message } } : { ok: true, hidden: o })
+      return { value, transfer: outs.flatMap((o) => o instanceof Error ? [] : [o.buffer as ArrayBuffer]) }
     }
     case 'truncate':
       need(span, 'span').truncate(call.sessionId, call.length)

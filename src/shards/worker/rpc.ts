@@ -1,5 +1,5 @@
 // Messages between the main thread and an engine worker.
-import type { SpanEngineOptions } from '../span-engine.ts'
+import type { BatchStep, SpanEngineOptions } from '../span-engine.ts'
 import type { HeadEngineOptions } from '../head-engine.ts'
 
 export type LoadRequest =
@@ -10,6 +10,8 @@ export type Call =
   | { op: 'load', load: LoadRequest }
   | { op: 'open', sessionId: string, maxLength: number, exitEnd?: number }
   | { op: 'step', sessionId: string, hidden: Float32Array, position: number }
+  /** one-position steps of several sessions as one batch (SpanEngine.stepBatch) */
+  | { op: 'stepBatch', steps: BatchStep[] }
   | { op: 'truncate', sessionId: string, length: number }
   | { op: 'close', sessionId: string }
   | { op: 'embed', tokens: number[] }
@@ -19,4 +21,8 @@ export type Call =
 export interface Request { id: number, call: Call }
 export type Response =
   | { id: number, ok: true, value: unknown }
-  | { id: number, ok: false, error: { name: string, message: string } }
+  | { id: number, ok: false, error: WireError }
+
+/** A stepBatch answer: per step, its output row or why it failed. */
+export type BatchResult = Array<{ ok: true, hidden: Float32Array } | { ok: false, error: WireError }>
+export interface WireError { name: string, message: string }
