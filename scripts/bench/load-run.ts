@@ -27,7 +27,7 @@ export interface LoadRunResult {
   spanFileBytes: number
   readSeconds: number
   loadSeconds: number
-  /** where the load went: quantize + serialise, onnxruntime session, reading the fed weights */
+  /** where the load went: quantize or widen + serialise (or check a cached entry), onnxruntime session */
   timings: LoadTimings
   /** the first step after loading (a prefill: mapped weights are paged in here) */
   firstStepSeconds: number

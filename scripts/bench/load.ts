@@ -1,6 +1,6 @@
 // Section "load": how long a span takes to load and how much memory it holds, per checkpoint
-// dtype (F32, F16, BF16 — same random weights' shape) and for int8/int4 cold (quantize, then
-// store in the quantized-span cache) and warm (from the cache). Every load runs in a fresh
+// dtype (F32, F16, BF16 — same random weights' shape) and for int8/int4: cold (16-bit weights
+// widened to f32, or quantized, then stored in the span cache) and warm (from the cache). Every load runs in a fresh
 // process; the time to read the span's bytes from the page cache is measured in that same process
 // just before, so "load / read" compares like with like on a machine whose speed varies.
 import { fork } from 'node:child_process'
@@ -23,15 +23,14 @@ export interface LoadBenchOptions {
 export interface LoadRow {
   checkpoint: CheckpointDtype
   format: WeightFormat
-  /** cold: quantized now and stored; warm: loaded from the quantized-span cache; '' for f32/f16 */
+  /** cold: quantized (or widened to f32) now and stored; warm: loaded from the span cache; '' for F32 checkpoints' f32 */
   cache: string
   readSeconds: number
   loadSeconds: number
   loadOverRead: number
-  /** where the load went (see LoadTimings): quantize + serialise, onnxruntime session, read fed weights */
+  /** where the load went (see LoadTimings): quantize or widen + serialise, onnxruntime session */
   serializeSeconds: number
   sessionSeconds: number
-  weightsSeconds: number
   /** the 128-token prefill right after loading: mapped weights are paged in here */
   firstStepSeconds: number
   spanFileMiB: number
@@ -88,8 +87,10 @@ export async function benchLoad (o: LoadBenchOptions): Promise<LoadBenchResult> 
   const quantCache = mkdtempSync(path.join(tmpdir(), 'strata-bench-spans-'))
   const plan: Array<{ checkpoint: CheckpointDtype, format: WeightFormat | undefined, cache: string }> = [
     { checkpoint: 'f32', format: undefined, cache: '' },
-    { checkpoint: 'f16', format: undefined, cache: '' },
-    { checkpoint: 'bf16', format: undefined, cache: '' },
+    { checkpoint: 'f16', format: undefined, cache: 'cold' },
+    { checkpoint: 'f16', format: undefined, cache: 'warm' },
+    { checkpoint: 'bf16', format: undefined, cache: 'cold' },
+    { checkpoint: 'bf16', format: undefined, cache: 'warm' },
     { checkpoint: 'f32', format: 'int8', cache: 'cold' },
     { checkpoint: 'f32', format: 'int8', cache: 'warm' },
     { checkpoint: 'f32', format: 'int4', cache: 'cold' },
@@ -112,7 +113,6 @@ export async function benchLoad (o: LoadBenchOptions): Promise<LoadBenchResult> 
         loadOverRead: round(r.loadSeconds / r.readSeconds, 2),
         serializeSeconds: round(r.timings.serializeSeconds),
         sessionSeconds: round(r.timings.sessionSeconds),
-        weightsSeconds: round(r.timings.weightsSeconds),
         firstStepSeconds: round(r.firstStepSeconds),
         spanFileMiB: round(r.spanFileBytes / MiB, 0),
         weightsMiB: round(weights / MiB, 0),
@@ -142,12 +142,12 @@ export function renderLoad (r: LoadBenchResult): string {
   const out: string[] = []
   out.push(`## load — ${r.shape.name}, span = ${r.settings.span}, threads=${r.settings.threads}`)
   out.push(renderTable(
-    ['checkpoint', 'format', 'quant cache', 'span file MiB', 'read s', 'load s', 'load/read', 'serialise s', 'session s', 'fed weights s', 'first prefill s', 'weights MiB', 'KV MiB', 'load peak MiB', 'steady MiB', 'peak/steady', 'overhead MiB', 'decode ms/tok'],
+    ['checkpoint', 'format', 'span cache', 'span file MiB', 'read s', 'load s', 'load/read', 'serialise s', 'session s', 'first prefill s', 'weights MiB', 'KV MiB', 'load peak MiB', 'steady MiB', 'peak/steady', 'overhead MiB', 'decode ms/tok'],
     r.rows.map((x) => [x.checkpoint, x.format, x.cache, String(x.spanFileMiB), x.readSeconds.toFixed(2), x.loadSeconds.toFixed(2), x.loadOverRead.toFixed(2) + '×',
-      x.serializeSeconds.toFixed(2), x.sessionSeconds.toFixed(2), x.weightsSeconds.toFixed(2), x.firstStepSeconds.toFixed(2),
+      x.serializeSeconds.toFixed(2), x.sessionSeconds.toFixed(2), x.firstStepSeconds.toFixed(2),
       String(x.weightsMiB), x.kvMiB.toFixed(1), String(x.loadPeakMiB), String(x.steadyMiB), x.peakOverSteady.toFixed(2) + '×', String(x.overheadMiB), x.decodeMsPerToken.toFixed(1)])))
   out.push(`"read s": the span's tensor bytes read from the page cache (second pass), in the same process just before the load. ` +
-    '"serialise / session / fed weights": the stages of "load s" (quantizing + writing the graph, or checking a cached one\'s sha256; onnxruntime creating the session; reading converted weights into the arrays the session is fed); ' +
+    '"serialise / session": the stages of "load s" (quantizing or widening + writing the graph, or checking a cached one\'s sha256; onnxruntime creating the session, mapping and pre-packing the weights); ' +
     `"first prefill": the ${r.settings.promptTokens}-token step right after loading (weights mapped from the checkpoint are paged in there). ` +
     `"steady": RSS after a ${r.settings.promptTokens}-token prefill and ${r.settings.decodeTokens} decode steps; "peak/steady": whole-process high-water mark over steady. ` +
     '"overhead" = steady − weights (in the format held in memory: f32 for f32/f16/bf16 checkpoints) − KV cache.')

@@ -94,15 +94,13 @@ export interface LoadBreakdown {
   format: WeightFormat
   /** build the graph (reads only the norms: the matrices are read later) */
   buildSeconds: number
-  /** bytes of the initializers in the graph (quantized weights; fed weights are not in it) */
+  /** bytes of the initializers in the graph */
   initializerBytes: number
   /** quantize and encode (inline) or write model.onnx + weights.bin (external data) */
   serializeSeconds: number
   external: boolean
   /** onnxruntime InferenceSession.create: parse, optimise, pre-pack */
   sessionSeconds: number
-  /** read the fed (unquantized) weights from the checkpoint into f32 arrays, widening 16-bit ones */
-  weightsSeconds: number
   peakRssBytes: number
 }
 

@@ -158,7 +158,7 @@ function summarise (r: LocalRunResult, o: LocalBenchOptions, breakdown: LoadBrea
     agreement: null,
     loadBreakdown: breakdown === null
       ? null
-      : { ...breakdown, buildSeconds: round(breakdown.buildSeconds), serializeSeconds: round(breakdown.serializeSeconds), sessionSeconds: round(breakdown.sessionSeconds), weightsSeconds: round(breakdown.weightsSeconds) }
+      : { ...breakdown, buildSeconds: round(breakdown.buildSeconds), serializeSeconds: round(breakdown.serializeSeconds), sessionSeconds: round(breakdown.sessionSeconds) }
   }
 }
 

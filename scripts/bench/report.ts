@@ -107,10 +107,10 @@ export function renderLocal (r: LocalBenchResult): string {
   if (lb.length > 0) {
     out.push('')
     out.push('span load breakdown (separate process, same steps as SpanEngine.load):')
-    out.push(renderTable(['format', 'build graph s', 'quantize + serialise s', 'onnxruntime session s', 'read fed weights s', 'initializers MiB', 'external data', 'peak RSS MiB'],
+    out.push(renderTable(['format', 'build graph s', 'quantize + serialise s', 'onnxruntime session s', 'initializers MiB', 'external data', 'peak RSS MiB'],
       lb.map((f) => {
         const b = f.loadBreakdown!
-        return [f.format, fixed(b.buildSeconds, 1), fixed(b.serializeSeconds, 1), fixed(b.sessionSeconds, 1), fixed(b.weightsSeconds, 1), (b.initializerBytes / 1024 ** 2).toFixed(0), b.external ? 'yes' : 'no', (b.peakRssBytes / 1024 ** 2).toFixed(0)]
+        return [f.format, fixed(b.buildSeconds, 1), fixed(b.serializeSeconds, 1), fixed(b.sessionSeconds, 1), (b.initializerBytes / 1024 ** 2).toFixed(0), b.external ? 'yes' : 'no', (b.peakRssBytes / 1024 ** 2).toFixed(0)]
       })))
   }
   return out.join('\n')

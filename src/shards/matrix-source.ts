@@ -2,7 +2,7 @@
 // tensors whose rows make up one (n, k) matrix in Hugging Face layout (q, k and v stacked, say);
 // nothing is read until the session is created, and then one tensor at a time, straight into its
 // place in the matrix. Rows are stacked as they lie in the file: no transposes.
-import type { FileBytes, LazyBytes, ScratchSpace } from './onnx/builder.ts'
+import type { FileBytes, LazyBytes } from './onnx/builder.ts'
 import { roundToHalf, widen16, type StDtype } from './safetensors.ts'
 import { quantizeMatrix, type QuantBits } from './quantize.ts'
 import type { ModelWeights } from './weights.ts'
@@ -27,7 +27,8 @@ export interface MatrixSource {
 }
 
 /** Reusable memory for 16-bit parts on their way to f32: one buffer, grown to the largest part. */
-export class Scratch implements ScratchSpace {
+/** Reusable memory to stage a part's 16-bit values in while widening them (valid until the next call). */
+export class Scratch {
   private buf = new ArrayBuffer(0)
 
   bytes (n: number): Uint8Array {
@@ -61,7 +62,7 @@ export function arrayMatrix (data: Float32Array, n: number, k: number): MatrixSo
 }
 
 /** Writes one part's values as f32 into `out` (rows·k values): F32 read in place, F16/BF16 widened exactly. */
-function partInto (p: MatrixPart, out: Float32Array, scratch: ScratchSpace): void {
+function partInto (p: MatrixPart, out: Float32Array, scratch: Scratch): void {
   if (p.dtype === 'F32') {
     p.readInto(new Uint8Array(out.buffer, out.byteOffset, out.byteLength))
     return
@@ -72,19 +73,22 @@ function partInto (p: MatrixPart, out: Float32Array, scratch: ScratchSpace): voi
 }
 
 /**
- * The matrix as f32 values in `out` (n·k, row-major): each part is read from the checkpoint
- * straight into its rows — F32 with no copy in between, F16/BF16 through `scratch` and widened
- * exactly. With `roundToF16`, values are rounded to f16 (ties to even) in place: f16 storage of a
- * checkpoint that is not F16 (an F16 one is exact already).
+ * The matrix as little-endian f32 bytes produced when the graph is written, part by part: F32
+ * as read, F16/BF16 widened exactly; with `roundToF16`, rounded to f16 (ties to even) first —
+ * f16 storage of a checkpoint that is not F16 (an F16 one is exact already).
  */
-export function fillFloat32 (m: MatrixSource, out: Float32Array, roundToF16: boolean, scratch: ScratchSpace): void {
-  if (out.length !== m.n * m.k) throw new RangeError(`a ${m.n} × ${m.k} matrix does not fit ${out.length} values`)
-  let row = 0
-  for (const p of m.parts()) {
-    const rows = out.subarray(row * m.k, (row + p.rows) * m.k)
-    partInto(p, rows, scratch)
-    if (roundToF16 && p.dtype !== 'F16') roundToHalf(rows)
-    row += p.rows
+export function float32Bytes (m: MatrixSource, roundToF16: boolean): LazyBytes {
+  return {
+    byteLength: m.n * m.k * 4,
+    produce: (sink) => {
+      const scratch = new Scratch()
+      for (const p of m.parts()) {
+        const rows = new Float32Array(p.rows * m.k)
+        partInto(p, rows, scratch)
+        if (roundToF16 && p.dtype !== 'F16') roundToHalf(rows)
+        sink(bytesOf(rows))
+      }
+    }
   }
 }
 

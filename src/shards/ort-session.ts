@@ -5,14 +5,11 @@
 //   place in the checkpoint's safetensors files (ONNX external data, relative to the model
 //   directory, which onnxruntime is given as session.model_external_initializers_file_folder_path)
 //   and onnxruntime maps them there.
-// - weights that must be converted (F16/BF16 checkpoints widened to f32, f16 rounding) are not in
-//   the graph: they are graph inputs (FedWeight), read at load one tensor at a time straight into
-//   f32 arrays and handed to every run — onnxruntime uses an input's memory as it is, and nothing
-//   constant is left for it to fold (its constant folding copies every folded tensor).
-// - initializers JS produces (quantized weights) over 64 MiB are written as model.onnx +
-//   weights.bin into a temporary directory — on a RAM-backed filesystem (/dev/shm) when there is
-//   one with room — unlinked right after loading: inline weights would sit in memory three times
-//   (JS, protobuf, onnxruntime), and protobuf cannot hold 2 GiB at all.
+// - initializers JS produces (quantized weights; 16-bit weights widened to f32) over 64 MiB are
+//   written as model.onnx + weights.bin, produced one tensor at a time: into the span cache when
+//   there is one (span-cache.ts), else into a temporary directory — on a RAM-backed filesystem
+//   (/dev/shm) when there is one with room — unlinked right after loading. Inline weights would
+//   sit in memory three times (JS, protobuf, onnxruntime), and protobuf cannot hold 2 GiB at all.
 //
 // Span graphs load WITH pre-packing (quantized: MatMulNBits' fast int8-activation kernels need it;
 // f32: onnxruntime re-lays out each constant matrix once and then multiplies any number of rows
@@ -24,8 +21,7 @@ import * as ort from 'onnxruntime-node'
 import { mkdtempSync, rmSync, statfsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import type { FedWeight, GraphBuilder } from './onnx/builder.ts'
-import { Scratch } from './matrix-source.ts'
+import type { GraphBuilder } from './onnx/builder.ts'
 
 /** graphs with more initializer bytes than this load through an external-data directory */
 export const INLINE_LIMIT_BYTES = 64 * 1024 ** 2
@@ -76,23 +72,16 @@ export function scratchDir (bytes: number): string {
 export interface LoadTimings {
   /** writing JS-produced initializers (quantizing included) into the model bytes or a temporary directory */
   serializeSeconds: number
-  /** onnxruntime creating the session */
+  /** onnxruntime creating the session (mapping and pre-packing the weights) */
   sessionSeconds: number
-  /** reading (and widening) the fed weights */
-  weightsSeconds: number
 }
 
-/** An onnxruntime session together with the weights it is fed on every run. */
+/** An onnxruntime session and how long it took to create. */
 export class OrtSession {
-  constructor (
-    private readonly session: ort.InferenceSession,
-    private readonly weights: Readonly<Record<string, ort.Tensor>>,
-    readonly timings: LoadTimings
-  ) {}
+  constructor (private readonly session: ort.InferenceSession, readonly timings: LoadTimings) {}
 
   async run (feeds: Record<string, ort.Tensor>, fetches?: readonly string[]): Promise<ort.InferenceSession.ReturnType> {
-    const all = { ...this.weights, ...feeds }
-    return fetches === undefined ? await this.session.run(all) : await this.session.run(all, fetches)
+    return fetches === undefined ? await this.session.run(feeds) : await this.session.run(feeds, fetches)
   }
 
   async release (): Promise<void> {
@@ -125,30 +114,12 @@ export async function createSession (graph: GraphBuilder, opts: RuntimeOptions, 
       rmSync(dir, { recursive: true, force: true })
     }
   }
-  return await withWeights(session, graph.fedWeights, { serializeSeconds: (t1 - t0) / 1000, sessionSeconds: (performance.now() - t1) / 1000 })
+  return new OrtSession(session, { serializeSeconds: (t1 - t0) / 1000, sessionSeconds: (performance.now() - t1) / 1000 })
 }
 
-/** A session from a graph already on disk (a quantized-span cache entry, written in `serializeSeconds`) whose graph feeds `fed`. */
-export async function sessionFromFile (modelPath: string, fed: readonly FedWeight[], opts: RuntimeOptions, load: LoadOptions, serializeSeconds = 0): Promise<OrtSession> {
+/** A session from a graph already on disk (a span cache entry, written in `serializeSeconds`). */
+export async function sessionFromFile (modelPath: string, opts: RuntimeOptions, load: LoadOptions, serializeSeconds = 0): Promise<OrtSession> {
   const t = performance.now()
   const session = await ort.InferenceSession.create(modelPath, sessionOptions(opts, load))
-  return await withWeights(session, fed, { serializeSeconds, sessionSeconds: (performance.now() - t) / 1000 })
-}
-
-/** Reads the fed weights into their arrays (the session is released if that fails). */
-async function withWeights (session: ort.InferenceSession, fed: readonly FedWeight[], timings: Omit<LoadTimings, 'weightsSeconds'>): Promise<OrtSession> {
-  const t = performance.now()
-  const weights: Record<string, ort.Tensor> = {}
-  try {
-    const scratch = new Scratch()
-    for (const w of fed) {
-      const values = new Float32Array(w.dims.reduce((a, b) => a * b, 1))
-      w.fill(values, scratch)
-      weights[w.name] = new ort.Tensor('float32', values, w.dims)
-    }
-  } catch (err) {
-    await session.release()
-    throw err
-  }
-  return new OrtSession(session, weights, { ...timings, weightsSeconds: (performance.now() - t) / 1000 })
+  return new OrtSession(session, { serializeSeconds, sessionSeconds: (performance.now() - t) / 1000 })
 }

@@ -1,5 +1,6 @@
-// Quantized spans on disk. Quantizing a span in JS takes most of an int8/int4 load, and its
-// result depends only on the checkpoint files, the span and the graph, so the built graph
+// Built spans on disk. Quantizing a span in JS takes most of an int8/int4 load (widening 16-bit
+// weights to f32 most of an F16/BF16 one), and the result depends only on the checkpoint files,
+// the span and the graph, so the built graph
 // (model.onnx + weights.bin, as onnxruntime loads it) is written once to
 // `<cache dir>/spans/<key>/` and a restart or a rebalancing move back onto the span loads that.
 //

@@ -4,7 +4,7 @@ import * as ort from 'onnxruntime-node'
 import { loadModelConfig, type ModelConfig } from './config.ts'
 import { ModelWeights } from './weights.ts'
 import { buildSpanGraph, isQuantized, kvHeadDim, spanIo, type WeightFormat } from './span-graph.ts'
-import { createSession, sessionFromFile, type LoadTimings, type RuntimeOptions, type OrtSession } from './ort-session.ts'
+import { createSession, sessionFromFile, INLINE_LIMIT_BYTES, type LoadTimings, type RuntimeOptions, type OrtSession } from './ort-session.ts'
 import { SpanCache, type SpanCacheOutcome } from './span-cache.ts'
 import { EngineInputError } from './errors.ts'
 
@@ -51,15 +51,7 @@ export class SpanEngine {
     /** bytes of weights read from the model files to build this span */
     readonly bytesRead: number,
     /** what the quantized-span cache did for this load (null: not used) */
-    readonly cacheOutcome: SpanCacheOutcome | null,
-    /**
-     * whether a row of a batched decode step gets exactly the bits of the same step run alone.
-     * True when every matrix is a graph constant (pre-packed f32, or quantized): onnxruntime then
-     * multiplies every row with one kernel, whatever the batch. Weights fed as inputs (F16/BF16
-     * checkpoints, f16 storage) cannot be pre-packed, and its kernel for one row differs from the
-     * one for several in the last bits: such spans run their sessions' steps one by one.
-     */
-    readonly batchable: boolean
+    readonly cacheOutcome: SpanCacheOutcome | null
   ) {}
 
   static async load (modelDir: string, opts: SpanEngineOptions): Promise<SpanEngine> {
@@ -71,10 +63,12 @@ export class SpanEngine {
     try {
       const weightFormat = opts.weightFormat ?? (config.torchDtype === 'float16' ? 'f16' : 'f32')
       const graph = buildSpanGraph(config, weights, { start: opts.start, end: opts.end, weightFormat })
-      if (!isQuantized(weightFormat) || opts.quantCacheDir === undefined) {
-        // pre-packed f32 weights: see ort-session.ts (batch-invariant bits, faster decode)
+      // weights JS produces — quantized, or 16-bit ones widened to f32 — are written once into the
+      // span cache and loaded from there afterwards; an F32 checkpoint's are mapped where they lie.
+      // Pre-packed, always: see ort-session.ts (batch-invariant bits, faster decode)
+      if (opts.quantCacheDir === undefined || (!isQuantized(weightFormat) && graph.producedBytes < INLINE_LIMIT_BYTES)) {
         const session = await createSession(graph, opts, { prepack: true })
-        return new SpanEngine(config, opts.start, opts.end, weightFormat, session, weights.bytesRead, null, graph.fedWeights.length === 0)
+        return new SpanEngine(config, opts.start, opts.end, weightFormat, session, weights.bytesRead, null)
       }
       const cache = new SpanCache(opts.quantCacheDir)
       const id = cache.keyOf({ files: weights.usedFiles, format: weightFormat, start: opts.start, end: opts.end, skeleton: graph.skeleton() })
@@ -82,16 +76,16 @@ export class SpanEngine {
       let { model, outcome } = cache.modelFor(id, graph)
       let session: OrtSession
       try {
-        session = await sessionFromFile(model, graph.fedWeights, opts, { prepack: true }, (performance.now() - t) / 1000)
+        session = await sessionFromFile(model, opts, { prepack: true }, (performance.now() - t) / 1000)
       } catch (err) {
         // a whole, checksummed entry onnxruntime still refuses: built by an incompatible version
         if (outcome !== 'hit') throw err
         cache.drop(id)
         model = cache.modelFor(id, graph).model
         outcome = 'rebuilt'
-        session = await sessionFromFile(model, graph.fedWeights, opts, { prepack: true })
+        session = await sessionFromFile(model, opts, { prepack: true })
       }
-      return new SpanEngine(config, opts.start, opts.end, weightFormat, session, weights.bytesRead, outcome, graph.fedWeights.length === 0)
+      return new SpanEngine(config, opts.start, opts.end, weightFormat, session, weights.bytesRead, outcome)
     } finally {
       weights.close()
     }
@@ -187,12 +181,12 @@ export class SpanEngine {
         results[i] = err as Error
       }
     }
-    for (const group of this.batchable ? paddingGroups(rows, (r) => r.s.length) : rows.map((r) => [r])) {
+    for (const group of paddingGroups(rows, (r) => r.s.length)) {
       if (group.length > 1) {
         const outs = await this.runBatch(group.map((r) => r.s), group.map((r) => r.hidden))
         group.forEach((r, b) => { results[r.at] = outs[b] })
       } else {
-        // a lone step (or a span whose bits depend on the batch) runs the unbatched path
+        // a lone step runs the unbatched path
         const r = group[0]
         results[r.at] = await this.step(steps[r.at].sessionId, r.hidden, r.s.length).catch((err: Error) => err)
       }

@@ -26,7 +26,7 @@ import { GraphBuilder, DataType, type FileBytes } from './onnx/builder.ts'
 import { rotaryCaches } from './rope.ts'
 import { tensorNames, type ModelWeights } from './weights.ts'
 import { type QuantBits } from './quantize.ts'
-import { fillFloat32, quantizedMatrix, tensorRows, type MatrixSource } from './matrix-source.ts'
+import { float32Bytes, quantizedMatrix, tensorRows, type MatrixSource } from './matrix-source.ts'
 
 /** How matrix weights are stored inside the graph. */
 export type WeightFormat = 'f32' | 'f16' | 'int8' | 'int4'
@@ -154,9 +154,10 @@ function addBlock (g: GraphBuilder, cfg: ModelConfig, w: ModelWeights, l: number
  *   (external data). A matrix made of several tensors (q, k, v) is one matmul per tensor with the
  *   outputs side by side (stacking them into one matrix would be a copy; the kernel then sums in
  *   an order that can differ from the stacked one's in the last bits).
- * - otherwise (F16/BF16 checkpoints, f16 storage): W is fed to the session as an input (see
- *   FedWeight), read at load straight into an f32 array, 16-bit values widened exactly, rounded to
- *   f16 first for f16 storage of a checkpoint that is not F16.
+ * - otherwise (F16/BF16 checkpoints, f16 storage): W is an f32 constant produced when the graph
+ *   is written — 16-bit values widened exactly, rounded to f16 first for f16 storage of a
+ *   checkpoint that is not F16 — into the span cache (or a scratch file), which onnxruntime then
+ *   maps and pre-packs like an F32 checkpoint's weights (same kernels, batchable, no Cast to fold).
  * int8/int4 go through MatMulNBits with the quantized weights in the graph.
  */
 export function linear (g: GraphBuilder, name: string, x: string, src: MatrixSource, fmt: WeightFormat): string {
@@ -178,7 +179,7 @@ export function linear (g: GraphBuilder, name: string, x: string, src: MatrixSou
     const outs = parts.map((p, i) => matmul(g.initializer(`${name}.weight.${i}`, DataType.FLOAT, [p.rows, k], (p.place as () => FileBytes)())))
     return outs.length === 1 ? outs[0] : g.op('Concat', outs, { attrs: { axis: -1 } })
   }
-  return matmul(g.fedWeight(`${name}.weight`, [n, k], (out, scratch) => fillFloat32(src, out, fmt === 'f16', scratch)))
+  return matmul(g.initializer(`${name}.weight`, DataType.FLOAT, [n, k], float32Bytes(src, fmt === 'f16')))
 }
 
 /** RMSNorm over each head of x (B, seq, heads·D) with a (D) weight. */

@@ -39,7 +39,7 @@ async function calls (runner: HandRunner, n: number): Promise<void> {
 describe('step batcher', function () {
   it('a lone session never waits: each of its steps reaches the engine in the same tick', async function () {
     const runner = new HandRunner()
-    const b = new StepBatcher(runner, H, true)
+    const b = new StepBatcher(runner, H)
     const sizes: number[] = []
     b.onBatch = (n) => { sizes.push(n) }
     for (let i = 0; i < 3; i++) {
@@ -54,7 +54,7 @@ describe('step batcher', function () {
 
   it('steps arriving while the engine computes go as one batch; prefill steps alone after it; a bad row fails alone', async function () {
     const runner = new HandRunner()
-    const b = new StepBatcher(runner, H, true)
+    const b = new StepBatcher(runner, H)
     const first = b.step(step('a'))
     const waiting = [b.step(step('b', 2)), b.step(step('c', 0, 3)), b.step(step('d', 0, 1, -1)), b.step(step('e', 5))]
     assert.equal(runner.calls.length, 1)
@@ -74,7 +74,7 @@ describe('step batcher', function () {
 
   it('a step holds for the other sessions of the last batch, and runs with them once they are all back', async function () {
     const runner = new HandRunner()
-    const b = new StepBatcher(runner, H, true)
+    const b = new StepBatcher(runner, H)
     const a0 = b.step(step('a'))
     const rest = [b.step(step('b')), b.step(step('c'))]
     runner.calls[0].finish()
@@ -99,7 +99,7 @@ describe('step batcher', function () {
 
   it('the hold ends after half the last engine call; a session slower than that is not waited for', async function () {
     const runner = new HandRunner()
-    const b = new StepBatcher(runner, H, true)
+    const b = new StepBatcher(runner, H)
     const z = b.step(step('z'))
     const ab = [b.step(step('a')), b.step(step('b'))]
     runner.calls[0].finish()
@@ -132,20 +132,5 @@ describe('step batcher', function () {
     assert.equal(runner.calls.length, 5, 'a not held for b')
     runner.last.finish()
     await a2
-  })
-
-  it('a span that cannot batch exactly runs every step alone', async function () {
-    const runner = new HandRunner()
-    const b = new StepBatcher(runner, H, false)
-    const first = b.step(step('a'))
-    const rest = [b.step(step('b')), b.step(step('c'))]
-    runner.calls[0].finish()
-    await first
-    await calls(runner, 2)
-    runner.calls[1].finish()
-    await calls(runner, 3)
-    runner.calls[2].finish()
-    assert.deepEqual(runner.calls.slice(1).map((c) => c.kind), ['single', 'single'])
-    await Promise.all(rest)
   })
 })

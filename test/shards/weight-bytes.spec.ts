@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { floatToHalf, halfToFloat, toFloat32 } from '../../src/shards/safetensors.ts'
-import { fillFloat32, Scratch, type MatrixPart, type MatrixSource } from '../../src/shards/matrix-source.ts'
+import { float32Bytes, type MatrixPart, type MatrixSource } from '../../src/shards/matrix-source.ts'
 import { GraphBuilder, DataType, InitializerSizeError } from '../../src/shards/onnx/builder.ts'
 import { tempDir } from '../helpers/models.ts'
 
@@ -22,7 +22,7 @@ describe('weight bytes on their way into a graph', function () {
     assert.deepEqual(toFloat32({ dtype: 'F16', shape: [65536], bytes: shifted.subarray(1) }), f16)
   })
 
-  it('a matrix of F32, F16 and BF16 parts fills one f32 array in row order, widened exactly or rounded to f16', function () {
+  it('a matrix of F32, F16 and BF16 parts gives f32 bytes in row order, widened exactly or rounded to f16', function () {
     const k = 3
     const f32 = Float32Array.from([1.1, -2.2, 3.3e-6, 65519, 1e-8, -0.1])
     const f16 = Uint16Array.from([0x3c00, 0xc000, 0x0001])
@@ -31,12 +31,16 @@ describe('weight bytes on their way into a graph', function () {
       ({ rows, dtype, readInto: (into) => into.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)) })
     const m: MatrixSource = { n: 5, k, parts: () => [part(2, 'F32', f32), part(1, 'F16', f16), part(2, 'BF16', bf16)] }
     const widened = [...f32, ...toFloat32({ dtype: 'F16', shape: [3], bytes: new Uint8Array(f16.buffer) }), ...toFloat32({ dtype: 'BF16', shape: [6], bytes: new Uint8Array(bf16.buffer) })]
-    const out = new Float32Array(m.n * k)
-    fillFloat32(m, out, false, new Scratch())
-    assert.deepEqual([...out], widened)
-    fillFloat32(m, out, true, new Scratch())
-    assert.deepEqual([...out], widened.map((v) => Math.fround(halfToFloat(floatToHalf(v)))))
-    assert.throws(() => fillFloat32(m, new Float32Array(14), false, new Scratch()), RangeError)
+    const values = (roundToF16: boolean): number[] => {
+      const lazy = float32Bytes(m, roundToF16)
+      const chunks: Uint8Array[] = []
+      lazy.produce((c) => chunks.push(c.slice()))
+      const bytes = new Uint8Array(Buffer.concat(chunks))
+      assert.equal(bytes.byteLength, lazy.byteLength)
+      return [...new Float32Array(bytes.buffer)]
+    }
+    assert.deepEqual(values(false), widened)
+    assert.deepEqual(values(true), widened.map((v) => Math.fround(halfToFloat(floatToHalf(v)))))
   })
 
   it('a lazy initializer that produces the wrong number of bytes is an error, not a corrupt graph', function () {

@@ -1,8 +1,6 @@
 // A small typed layer over onnx-proto for building graphs in code.
 // Initializers either live inside the model (small models) or in an external data file next to
-// it (protobuf caps a model at 2 GiB; a 1B-class span is bigger than that). Weights a session
-// takes as inputs on every run (see FedWeight) are graph inputs: the graph only names them.
-// Weights that lie as they are in a checkpoint (FileBytes) stay there, as external data.
+// it (protobuf caps a model at 2 GiB; a 1B-class span is bigger than that). Weights that lie as they are in a checkpoint (FileBytes) stay there, as external data.
 import onnxProto from 'onnx-proto'
 import type { onnx as O } from 'onnx-proto'
 import { closeSync, openSync, readSync, writeSync, writeFileSync, mkdirSync } from 'node:fs'
@@ -32,21 +30,6 @@ export interface FileBytes {
 }
 
 type InitializerData = Uint8Array | LazyBytes | FileBytes
-
-/** Reusable memory a FedWeight may stage its data in while filling (valid until the next call). */
-export interface ScratchSpace {
-  bytes: (n: number) => Uint8Array
-}
-
-/**
- * A constant f32 weight given to the session as an input on every run rather than stored in the
- * graph: `fill` writes its values into memory the caller allocates, once, at load.
- */
-export interface FedWeight {
-  name: string
-  dims: number[]
-  fill: (out: Float32Array, scratch: ScratchSpace) => void
-}
 
 interface PendingInitializer {
   name: string
@@ -84,7 +67,6 @@ export class GraphBuilder {
   private readonly inputs: O.IValueInfoProto[] = []
   private readonly outputs: O.IValueInfoProto[] = []
   private readonly initializers: PendingInitializer[] = []
-  private readonly fed: FedWeight[] = []
   private counter = 0
 
   constructor (private readonly name: string) {}
@@ -103,18 +85,6 @@ export class GraphBuilder {
   initializer (name: string, dataType: DataTypeId, dims: number[], bytes: InitializerData): string {
     this.initializers.push({ name, dataType, dims, bytes })
     return name
-  }
-
-  /** Adds an f32 weight the session is fed on every run (a graph input; see FedWeight). */
-  fedWeight (name: string, dims: number[], fill: FedWeight['fill']): string {
-    this.inputs.push(valueInfo(name, DataType.FLOAT, dims))
-    this.fed.push({ name, dims, fill })
-    return name
-  }
-
-  /** The weights added with fedWeight, in order. */
-  get fedWeights (): readonly FedWeight[] {
-    return this.fed
   }
 
   floatInit (name: string, dims: number[], data: Float32Array): string {

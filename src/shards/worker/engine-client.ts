@@ -76,8 +76,6 @@ export interface SpanInfo {
   kvBytesPerToken: number
   bytesRead: number
   cacheOutcome: SpanCacheOutcome | null
-  /** see SpanEngine.batchable */
-  batchable: boolean
   config: ModelConfig
 }
 
@@ -92,7 +90,7 @@ export class WorkerSpanEngine {
     this.batcher = new StepBatcher({
       batch: async (steps) => (await worker.call<BatchResult>({ op: 'stepBatch', steps })).map((r) => r.ok ? r.hidden : reviveError(r.error)),
       single: async ({ sessionId, hidden, position }) => await worker.call<Float32Array>({ op: 'step', sessionId, hidden, position })
-    }, info.config.hiddenSize, info.batchable)
+    }, info.config.hiddenSize)
   }
 
   /** called with the size of every decode batch the engine runs (1: a decode step run alone) */

@@ -20,7 +20,7 @@ async function handle (call: Call): Promise<{ value: unknown, transfer?: ArrayBu
     case 'load':
       if (call.load.kind === 'span') {
         span = await SpanEngine.load(call.load.modelDir, call.load.options)
-        return { value: { weightFormat: span.weightFormat, kvBytesPerToken: span.kvBytesPerToken, bytesRead: span.bytesRead, cacheOutcome: span.cacheOutcome, batchable: span.batchable, config: span.config } }
+        return { value: { weightFormat: span.weightFormat, kvBytesPerToken: span.kvBytesPerToken, bytesRead: span.bytesRead, cacheOutcome: span.cacheOutcome, config: span.config } }
       }
       head = await HeadEngine.load(call.load.modelDir, call.load.options)
       return { value: { config: head.config } }

@@ -41,8 +41,7 @@ export class StepBatcher {
   /** called with the size of every decode batch (1: a decode step run alone) */
   onBatch: ((size: number) => void) | null = null
 
-  /** `batchable`: false runs every step alone (see SpanEngine.batchable) */
-  constructor (private readonly runner: StepRunner, private readonly hiddenSize: number, private readonly batchable: boolean) {}
+  constructor (private readonly runner: StepRunner, private readonly hiddenSize: number) {}
 
   async step (step: BatchStep): Promise<Float32Array> {
     const since = this.lastDone.get(step.sessionId)
@@ -79,7 +78,6 @@ export class StepBatcher {
 
   /** Until when waiting steps hold for expected sessions (≤ now: run them now). */
   private holdUntil (now: number): number {
-    if (!this.batchable) return 0
     let until = 0
     for (const id of this.expected) {
       const since = this.lastDone.get(id) ?? 0
@@ -94,7 +92,7 @@ export class StepBatcher {
     const steps = this.waiting.splice(0)
     const t0 = performance.now()
     const decode = steps.filter((s) => s.hidden.length === this.hiddenSize)
-    const together = decode.length > 1 && this.batchable
+    const together = decode.length > 1
     const outcomes = new Map<Waiting, Float32Array | Error>()
     if (together) {
       this.onBatch?.(decode.length)
