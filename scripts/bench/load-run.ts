@@ -82,7 +82,7 @@ async function run (job: LoadJob): Promise<LoadRunResult> {
   const read = readSpanBytes(job.modelDir)
   const layers = (await import('../../src/shards/config.ts')).loadModelConfig(job.modelDir).numLayers
   const t = performance.now()
-  const engine = await SpanEngine.load(job.modelDir, { start: 0, end: layers, weightFormat: job.format, threads: job.threads, quantCacheDir: job.cacheDir })
+  const engine = await SpanEngine.load(job.modelDir, { start: 0, end: layers, weightFormat: job.format, threads: job.threads, spanCacheDir: job.cacheDir })
   const loadSeconds = (performance.now() - t) / 1000
   const loadPeakRssBytes = maxRss()
   const rssAfterLoadBytes = process.memoryUsage().rss

@@ -23,8 +23,8 @@ export interface DraftModelOptions {
   headFormat?: WeightFormat
   threads?: number
   allowUnknownConfig?: boolean
-  /** where its int8/int4 span is cached once quantized */
-  quantCacheDir?: string
+  /** where its span is cached once quantized or widened (see shards/span-cache.ts) */
+  spanCacheDir?: string
 }
 
 /** The draft model cannot stand in for the target: it does not share its vocabulary. */
@@ -47,7 +47,7 @@ export class DraftModel {
     const common = { threads: opts.threads, allowUnknownConfig: opts.allowUnknownConfig }
     const head = await WorkerHeadEngine.load(opts.dir, { ...common, weightFormat: opts.headFormat ?? weightFormat })
     try {
-      const span = await WorkerSpanEngine.load(opts.dir, { ...common, start: 0, end: config.numLayers, weightFormat, quantCacheDir: opts.quantCacheDir })
+      const span = await WorkerSpanEngine.load(opts.dir, { ...common, start: 0, end: config.numLayers, weightFormat, spanCacheDir: opts.spanCacheDir })
       return new DraftModel(opts.dir, head, span)
     } catch (err) {
       await head.dispose()

@@ -19,8 +19,8 @@ export interface LocalModelOptions {
   allowUnknownConfig?: boolean
   /** split the blocks into these spans (default: one span) */
   spans?: Array<[number, number]>
-  /** where int8/int4 spans are cached once quantized, as peers do (default: defaultCacheDir()) */
-  quantCacheDir?: string
+  /** where spans are cached once quantized or widened to f32, as peers do (default: defaultCacheDir()) */
+  spanCacheDir?: string
   /** a local model that drafts for speculative decoding (used when generating with `speculate`) */
   draftModel?: DraftModelOptions
 }
@@ -37,11 +37,11 @@ export class LocalModel {
   static async load (modelDir: string, opts: LocalModelOptions = {}): Promise<LocalModel> {
     loadModelConfig(modelDir, { allowUnknownKeys: opts.allowUnknownConfig }) // fail fast with a config error before starting workers
     const tokenizer = TextTokenizer.load(modelDir)
-    const quantCacheDir = opts.quantCacheDir ?? defaultCacheDir()
+    const spanCacheDir = opts.spanCacheDir ?? defaultCacheDir()
     const head = await WorkerHeadEngine.load(modelDir, { threads: opts.threads, weightFormat: opts.headFormat, allowUnknownConfig: opts.allowUnknownConfig })
     try {
-      const draft = opts.draftModel === undefined ? null : await DraftModel.load(head.config, { threads: opts.threads, quantCacheDir, ...opts.draftModel })
-      return new LocalModel(modelDir, head, tokenizer, { ...opts, quantCacheDir }, draft)
+      const draft = opts.draftModel === undefined ? null : await DraftModel.load(head.config, { threads: opts.threads, spanCacheDir, ...opts.draftModel })
+      return new LocalModel(modelDir, head, tokenizer, { ...opts, spanCacheDir }, draft)
     } catch (err) {
       await head.dispose()
       throw err

@@ -14,8 +14,8 @@ export interface LocalPipelineOptions {
   allowUnknownConfig?: boolean
   /** KV capacity of the session in positions (default: the model's max positions) */
   maxLength?: number
-  /** where int8/int4 spans are cached once quantized (see shards/span-cache.ts); default: not cached */
-  quantCacheDir?: string
+  /** where spans are cached once quantized or widened to f32 (see shards/span-cache.ts); default: not cached */
+  spanCacheDir?: string
 }
 
 export class LocalPipeline implements BlockPipeline {
@@ -29,7 +29,7 @@ export class LocalPipeline implements BlockPipeline {
     const engines: WorkerSpanEngine[] = []
     try {
       for (const [start, end] of spans) {
-        engines.push(await WorkerSpanEngine.load(modelDir, { start, end, weightFormat: opts.weightFormat, threads: opts.threads, allowUnknownConfig: opts.allowUnknownConfig, quantCacheDir: opts.quantCacheDir }))
+        engines.push(await WorkerSpanEngine.load(modelDir, { start, end, weightFormat: opts.weightFormat, threads: opts.threads, allowUnknownConfig: opts.allowUnknownConfig, spanCacheDir: opts.spanCacheDir }))
       }
       const pipeline = new LocalPipeline(engines)
       const maxLength = opts.maxLength ?? engines[0].config.maxPositions

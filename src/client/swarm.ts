@@ -135,7 +135,7 @@ export class Swarm {
         throw new Error(`could not reach any bootstrap peer (${opts.bootstrap.join(', ')}): ${err.message}`)
       })
       head = await WorkerHeadEngine.load(opts.modelDir, { threads: opts.threads, weightFormat: opts.headFormat, allowUnknownConfig: opts.allowUnknownConfig })
-      if (opts.draftModel !== undefined) draft = await DraftModel.load(config, { threads: opts.threads, quantCacheDir: defaultCacheDir(), ...opts.draftModel })
+      if (opts.draftModel !== undefined) draft = await DraftModel.load(config, { threads: opts.threads, spanCacheDir: defaultCacheDir(), ...opts.draftModel })
       return new Swarm(node, modelId, config, head, tokenizer, vocabulary, new DhtCandidates(node, modelId, config.numLayers, config.family), opts, log, draft)
     } catch (err) {
       await draft?.close()

@@ -5,6 +5,7 @@
 // deterministic per block, and a block computes the same bits in whichever span it sits, so an
 // honest peer's f32 output is bit-identical to the local one.
 import { WorkerSpanEngine } from '../shards/worker/engine-client.ts'
+import { defaultCacheDir } from '../shards/cache-dir.ts'
 import { ModelError } from '../shards/errors.ts'
 import { randomUUID } from 'node:crypto'
 import type { HopCheck, HopInput, HopReferee, HopVerifier, VerifiedHop } from '../routing/index.ts'
@@ -81,7 +82,7 @@ export class LocalVerifier implements HopVerifier, HopReferee {
     const key = `${start}:${end}`
     let engine = this.engines.get(key)
     if (engine === undefined) {
-      engine = WorkerSpanEngine.load(this.modelDir, { start, end, threads: this.opts.threads, allowUnknownConfig: this.opts.allowUnknownConfig }).catch((err: Error) => {
+      engine = WorkerSpanEngine.load(this.modelDir, { start, end, threads: this.opts.threads, allowUnknownConfig: this.opts.allowUnknownConfig, spanCacheDir: defaultCacheDir() }).catch((err: Error) => {
         this.engines.delete(key)
         throw new VerifierError(`cannot recompute blocks [${start}, ${end}) to verify peers: ${err.message} (--verify needs the block weights in ${this.modelDir})`)
       })

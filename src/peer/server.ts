@@ -85,7 +85,7 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       const [start, end] = cfg.blocks ?? await chooseSpan(model, cfg, async () => await swarmRecords(node, modelId, model.numLayers, model.family, log))
       if (start < 0 || end > model.numLayers || start >= end) throw new RangeError(`--blocks ${start}:${end} is outside the model's ${model.numLayers} blocks`)
       if (cfg.fault !== undefined) log.warn({ fault: cfg.fault }, `FAULT INJECTION ENABLED (${cfg.fault}): this peer misbehaves on purpose`)
-      engine = await WorkerSpanEngine.load(cfg.modelDir, { start, end, weightFormat: cfg.weightFormat, threads: cfg.threads, allowUnknownConfig: cfg.allowUnknownConfig, quantCacheDir: cfg.cacheDir ?? defaultCacheDir() })
+      engine = await WorkerSpanEngine.load(cfg.modelDir, { start, end, weightFormat: cfg.weightFormat, threads: cfg.threads, allowUnknownConfig: cfg.allowUnknownConfig, spanCacheDir: cfg.cacheDir ?? defaultCacheDir() })
       if (engine.info.cacheOutcome !== null) log.info({ blocks: [start, end], outcome: engine.info.cacheOutcome }, 'quantized span cache')
       const measured = await peerThroughput(engine, node, {
         modelId, threads: cfg.threads, cacheDir: cfg.cacheDir ?? defaultCacheDir(), networkMbps: cfg.networkMbps, bootstrap: cfg.bootstrap ?? []
@@ -239,7 +239,7 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
     await this.announce(to, 'joining')
     let engine: WorkerSpanEngine
     try {
-      engine = await WorkerSpanEngine.load(this.cfg.modelDir, { ...to, weightFormat: this.cfg.weightFormat, threads: this.cfg.threads, allowUnknownConfig: this.cfg.allowUnknownConfig, quantCacheDir: this.cfg.cacheDir ?? defaultCacheDir() })
+      engine = await WorkerSpanEngine.load(this.cfg.modelDir, { ...to, weightFormat: this.cfg.weightFormat, threads: this.cfg.threads, allowUnknownConfig: this.cfg.allowUnknownConfig, spanCacheDir: this.cfg.cacheDir ?? defaultCacheDir() })
       if (engine.info.cacheOutcome !== null) this.log.info({ blocks: [to.start, to.end], outcome: engine.info.cacheOutcome }, 'quantized span cache')
     } catch (err) {
       this.log.error({ err: (err as Error).message, from, to }, 'could not load the new blocks; staying on the old ones')

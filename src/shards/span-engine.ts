@@ -15,8 +15,8 @@ export interface SpanEngineOptions extends RuntimeOptions {
   weightFormat?: WeightFormat
   /** accept config.json keys strata does not know (the CLI's --allow-unknown-config; callers warn) */
   allowUnknownConfig?: boolean
-  /** where int8/int4 spans are cached once quantized (see span-cache.ts); default: not cached */
-  quantCacheDir?: string
+  /** where spans are cached once quantized or widened to f32 (see span-cache.ts); default: not cached */
+  spanCacheDir?: string
 }
 
 /** One session's decode step in a batch (see SpanEngine.stepBatch). */
@@ -66,11 +66,11 @@ export class SpanEngine {
       // weights JS produces — quantized, or 16-bit ones widened to f32 — are written once into the
       // span cache and loaded from there afterwards; an F32 checkpoint's are mapped where they lie.
       // Pre-packed, always: see ort-session.ts (batch-invariant bits, faster decode)
-      if (opts.quantCacheDir === undefined || (!isQuantized(weightFormat) && graph.producedBytes < INLINE_LIMIT_BYTES)) {
+      if (opts.spanCacheDir === undefined || (!isQuantized(weightFormat) && graph.producedBytes < INLINE_LIMIT_BYTES)) {
         const session = await createSession(graph, opts, { prepack: true })
         return new SpanEngine(config, opts.start, opts.end, weightFormat, session, weights.bytesRead, null)
       }
-      const cache = new SpanCache(opts.quantCacheDir)
+      const cache = new SpanCache(opts.spanCacheDir)
       const id = cache.keyOf({ files: weights.usedFiles, format: weightFormat, start: opts.start, end: opts.end, skeleton: graph.skeleton() })
       const t = performance.now()
       let { model, outcome } = cache.modelFor(id, graph)

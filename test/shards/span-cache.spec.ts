@@ -23,7 +23,7 @@ describe('quantized-span cache', function () {
 
   /** loads [1, 3) in `format`, runs the prompt and one decode step; returns outputs and what the cache did */
   async function run (cacheDir: string, weightFormat: 'int8' | 'int4'): Promise<{ out: Float32Array[], outcome: string | null, bytesRead: number }> {
-    const e = await SpanEngine.load(model, { start: 1, end: 3, weightFormat, threads: 1, quantCacheDir: cacheDir })
+    const e = await SpanEngine.load(model, { start: 1, end: 3, weightFormat, threads: 1, spanCacheDir: cacheDir })
     try {
       e.open('s', 16)
       const a = await e.step('s', embedded, 0)
