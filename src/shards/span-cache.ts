@@ -11,9 +11,11 @@
 //
 // An entry is built in a temporary directory next to it and renamed into place whole, its
 // manifest.json listing each file's size and sha256; an entry whose files do not match (a crash
-// mid-copy, a flipped bit, a truncated file) is removed and built again.
+// mid-copy, a flipped bit, a truncated file) is removed and built again. The check reads the whole
+// entry, so it runs while onnxruntime loads it (a multi-GiB f32 span takes seconds to hash).
 import { createHash, randomBytes } from 'node:crypto'
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { open } from 'node:fs/promises'
 import path from 'node:path'
 import type { GraphBuilder } from './onnx/builder.ts'
 import { QUANTIZER_VERSION } from './quantize.ts'
@@ -64,46 +66,42 @@ export class SpanCache {
   }
 
   /**
-   * The model path of the valid entry for `id`, building it from `graph` when it is missing or
-   * invalid (then the invalid one is removed first).
+   * The stored entry for `id`, if any: its model path at once, and `intact`, which settles once
+   * its files are checked against its manifest (sizes and sha256, read asynchronously, so that the
+   * check overlaps onnxruntime loading the entry). Null when there is none.
    */
-  modelFor (id: string, graph: GraphBuilder): { model: string, outcome: SpanCacheOutcome } {
+  find (id: string): { model: string, intact: Promise<boolean> } | null {
     const entry = path.join(this.dir, id)
-    let outcome: SpanCacheOutcome = 'stored'
-    if (existsSync(entry)) {
-      if (this.valid(entry, id)) return { model: path.join(entry, FILES[0]), outcome: 'hit' }
-      rmSync(entry, { recursive: true, force: true })
-      outcome = 'rebuilt'
-    }
-    this.store(entry, id, graph)
-    return { model: path.join(entry, FILES[0]), outcome }
+    if (!existsSync(entry)) return null
+    return { model: path.join(entry, FILES[0]), intact: this.intact(entry, id) }
   }
 
-  /** Removes the entry `id` (onnxruntime refused to load it). */
-  drop (id: string): void {
-    rmSync(path.join(this.dir, id), { recursive: true, force: true })
+  /** Builds the entry for `id` from `graph` (replacing a stored one), returning its model path. */
+  async store (id: string, graph: GraphBuilder): Promise<string> {
+    const entry = path.join(this.dir, id)
+    rmSync(entry, { recursive: true, force: true })
+    await this.write(entry, id, graph)
+    return path.join(entry, FILES[0])
   }
 
-  private store (entry: string, id: string, graph: GraphBuilder): void {
+  private async write (entry: string, id: string, graph: GraphBuilder): Promise<void> {
     mkdirSync(this.dir, { recursive: true })
     const tmp = `${entry}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
     try {
       graph.toDirectory(tmp)
       const manifest: Manifest = { version: LAYOUT_VERSION, key: id, files: {} }
-      for (const f of FILES) manifest.files[f] = fileDigest(path.join(tmp, f))
+      for (const f of FILES) manifest.files[f] = await fileDigest(path.join(tmp, f))
       writeFileSync(path.join(tmp, MANIFEST), JSON.stringify(manifest, null, 1) + '\n')
-      try {
-        renameSync(tmp, entry)
-      } catch (err) {
-        // another process stored the same entry first: keep theirs if it is whole
-        if (!existsSync(entry) || !this.valid(entry, id)) throw err
-      }
+      renameSync(tmp, entry)
+    } catch (err) {
+      // another process stored the same entry first: theirs is as good (same key, same build)
+      if (!existsSync(entry)) throw err
     } finally {
       rmSync(tmp, { recursive: true, force: true })
     }
   }
 
-  private valid (entry: string, id: string): boolean {
+  private async intact (entry: string, id: string): Promise<boolean> {
     let manifest: Manifest
     try {
       manifest = JSON.parse(readFileSync(path.join(entry, MANIFEST), 'utf8')) as Manifest
@@ -111,33 +109,35 @@ export class SpanCache {
       return false
     }
     if (manifest?.version !== LAYOUT_VERSION || manifest.key !== id || typeof manifest.files !== 'object' || manifest.files === null) return false
-    return FILES.every((f) => {
+    for (const f of FILES) {
       const want = manifest.files[f]
       const file = path.join(entry, f)
       try {
         if (want === undefined || statSync(file).size !== want.size) return false
-        return fileDigest(file).sha256 === want.sha256
+        if ((await fileDigest(file)).sha256 !== want.sha256) return false
       } catch {
         return false
       }
-    })
+    }
+    return true
   }
 }
 
-function fileDigest (file: string): { size: number, sha256: string } {
+/** Size and sha256 of a file, read with the event loop free (onnxruntime may be loading meanwhile). */
+async function fileDigest (file: string): Promise<{ size: number, sha256: string }> {
   const h = createHash('sha256')
   const buf = new Uint8Array(16 * 1024 * 1024)
-  const fd = openSync(file, 'r')
+  const fd = await open(file, 'r')
   let size = 0
   try {
     for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, size)
-      if (n === 0) break
-      h.update(buf.subarray(0, n))
-      size += n
+      const { bytesRead } = await fd.read(buf, 0, buf.length, size)
+      if (bytesRead === 0) break
+      h.update(buf.subarray(0, bytesRead))
+      size += bytesRead
     }
   } finally {
-    closeSync(fd)
+    await fd.close()
   }
   return { size, sha256: h.digest('hex') }
 }

@@ -72,19 +72,20 @@ export class SpanEngine {
       }
       const cache = new SpanCache(opts.spanCacheDir)
       const id = cache.keyOf({ files: weights.usedFiles, format: weightFormat, start: opts.start, end: opts.end, skeleton: graph.skeleton() })
-      const t = performance.now()
-      let { model, outcome } = cache.modelFor(id, graph)
-      let session: OrtSession
-      try {
-        session = await sessionFromFile(model, opts, { prepack: true }, (performance.now() - t) / 1000)
-      } catch (err) {
-        // a whole, checksummed entry onnxruntime still refuses: built by an incompatible version
-        if (outcome !== 'hit') throw err
-        cache.drop(id)
-        model = cache.modelFor(id, graph).model
+      let outcome: SpanCacheOutcome = 'stored'
+      const found = cache.find(id)
+      if (found !== null) {
+        // onnxruntime loads the entry while its checksums are read
+        const loading = sessionFromFile(found.model, opts, { prepack: true }).catch(() => null)
+        const [session, intact] = await Promise.all([loading, found.intact])
+        if (session !== null && intact) return new SpanEngine(config, opts.start, opts.end, weightFormat, session, weights.bytesRead, 'hit')
+        // damaged, or whole but refused by onnxruntime (built by an incompatible version)
+        await session?.release()
         outcome = 'rebuilt'
-        session = await sessionFromFile(model, opts, { prepack: true })
       }
+      const t = performance.now()
+      const model = await cache.store(id, graph)
+      const session = await sessionFromFile(model, opts, { prepack: true }, (performance.now() - t) / 1000)
       return new SpanEngine(config, opts.start, opts.end, weightFormat, session, weights.bytesRead, outcome)
     } finally {
       weights.close()

@@ -8,7 +8,7 @@ import { tinyModel, tempDir } from '../helpers/models.ts'
 const shape = { layers: 3, hidden: 64, heads: 4, kvHeads: 2, intermediate: 128, vocab: 300, seed: 31 }
 const prompt = [1, 17, 42, 99, 5, 230, 64]
 
-describe('quantized-span cache', function () {
+describe('span cache: quantized spans', function () {
   let model: string
   let head: HeadEngine
   let embedded: Float32Array
@@ -86,3 +86,39 @@ describe('quantized-span cache', function () {
     assert.deepEqual(again.out, good.out)
   })
 })
+
+describe('span cache: 16-bit checkpoints widened to f32', function () {
+  this.timeout(120_000)
+  // big enough (≈100 MiB of f32 matrices) that the widened span goes through the cache
+  const big = { layers: 2, hidden: 1024, heads: 16, kvHeads: 4, intermediate: 2816, vocab: 300, seed: 7, dtype: 'f16' as const }
+
+  it('an F16 span is widened into the cache once; a warm load maps it and computes the same bits', async function () {
+    const dir = tinyModel('span-cache-f16-big', big)
+    const head = await HeadEngine.load(dir, { threads: 1 })
+    const cache = tempDir('span-cache-f16-')
+    const run = async (): Promise<{ out: Float32Array, outcome: string | null }> => {
+      const e = await SpanEngine.load(dir, { start: 0, end: 2, threads: 1, spanCacheDir: cache })
+      try {
+        e.open('s', 16)
+        return { out: await e.step('s', head.embed(prompt), 0), outcome: e.cacheOutcome }
+      } finally {
+        await e.dispose()
+      }
+    }
+    try {
+      const cold = await run()
+      const warm = await run()
+      assert.equal(cold.outcome, 'stored')
+      assert.equal(warm.outcome, 'hit')
+      assert.deepEqual(warm.out, cold.out)
+      // the entry holds the span's matrices as f32: twice the checkpoint's 16-bit bytes
+      const [entry] = readdirSync(path.join(cache, 'spans'))
+      const manifest = JSON.parse(readFileSync(path.join(cache, 'spans', entry, 'manifest.json'), 'utf8'))
+      const matrices = big.layers * (2 * big.hidden * big.hidden + 2 * big.hidden * (big.hidden / 4) + 3 * big.hidden * big.intermediate)
+      assert.ok(manifest.files['weights.bin'].size >= 4 * matrices, `${manifest.files['weights.bin'].size} bytes`)
+    } finally {
+      await head.dispose()
+    }
+  })
+})
+
