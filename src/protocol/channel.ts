@@ -14,6 +14,8 @@ export class ChannelClosedError extends Error {
 export class MessageChannel {
   private readonly frames: AsyncIterator<{ subarray: () => Uint8Array } | Uint8Array>
   private readonly limits: FrameLimits
+  /** a read still under way when a `receive` was aborted: the next `receive` takes it over, so no frame is lost */
+  private pending: Promise<IteratorResult<{ subarray: () => Uint8Array } | Uint8Array>> | null = null
 
   constructor (readonly stream: Stream, limits: Partial<FrameLimits> = {}) {
     this.limits = { ...DEFAULT_FRAME_LIMITS, ...limits }
@@ -37,11 +39,18 @@ export class MessageChannel {
       signal.addEventListener('abort', onAbort, { once: true })
     })
     try {
-      const next = await Promise.race([this.frames.next(), aborted])
+      if (this.pending === null) {
+        this.pending = this.frames.next()
+        // a read left behind by an aborted receive may fail unobserved: its error surfaces at the next receive
+        this.pending.catch(() => {})
+      }
+      const next = await Promise.race([this.pending, aborted])
+      this.pending = null
       if (next.done === true) throw new ChannelClosedError('the remote closed the stream')
       const bytes = next.value instanceof Uint8Array ? next.value : next.value.subarray()
       return decodeMessage(bytes, this.limits)
     } catch (err) {
+      if (!(signal?.aborted === true)) this.pending = null
       if ((err as Error).name === 'InvalidDataLengthError') throw new FrameTooLargeError('frame', -1, this.limits.maxFrameBytes)
       if ((err as Error).name === 'InvalidDataLengthLengthError') throw new MalformedFrameError('the frame length prefix is not a valid varint of at most 8 bytes')
       if (err instanceof ProtocolError || err instanceof ChannelClosedError || signal?.aborted === true) throw err
