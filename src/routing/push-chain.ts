@@ -85,22 +85,26 @@ class StepCancelled extends Error {
   override name = 'StepCancelled'
 }
 
-/**
- * Waits for every hop's part; on failure, throws the one that names the culprit: the first peer
- * failure in hop order other than a timeout, else the first timeout (the first hop that did not
- * answer). A `push_failed` from hop i blames hop i + 1.
- */
+/** Waits for every hop's part; on failure, throws the one that names the culprit (see culpritOf). */
 async function settleInOrder (parts: Array<Promise<void>>, hops: RemoteSpanSession[]): Promise<void> {
   const settled = await Promise.allSettled(parts)
   const failures = settled.flatMap((s) => s.status === 'rejected' ? [s.reason as unknown] : [])
-  if (failures.length === 0) return
+  if (failures.length > 0) throw culpritOf(failures, hops.map((h) => h.target.peerId))
+}
+
+/**
+ * Of the failures of one push step or setup (in hop order; `chain` = the hops' peer ids), the one
+ * to act on: the first peer failure other than a timeout, else the first timeout (the first hop
+ * that did not answer in time); a `push_failed` from hop i is turned against hop i + 1, which it
+ * could not reach. Without any peer failure, the first error other than a cancelled wait.
+ */
+export function culpritOf (failures: unknown[], chain: string[]): unknown {
   const peerFailures = failures.filter((f): f is PeerFailure => f instanceof PeerFailure)
   const culprit = peerFailures.find((f) => f.reason !== 'timeout') ?? peerFailures[0]
-  if (culprit === undefined) throw failures.find((f) => !(f instanceof StepCancelled)) ?? failures[0]
+  if (culprit === undefined) return failures.find((f) => !(f instanceof StepCancelled)) ?? failures[0]
   if (culprit.code === 'push_failed') {
-    const i = hops.findIndex((h) => h.target.peerId === culprit.peerId)
-    const next = hops[i + 1]
-    if (next !== undefined) throw new PeerFailure(next.target.peerId, 'unreachable', `hop ${culprit.peerId.slice(-8)} could not push to it: ${culprit.message}`)
+    const next = chain[chain.indexOf(culprit.peerId) + 1]
+    if (next !== undefined) return new PeerFailure(next, 'unreachable', `the previous hop could not push to it: ${culprit.message}`)
   }
-  throw culprit
+  return culprit
 }
