@@ -4,7 +4,9 @@
 // Receiving: a session the client has given a `push_route` with `from` registers its token here;
 // `push` frames arrive on PUSH_PROTOCOL streams, and one is delivered to that session's inbox only
 // when its token is registered, the pushing peer is the one the client named, and the session id
-// matches. Anything else gets an `error` (forbidden / bad_request / busy) and the push stream is
+// matches. A peer may hold as many push streams here as sessions here accept pushes from it (one
+// per session it forwards for), plus one: a peer nobody named cannot open any, and one forwarding
+// for many clients' sessions is not held to a single client's stream share. Anything else gets an `error` (forbidden / bad_request / busy) and the push stream is
 // closed; the sessions and the peer carry on. A malformed frame also shuts its sender out, as on
 // session streams.
 //
@@ -18,10 +20,12 @@ import { ProtocolError, LimitExceededError } from '../protocol/errors.ts'
 import type { ErrorCode, FrameLimits, PushMessage, PushTarget, StepMessage } from '../protocol/messages.ts'
 import type { Logger } from '../routing/logger.ts'
 import type { Holder } from './admission.ts'
-import { RequestLimitError, type RequestLimiter } from './rate-limit.ts'
+import { RequestLimitError } from './rate-limit.ts'
 
 /** pushed steps a session may hold unprocessed; an honest chain pushes one step at a time */
 export const PUSH_INBOX_CAPACITY = 2
+/** push streams a peer may hold beyond one per session that accepts its pushes */
+export const PUSH_STREAM_SLACK = 1
 
 /** Pushed steps waiting for their session's loop, in arrival order. */
 export class PushInbox {
@@ -70,9 +74,10 @@ export interface PushAcceptor {
   inbox: PushInbox
 }
 
-/** Sessions accepting pushes, by token. */
+/** Sessions accepting pushes, by token; and the push streams open from each peer. */
 export class PushRegistry {
   private readonly byToken = new Map<string, PushAcceptor>()
+  private readonly streams = new Map<string, number>()
 
   /** false when another session holds the token already */
   accept (token: string, acceptor: PushAcceptor): boolean {
@@ -90,6 +95,22 @@ export class PushRegistry {
   }
 
   get size (): number { return this.byToken.size }
+
+  /** Counts a push stream from `peer`; false (not counted) when it would hold more than its sessions here allow. */
+  openStream (peer: string): boolean {
+    const open = this.streams.get(peer) ?? 0
+    let accepting = 0
+    for (const a of this.byToken.values()) if (a.from === peer) accepting++
+    if (accepting === 0 || open >= accepting + PUSH_STREAM_SLACK) return false
+    this.streams.set(peer, open + 1)
+    return true
+  }
+
+  closeStream (peer: string): void {
+    const open = (this.streams.get(peer) ?? 0) - 1
+    if (open > 0) this.streams.set(peer, open)
+    else this.streams.delete(peer)
+  }
 }
 
 export interface PushContext {
@@ -98,7 +119,6 @@ export interface PushContext {
   frameLimits: FrameLimits
   /** a push stream with no frame for this long is closed, ms */
   idleTimeoutMs: number
-  limiter: RequestLimiter
   offended: (holder: Holder) => void
   shutOut: (holder: Holder) => boolean
   emit: (event: Record<string, unknown>) => void
@@ -116,14 +136,16 @@ export async function handlePushStream (stream: Stream, holder: Holder, ctx: Pus
     stream.abort(new RequestLimitError('this remote broke the wire protocol and is shut out for a while'))
     return
   }
-  if (!ctx.limiter.streams.acquire(holder.peer)) {
-    stream.abort(new RequestLimitError(`this remote holds ${ctx.limiter.limits.streamsPerPeer} streams already`))
-    return
-  }
   const channel = new MessageChannel(stream, ctx.frameLimits)
+  let counted = false
   try {
     for (;;) {
       const msg = await channel.receive(AbortSignal.timeout(ctx.idleTimeoutMs))
+      if (!counted) {
+        // checked at the first frame (one frame's worth read, within the frame limits)
+        counted = ctx.registry.openStream(holder.peer)
+        if (!counted) throw new PushRefused('forbidden', `no session here accepts pushes from ${holder.peer}, or it holds a push stream for each already`)
+      }
       if (msg.kind !== 'push') throw new PushRefused('bad_request', `expected push, got ${msg.kind}`)
       deliver(msg, holder, ctx)
     }
@@ -138,7 +160,7 @@ export async function handlePushStream (stream: Stream, holder: Holder, ctx: Pus
       ctx.offended(holder)
     }
   } finally {
-    ctx.limiter.streams.release(holder.peer)
+    if (counted) ctx.registry.closeStream(holder.peer)
   }
 }
 

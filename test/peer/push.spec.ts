@@ -1,6 +1,6 @@
 // The peer's push inbox and token registry (pure state; the streams are tested end to end).
 import assert from 'node:assert/strict'
-import { PushInbox, PushRegistry, PUSH_INBOX_CAPACITY } from '../../src/peer/push.ts'
+import { PushInbox, PushRegistry, PUSH_INBOX_CAPACITY, PUSH_STREAM_SLACK } from '../../src/peer/push.ts'
 import type { StepMessage } from '../../src/protocol/messages.ts'
 
 const step = (stepId: number): StepMessage => ({ kind: 'step', stepId, position: stepId, hidden: { dtype: 'f32', shape: [1, 1, 1], data: new Float32Array(1) } })
@@ -44,5 +44,17 @@ describe('peer/push: registry', function () {
     registry.drop('t'.repeat(16))
     assert.equal(registry.find('t'.repeat(16)), undefined)
     assert.equal(registry.size, 0)
+  })
+
+  it('push streams: none from a peer no session named; one per session that names it, plus the slack', function () {
+    const registry = new PushRegistry()
+    assert.equal(registry.openStream('peer-a'), false)
+    registry.accept('a'.repeat(16), { sessionId: 's1', from: 'peer-a', inbox: new PushInbox() })
+    registry.accept('b'.repeat(16), { sessionId: 's2', from: 'peer-a', inbox: new PushInbox() })
+    for (let i = 0; i < 2 + PUSH_STREAM_SLACK; i++) assert.ok(registry.openStream('peer-a'), `stream ${i}`)
+    assert.equal(registry.openStream('peer-a'), false)
+    assert.equal(registry.openStream('peer-b'), false)
+    registry.closeStream('peer-a')
+    assert.ok(registry.openStream('peer-a'))
   })
 })
