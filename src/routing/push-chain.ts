@@ -12,9 +12,9 @@
 // one that session's own client named, and the session id matches; so nobody but the designated
 // previous hop can feed hidden states into a session, and only the client that opened it can
 // designate one (the `push_route` arrives on its own session stream). Hop i opens its push stream
-// when it gets the route, so a next hop it cannot reach fails the setup, not a step; routes go
-// out last hop first, so every hop accepts pushes from its predecessor before that one dials it
-// (a peer refuses push streams from peers no session of its own accepts pushes from).
+// when it gets the route, so a next hop it cannot reach fails the setup, not a step. Routes go out
+// to all hops at once: a peer checks a push stream at its first frame, which comes with the first
+// step, after every hop has confirmed its route.
 //
 // A step (pushStep): the client sends the step to hop 1 and waits, at once, for the last hop's
 // `result` and for a small `pushed` (step id, position; no hidden states) from every other hop.
@@ -52,14 +52,14 @@ export function newPushToken (): string {
 /** Tells every hop where its inputs come from and its outputs go: each hop pushes to the next. */
 export async function routePush (hops: RemoteSpanSession[], timeoutMs: number, signal?: AbortSignal): Promise<void> {
   const tokens = hops.map(() => newPushToken())
-  for (let i = hops.length - 1; i >= 0; i--) {
+  await settleInOrder(hops.map(async (hop, i) => {
     const prev = hops[i - 1]
     const next = hops[i + 1]
-    await settleInOrder([hops[i].route({
+    await hop.route({
       ...(prev !== undefined ? { from: { peerId: prev.target.peerId, token: tokens[i] } } : {}),
       ...(next !== undefined ? { to: { peerId: next.target.peerId, multiaddrs: next.target.multiaddrs, sessionId: next.sessionId, token: tokens[i + 1] } } : {})
-    }, timeoutMs, signal)], hops)
-  }
+    }, timeoutMs, signal)
+  }), hops)
 }
 
 /** hidden (1, n, H) at `position` through every hop by push → the last hop's output. */
