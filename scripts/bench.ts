@@ -18,6 +18,7 @@ import { benchLoad, renderLoad } from './bench/load.ts'
 import { benchLlamaCpp, renderLlamaCpp } from './bench/llamacpp.ts'
 import { benchWan, renderWan } from './bench/wan.ts'
 import { benchHop, renderHop } from './bench/hop.ts'
+import { benchPush, renderPush } from './bench/push.ts'
 import { benchSpeculative, renderSpeculative } from './bench/speculative.ts'
 import { benchDht, renderDht } from './bench/dht.ts'
 import { benchBatch, renderBatch } from './bench/batch.ts'
@@ -32,7 +33,7 @@ const USAGE = `usage: npm run bench -- [options]
 
   --only <sections>     comma-separated sections to run (default: all): local, load, swarm, eval, recovery,
                         llamacpp (installs node-llama-cpp's CPU binary into .cache/llama-cpp on first use), wan, hop,
-                        speculative, dht, batch
+                        push, speculative, dht, batch
   --quick               small model shape (hidden 512, 4 layers, vocab 4096): a smoke test in seconds
                         (dht: 16 peers instead of 50)
   --out <dir>           where <section>.json goes (<section>-quick.json with --quick;
@@ -150,6 +151,14 @@ const SECTIONS: Record<string, Section> = {
     async run ({ machine, args }) {
       const r = await benchHop({ cacheRoot: path.dirname(args.cache), hiddens: args.quick ? [512, 2048] : [512, 2048, 4096], threads: args.threads, decodeTokens: args.quick ? 32 : 128, repeats: args.quick ? 1 : 3 })
       return { json: { date: new Date().toISOString(), machine, ...r }, text: renderHop(r) }
+    }
+  },
+  push: {
+    // server-to-server push vs client relaying: 2 and 3 one-block peers, hidden 512/2048, ms per hop per token and tok/s; 3 hops behind 20/50 ms links
+    async run ({ machine, args }) {
+      const r = await benchPush({ cacheRoot: path.dirname(args.cache), hiddens: args.quick ? [2048] : [512, 2048], peerCounts: [2, 3], threads: args.threads, decodeTokens: args.quick ? 32 : 128, repeats: args.quick ? 2 : 5,
+        wan: { cacheDir: path.join(path.dirname(args.cache), 'bench-quick-f32'), rtts: args.quick ? [20] : [20, 50], mbps: 100, decodeTokens: args.quick ? 8 : 16 } })
+      return { json: { date: new Date().toISOString(), machine, ...r }, text: renderPush(r) }
     }
   },
   wan: {

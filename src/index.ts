@@ -7,7 +7,7 @@ export type { GenerationEvent, TokenOutput, DoneOutput, Prompt, SpeculationSumma
 export { GenerationError, type GenerateOptions, type RouteHop } from './client/generation.ts'
 export { DraftModelMismatchError, type DraftModelOptions } from './client/draft-model.ts'
 export { SamplingError, type SamplingOptions } from './client/sampling.ts'
-export { NoRouteError, PeerFailure, RerouteExhaustedError, type RerouteEvent, type AuditEvent, type AuditOutcome, type AuditStats } from './routing/index.ts'
+export { NoRouteError, PeerFailure, PushOptionsError, RerouteExhaustedError, type RerouteEvent, type AuditEvent, type AuditOutcome, type AuditStats } from './routing/index.ts'
 export { ModelError, ModelConfigError, GenerationConfigError, SafetensorsError } from './shards/errors.ts'
 export { ChatTemplateError, ChatTemplateRejection, type ChatMessage } from './shards/chat-template.ts'
 export { makeModel, type MakeModelOptions } from './shards/make-model.ts'

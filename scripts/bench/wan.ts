@@ -45,10 +45,10 @@ export interface WanBenchResult {
   }
 }
 
-interface LinkedPeer { peer: PeerProcess, proxy: DelayProxy, address: string }
+export interface LinkedPeer { peer: PeerProcess, proxy: DelayProxy, address: string }
 
 /** A peer listening on a private port, reachable (and announced) only through a delay proxy. */
-async function linkedPeer (modelDir: string, blocks: string, link: LinkShape, label: string, threads: number, bootstrap?: string): Promise<LinkedPeer> {
+export async function linkedPeer (modelDir: string, blocks: string, link: LinkShape, label: string, threads: number, bootstrap?: string): Promise<LinkedPeer> {
   const port = await freePort()
   const proxy = await startDelayProxy(port, link)
   const flags = ['--blocks', blocks, '--threads', String(threads), '--network-mbps', String(link.mbps === Infinity ? 100_000 : link.mbps),
@@ -62,7 +62,7 @@ async function linkedPeer (modelDir: string, blocks: string, link: LinkShape, la
   }
 }
 
-async function stopLinked (peers: LinkedPeer[]): Promise<void> {
+export async function stopLinked (peers: LinkedPeer[]): Promise<void> {
   await stopPeers(peers.map((p) => p.peer))
   await Promise.all(peers.map(async (p) => { await p.proxy.close() }))
 }

@@ -26,6 +26,7 @@ export function registerGenerate (program: Command): void {
   addSpeculationOptions(cmd, 'speculative decoding')
     .option('--bootstrap <multiaddr>', 'bootstrap peer of the swarm (repeatable)', collect, [])
     .option('--no-hole-punch', 'stay on relayed connections to peers behind NAT (no DCUtR upgrade to direct ones)')
+    .option('--push', 'server-to-server push: each peer sends its output straight to the next, one network traversal per hop instead of two (not with --verify or --audit-rate)')
     .option('--verify', 'check every peer\'s output against local recomputation (needs the block weights) and route around peers that differ')
     .option('--audit-rate <r>', 'share of hop steps also sent to a replica serving the same blocks and compared (0 = off; needs no block weights); peers caught lying are excluded', num(0, 1), 0)
     .addOption(new Option('--audit-referee <who>', 'who settles a peer/replica disagreement: auto = the block weights in --model when present, else a third peer; replicas = third peers only').choices(['auto', 'replicas']).default('auto'))
@@ -43,6 +44,10 @@ export function registerGenerate (program: Command): void {
       if (o.verify === true && o.bootstrap.length === 0) throw new Error('--verify checks swarm peers: give --bootstrap too')
       if (o.auditRate > 0 && o.bootstrap.length === 0) throw new Error('--audit-rate checks swarm peers: give --bootstrap too')
       if (o.auditRate > 0 && o.verify === true) throw new Error('--verify recomputes every hop step locally; --audit-rate cross-checks a share of them against replicas: give one of them')
+      if (o.push === true && o.bootstrap.length === 0) throw new Error('--push chains swarm peers: give --bootstrap too')
+      if (o.push === true && (o.verify === true || o.auditRate > 0)) {
+        throw new Error(`--push cannot be combined with ${o.verify === true ? '--verify' : '--audit-rate'}: peers push their outputs to each other, so the client never sees the intermediate outputs it checks`)
+      }
       const draftModel = draftModelOf(o)
       warnUnknownConfig(o.model, o.allowUnknownConfig)
       const allowUnknownConfig = o.allowUnknownConfig === true
@@ -62,7 +67,7 @@ export function registerGenerate (program: Command): void {
       const controller = new AbortController()
       process.once('SIGINT', () => { controller.abort(new Error('interrupted')) })
       if (o.bootstrap.length > 0) {
-        const swarm = await Swarm.connect({ bootstrap: o.bootstrap, modelDir: o.model, threads: o.threads, headFormat: o.headFormat, verify: o.verify === true, auditRate: o.auditRate, auditReferee: o.auditReferee, allowUnknownConfig, coverageWaitMs: o.coverageWaitMs, holePunch: o.holePunch !== false, draftModel, signal: controller.signal })
+        const swarm = await Swarm.connect({ bootstrap: o.bootstrap, modelDir: o.model, threads: o.threads, headFormat: o.headFormat, verify: o.verify === true, auditRate: o.auditRate, auditReferee: o.auditReferee, allowUnknownConfig, coverageWaitMs: o.coverageWaitMs, holePunch: o.holePunch !== false, push: o.push === true, draftModel, signal: controller.signal })
         try {
           const onReroute = (e: RerouteEvent): void => {
             if (o.json !== true) process.stderr.write(`\n[re-routed around ${e.failedPeer.slice(-8)} (${e.reason}) for blocks [${e.start}, ${e.end}) in ${e.recoveryMs.toFixed(0)} ms]\n`)

@@ -15,10 +15,12 @@ export function registerServe (program: Command): void {
     .addOption(new Option('--head-format <format>', 'embeddings and LM head: f32 is exact; f16/int8/int4 read less per token').choices(['f32', 'f16', 'int8', 'int4']).default('f32'))
     .option('--audit-rate <r>', 'share of hop steps also sent to a replica serving the same blocks and compared (0 = off; needs no block weights); peers caught lying are excluded', num(0, 1), 0)
     .addOption(new Option('--audit-referee <who>', 'who settles a peer/replica disagreement: auto = the block weights in --model when present, else a third peer; replicas = third peers only').choices(['auto', 'replicas']).default('auto'))
+    .option('--push', 'server-to-server push: each peer sends its output straight to the next, one network traversal per hop instead of two (not with --audit-rate)')
   addSpeculationOptions(cmd, 'speculative decoding for every request')
     .option('--allow-unknown-config', ALLOW_UNKNOWN_CONFIG_HELP)
     .option('--json', 'print the listening line as JSON')
     .action(async (o) => {
+      if (o.push === true && o.auditRate > 0) throw new Error('--push cannot be combined with --audit-rate: peers push their outputs to each other, so the gateway never sees the intermediate outputs audits compare')
       warnUnknownConfig(o.model, o.allowUnknownConfig)
       const draftModel = draftModelOf(o)
       const server = await GatewayServer.start({
@@ -34,7 +36,8 @@ export function registerServe (program: Command): void {
         auditRate: o.auditRate,
         auditReferee: o.auditReferee,
         speculate: o.speculate,
-        draftModel
+        draftModel,
+        push: o.push === true
       })
       if (o.json === true) process.stdout.write(JSON.stringify({ event: 'listening', url: server.url, model: server.modelId }) + '\n')
       else process.stdout.write(`strata serve: ${server.url}/v1 (model ${server.modelId}); dashboard ${server.url}/\n`)

@@ -18,7 +18,7 @@ import { WorkerHeadEngine } from '../shards/worker/engine-client.ts'
 import type { WeightFormat } from '../shards/span-graph.ts'
 import type { WireDtype } from '../protocol/tensor.ts'
 import {
-  createSwarmNode, waitForRoutingTable, withTimeout, componentLogger, ChainSession, DhtCandidates, ReplicaAuditor,
+  createSwarmNode, waitForRoutingTable, withTimeout, componentLogger, ChainSession, DhtCandidates, ReplicaAuditor, PushOptionsError,
   type SwarmNode, type RerouteEvent, type Logger, type AuditEvent
 } from '../routing/index.ts'
 import { runGeneration, promptIds, type GenerationEvent, type Prompt } from './session.ts'
@@ -61,6 +61,12 @@ export interface SwarmOptions {
    * weights in `modelDir` when present, else third peers; 'replicas' = third peers only
    */
   auditReferee?: 'auto' | 'replicas'
+  /**
+   * server-to-server push: each peer sends its output straight to the next peer of the chain and
+   * only the last one answers, one network traversal per hop instead of two (default false).
+   * Not with `verify` or `auditRate` (they check the intermediate outputs push keeps off the client).
+   */
+  push?: boolean
   /** upgrade relayed connections to peers behind NAT to direct ones with DCUtR (default true) */
   holePunch?: boolean
   /** the client's embeddings and LM head: f32 (default, exact) or stored as f16/int8/int4 — less read per token, not bit-identical */
@@ -121,6 +127,9 @@ export class Swarm {
     const auditRate = opts.auditRate ?? 0
     if (!(auditRate >= 0 && auditRate <= 1)) throw new AuditOptionsError(`the audit rate must be in [0, 1], got ${auditRate}`)
     if (opts.verify === true && auditRate > 0) throw new AuditOptionsError('verify recomputes every hop step locally; an audit rate adds nothing to it: choose one')
+    if (opts.push === true && (opts.verify === true || auditRate > 0)) {
+      throw new PushOptionsError(`push cannot be combined with ${opts.verify === true ? 'verify' : 'auditRate'}: peers push their outputs to each other, so the client never sees the intermediate outputs it checks`)
+    }
     const configOptions = { allowUnknownKeys: opts.allowUnknownConfig }
     const config = loadModelConfig(opts.modelDir, configOptions)
     const tokenizer = TextTokenizer.load(opts.modelDir)
@@ -229,6 +238,7 @@ export class Swarm {
       coverageWaitMs: this.opts.coverageWaitMs,
       verifier,
       excluded: this.liars,
+      push: this.opts.push,
       log: this.log
     }, signal)
   }

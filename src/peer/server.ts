@@ -4,10 +4,11 @@
 import { EventEmitter } from 'node:events'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromString } from '@libp2p/peer-id'
-import type { PrivateKey } from '@libp2p/interface'
+import type { PrivateKey, Stream } from '@libp2p/interface'
 import { WorkerSpanEngine } from '../shards/worker/engine-client.ts'
 import { loadModelConfig, modelIdFor, type ModelConfig } from '../shards/config.ts'
-import { INFERENCE_PROTOCOL } from '../protocol/messages.ts'
+import { multiaddr } from '@multiformats/multiaddr'
+import { INFERENCE_PROTOCOL, PUSH_PROTOCOL } from '../protocol/messages.ts'
 import { createSwarmNode, reachabilityOf, waitForAnnounceableAddress, withTimeout, loadOrCreateIdentity, signRecord, serveInfo, announceSpan, Announcement, type SwarmNode, type PeerRecord, type PeerState } from '../routing/index.ts'
 import { componentLogger, type Logger } from '../routing/logger.ts'
 import type { BlockRange } from '../loadbalance/index.ts'
@@ -16,7 +17,8 @@ import { Admission, defaultShares, type Holder } from './admission.ts'
 import { PeerMetrics } from './metrics.ts'
 import { RequestLimiter, defaultRequestLimits } from './rate-limit.ts'
 import { Offenders } from './offenders.ts'
-import { handleSession, type LiveSession } from './session-handler.ts'
+import { handleSession, holderOf, frameLimitsFor, type LiveSession } from './session-handler.ts'
+import { PushRegistry, handlePushStream } from './push.ts'
 import { peerThroughput, type PeerThroughput } from './announced-throughput.ts'
 import { defaultCacheDir } from '../shards/cache-dir.ts'
 import { chooseSpan } from './placement.ts'
@@ -176,7 +178,10 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       limiter: requestLimiterFor(this.cfg, this.admission),
       offended: (holder: Holder) => { this.shutOut(holder) },
       shutOut: (holder: Holder) => this.offenders.isPeerBanned(holder.peer, Date.now()) || this.offenders.isIpBanned(holder.ip, Date.now()),
-      observer: this.metrics ?? undefined
+      observer: this.metrics ?? undefined,
+      pushes: new PushRegistry(),
+      dialPush: async (peerId: string, multiaddrs: string[], signal: AbortSignal) => await this.dialPush(peerId, multiaddrs, signal),
+      selfId: this.peerId
     }
     await this.node.handle(INFERENCE_PROTOCOL, async (stream, connection) => {
       this.cachedRecord = null
@@ -184,6 +189,9 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       this.cachedRecord = null
       // libp2p's own per-connection cap is only a backstop: the limiter counts streams per peer
       // id over all its connections, and the metrics see what it refuses
+    }, { maxInboundStreams: ctx.limiter.limits.streamsPerPeer + 8, runOnLimitedConnection: true })
+    await this.node.handle(PUSH_PROTOCOL, async (stream, connection) => {
+      await handlePushStream(stream, holderOf(connection), { ...ctx, registry: ctx.pushes, frameLimits: frameLimitsFor(this.model) })
     }, { maxInboundStreams: ctx.limiter.limits.streamsPerPeer + 8, runOnLimitedConnection: true })
     await serveInfo(this.node, () => this.signedRecord(), { logger: this.cfg.logger })
     this.state = 'online'
@@ -198,6 +206,13 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
     }
     if (this.cfg.blocks === undefined) this.startRebalancing()
     this.log.info({ modelId: this.modelId, span: this.span, layers: this.model.numLayers, throughput: this.throughput }, 'serving')
+  }
+
+  /** A push stream to the next hop of a session (its client gave the peer id and addresses). */
+  private async dialPush (peerId: string, multiaddrs: string[], signal: AbortSignal): Promise<Stream> {
+    const id = peerIdFromString(peerId)
+    if (multiaddrs.length > 0) await this.node.peerStore.merge(id, { multiaddrs: multiaddrs.map((a) => multiaddr(a)) })
+    return await this.node.dialProtocol(id, PUSH_PROTOCOL, { signal, runOnLimitedConnection: true })
   }
 
   /**

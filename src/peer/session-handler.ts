@@ -1,12 +1,15 @@
 // Serves one inference session on one stream:
 //   open → opened, then any number of step → result / truncate → truncated, then close.
+// With server-to-server push (push.ts), a `push_route` → `push_routed` sets where steps may be
+// pushed from and where outputs go: a pushed step runs exactly like a client's, and a session
+// with a next hop pushes its output there and tells its client `pushed` instead of `result`.
 // Anything unexpected gets an `error` message and closes this stream only; other sessions and
 // the peer carry on.
 import type { Stream, Connection } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { MessageChannel, ChannelClosedError } from '../protocol/channel.ts'
 import { ProtocolError, LimitExceededError } from '../protocol/errors.ts'
-import { DEFAULT_FRAME_LIMITS, type ErrorCode, type FrameLimits, type Message, type OpenMessage } from '../protocol/messages.ts'
+import { DEFAULT_FRAME_LIMITS, type ErrorCode, type FrameLimits, type Message, type OpenMessage, type PushRouteMessage, type StepMessage } from '../protocol/messages.ts'
 import type { ModelConfig } from '../shards/config.ts'
 import { EngineInputError } from '../shards/errors.ts'
 import type { WorkerSpanEngine } from '../shards/worker/engine-client.ts'
@@ -15,6 +18,7 @@ import type { Admission, EvictionReason, Holder, RefusalReason } from './admissi
 import { reservationTokens } from './admission.ts'
 import { peerDefaults, type Fault } from './config.ts'
 import { RequestLimitError, type RequestLimiter } from './rate-limit.ts'
+import { PushInbox, PushLink, type PushDialer, type PushRegistry } from './push.ts'
 
 export interface SessionContext {
   /** the loaded span (it changes when the peer moves; a session keeps the one it opened on) */
@@ -46,6 +50,12 @@ export interface SessionContext {
   shutOut: (holder: Holder) => boolean
   /** measurements for metrics (optional) */
   observer?: SessionObserver
+  /** sessions accepting pushed steps, by token */
+  pushes: PushRegistry
+  /** opens a push stream to the next hop */
+  dialPush: PushDialer
+  /** this peer's id (a session cannot push to its own peer) */
+  selfId: string
 }
 
 /** What the session handler reports as it goes (the peer's metrics implement it). */
@@ -119,6 +129,10 @@ async function serveSession (stream: Stream, holder: Holder, ctx: SessionContext
   let opened = false
   let tokens = 0
   let handedBack = false
+  /** pushed steps for this session, once its client allows pushes (`push_route` with `from`) */
+  const inbox = new PushInbox()
+  /** the token pushes must carry (null: none accepted) and the link outputs are pushed over (null: answered with `result`) */
+  const push: { token: string | null, link: PushLink | null, pushed: number } = { token: null, link: null, pushed: 0 }
   const evicted = new AbortController()
   const finished = Promise.withResolvers<void>()
   /** a wire-protocol violation, rethrown once the session is cleaned up (the caller bans its sender) */
@@ -146,9 +160,10 @@ async function serveSession (stream: Stream, holder: Holder, ctx: SessionContext
     ctx.emit({ event: 'session_opened', sessionId: open.sessionId, peer: remote, ip: holder.ip, start: open.start, end: open.end, maxLength: open.maxLength })
     for (;;) {
       await paced(remote, ctx, evicted.signal)
+      const pushes = push.token !== null ? inbox : undefined
       const msg = steps === 0
-        ? await receive(channel, ctx.firstStepTimeoutMs, 'no step', evicted.signal, 'no_first_step')
-        : await receive(channel, ctx.idleTimeoutMs, 'no message', evicted.signal, 'idle')
+        ? await receive(channel, ctx.firstStepTimeoutMs, 'no step', evicted.signal, 'no_first_step', pushes)
+        : await receive(channel, ctx.idleTimeoutMs, 'no message', evicted.signal, 'idle', pushes)
       if (msg.kind === 'close') break
       if (handedBack || !ctx.isServing()) throw new SessionEnd('draining', 'this peer is shutting down or moving to other blocks; continue elsewhere')
       if (msg.kind === 'step') {
@@ -170,10 +185,14 @@ async function serveSession (stream: Stream, holder: Holder, ctx: SessionContext
           if (faulty && ctx.fault === 'corrupt') for (let i = 0; i < out.length; i += 7) out[i] += 0.5
           steps++
           tokens += n
-          await channel.send({ kind: 'result', stepId: msg.stepId, position: msg.position + n, hidden: { dtype: msg.hidden.dtype, shape: [1, n, hidden], data: out } }, AbortSignal.timeout(ctx.idleTimeoutMs))
+          await answer(msg, { dtype: msg.hidden.dtype, shape: [1, n, hidden], data: out })
         } finally {
           ctx.admission.stepEnded(sessionKey, Date.now())
         }
+      } else if (msg.kind === 'push_route') {
+        ctx.admission.touch(sessionKey, Date.now())
+        await route(msg, open.sessionId)
+        await channel.send({ kind: 'push_routed' }, AbortSignal.timeout(ctx.idleTimeoutMs))
       } else if (msg.kind === 'truncate') {
         ctx.admission.touch(sessionKey, Date.now())
         await engine.truncate(sessionKey, msg.length)
@@ -185,6 +204,7 @@ async function serveSession (stream: Stream, holder: Holder, ctx: SessionContext
     }
     await channel.close()
   } catch (err) {
+    if (err instanceof SessionEnd && err.code === 'push_failed') ctx.emit({ event: 'push_failed', peer: remote, to: push.link?.target.peerId, reason: err.message.slice(0, 200) })
     if (err instanceof Evicted) {
       ctx.observer?.evicted(err.reason)
       ctx.emit({ event: 'session_evicted', peer: remote, ip: holder.ip, reason: err.reason, steps })
@@ -196,15 +216,56 @@ async function serveSession (stream: Stream, holder: Holder, ctx: SessionContext
     }
     violation = err instanceof ProtocolError ? err : null
   } finally {
+    if (push.token !== null) ctx.pushes.drop(push.token)
+    await push.link?.close()
     if (key !== null && ctx.sessions.get(key)?.done === finished.promise) {
       ctx.sessions.delete(key)
       ctx.admission.release(key)
       await engine?.close(key).catch(() => false)
-      ctx.emit({ event: 'session_closed', peer: remote, steps, tokens })
+      ctx.emit({ event: 'session_closed', peer: remote, steps, tokens, ...(push.pushed + inbox.delivered > 0 ? { pushedOut: push.pushed, pushedIn: inbox.delivered } : {}) })
     }
     finished.resolve()
   }
   if (violation !== null) throw violation
+
+  /** A step's output: pushed to the next hop (and `pushed` to the client), or a `result` to the client. */
+  async function answer (step: StepMessage, output: StepMessage['hidden']): Promise<void> {
+    const position = step.position + output.shape[1]
+    const link = push.link
+    if (link === null) {
+      await channel.send({ kind: 'result', stepId: step.stepId, position, hidden: output }, AbortSignal.timeout(ctx.idleTimeoutMs))
+      return
+    }
+    try {
+      await link.push(step.stepId, step.position, output, AbortSignal.timeout(ctx.idleTimeoutMs))
+    } catch (err) {
+      throw new SessionEnd('push_failed', `could not push to ${link.target.peerId}: ${(err as Error).message}`)
+    }
+    push.pushed++
+    await channel.send({ kind: 'pushed', stepId: step.stepId, position }, AbortSignal.timeout(ctx.idleTimeoutMs))
+  }
+
+  /** Applies a `push_route`: replaces whom pushes are accepted from and where outputs go. */
+  async function route (msg: PushRouteMessage, sessionId: string): Promise<void> {
+    if (push.token !== null) ctx.pushes.drop(push.token)
+    push.token = null
+    await push.link?.close()
+    push.link = null
+    if (msg.from !== undefined) {
+      if (!ctx.pushes.accept(msg.from.token, { sessionId, from: msg.from.peerId, inbox })) throw new SessionEnd('bad_request', 'this push token is taken by another session: choose a fresh random one')
+      push.token = msg.from.token
+    }
+    if (msg.to === undefined) return
+    if (msg.to.peerId === ctx.selfId) throw new SessionEnd('bad_request', 'a session cannot push to a session of its own peer')
+    const to = msg.to
+    try {
+      push.link = await PushLink.open(ctx.dialPush, to, AbortSignal.timeout(ctx.firstStepTimeoutMs), (reason) => {
+        evicted.abort(new SessionEnd('push_failed', `the push link to ${to.peerId} broke: ${reason}`))
+      })
+    } catch (err) {
+      throw new SessionEnd('push_failed', `could not open a push stream to ${to.peerId}: ${(err as Error).message}`)
+    }
+  }
 }
 
 /** The remote's peer id and address (see remoteAddressOf). */
@@ -293,7 +354,7 @@ function evict (keys: string[], ctx: SessionContext): void {
  * The next message, within `timeoutMs` (then the session is closed as unused: `eviction` names
  * why for the metrics) or until the peer evicts the session.
  */
-async function receive (channel: MessageChannel, timeoutMs: number, what: string, evicted: AbortSignal, eviction?: EvictionReason): Promise<Message> {
+async function receive (channel: MessageChannel, timeoutMs: number, what: string, evicted: AbortSignal, eviction?: EvictionReason, pushes?: PushInbox): Promise<Message> {
   const timer = new AbortController()
   const t = setTimeout(() => {
     timer.abort(eviction !== undefined
@@ -304,7 +365,15 @@ async function receive (channel: MessageChannel, timeoutMs: number, what: string
   evicted.addEventListener('abort', onEvict, { once: true })
   if (evicted.aborted) onEvict()
   try {
-    return await channel.receive(timer.signal)
+    if (pushes === undefined) return await channel.receive(timer.signal)
+    // whichever comes first; the other read is abandoned without losing what it would have got
+    const lost = new AbortController()
+    const either = AbortSignal.any([timer.signal, lost.signal])
+    try {
+      return await Promise.race([channel.receive(either), pushes.next(either)])
+    } finally {
+      lost.abort(new Error('the other source answered first'))
+    }
   } catch (err) {
     if (timer.signal.aborted && timer.signal.reason instanceof SessionEnd) throw timer.signal.reason
     throw err

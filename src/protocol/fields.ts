@@ -102,7 +102,7 @@ function checkUint32 (value: unknown, path: string, min: number): number {
 function checkString (value: unknown, path: string, maxLength: number, minLength: number): string {
   if (typeof value !== 'string') throw new InvalidFieldError(path, `expected a string, got ${describe(value)}`)
   if (value.length > maxLength) throw new LimitExceededError(path, value.length, maxLength, 'characters')
-  if (value.length < minLength) throw new InvalidFieldError(path, 'must not be empty')
+  if (value.length < minLength) throw new InvalidFieldError(path, minLength <= 1 ? 'must not be empty' : `must be at least ${minLength} characters, got ${value.length}`)
   return value
 }
 

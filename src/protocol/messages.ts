@@ -8,7 +8,7 @@
 // header   compact UTF-8 JSON object with the message's small fields, `kind` excluded; `{}` when
 //          there are none. Unknown fields are refused: a new field means a new WIRE_VERSION, so an
 //          old peer fails loudly instead of ignoring something a newer one relies on.
-// payload  step/result: the hidden states as raw little-endian f32 or f16 values, row-major
+// payload  step/result/push: the hidden states as raw little-endian f32 or f16 values, row-major
 //          (batch, positions, hidden), exactly batch * positions * hidden * (4 | 2) bytes.
 //          info: the info JSON document as UTF-8. Every other kind: empty.
 //
@@ -16,7 +16,6 @@
 //   open           1  sessionId modelId start end maxLength wireDtype             -
 //   opened         2  sessionId start end maxLength                               -
 //   step           3  stepId position hidden{dtype shape}                         tensor
-//                     next?{peerId multiaddrs sessionId}  (reserved: server-to-server push)
 //   result         4  stepId position hidden{dtype shape}                         tensor
 //   truncate       5  length                                                      -
 //   truncated      6  length                                                      -
@@ -24,6 +23,17 @@
 //   error          8  code message                                                -
 //   info_request   9  -                                                           -
 //   info          10  -                                                           UTF-8 JSON
+//   push_route    11  from?{peerId token} to?{peerId multiaddrs sessionId token}   -
+//   push_routed   12  -                                                           -
+//   push          13  sessionId token stepId position hidden{dtype shape}         tensor
+//   pushed        14  stepId position                                             -
+//
+// Server-to-server push (see src/routing/push-chain.ts): on its session stream the client sends
+// each hop a `push_route`: `from` = accept `push` frames for this session from that peer, carrying
+// that token; `to` = send every step's output to that peer's session instead of answering with a
+// `result` (an absent field turns that direction off). A hop that forwards a step answers its
+// client with a small `pushed` instead; `push` frames travel on their own stream
+// (PUSH_PROTOCOL), opened by the forwarding hop to the next one.
 //
 // Decoding never trusts a size before checking it against the bytes actually present and the
 // receiver's FrameLimits, so no frame can make the decoder allocate more than ~2x its own length.
@@ -41,6 +51,8 @@ import { WIRE_DTYPES, bytesPerElement, decodeTensorData, writeTensorData, type W
 
 export const INFERENCE_PROTOCOL = '/strata/inference/1.0.0'
 export const INFO_PROTOCOL = '/strata/info/1.0.0'
+/** hop → next hop: step outputs pushed straight into the next hop's session */
+export const PUSH_PROTOCOL = '/strata/push/1.0.0'
 export const WIRE_VERSION = 1
 
 /** version u8 + kind u8 + header_len u32 */
@@ -54,8 +66,11 @@ export const MAX_MULTIADDRS = 16
 export const MAX_MULTIADDR_LENGTH = 512
 export const MAX_ERROR_MESSAGE_LENGTH = 1024
 export const MAX_INFO_JSON_BYTES = 64 * 1024
+/** push tokens: random, chosen by the client; at least 16 characters so they cannot be guessed */
+export const MIN_PUSH_TOKEN_LENGTH = 16
+export const MAX_PUSH_TOKEN_LENGTH = 128
 
-export const ERROR_CODES = ['busy', 'draining', 'bad_request', 'desync', 'too_long', 'internal', 'wrong_model', 'timeout'] as const
+export const ERROR_CODES = ['busy', 'draining', 'bad_request', 'desync', 'too_long', 'internal', 'wrong_model', 'timeout', 'push_failed', 'forbidden'] as const
 /** Why a peer refused or ended a session; sent in `error` messages. */
 export type ErrorCode = typeof ERROR_CODES[number]
 
@@ -85,11 +100,18 @@ export interface OpenedMessage {
   maxLength: number
 }
 
-/** Where a server may later push its output directly (server-to-server chaining). Reserved. */
+/** Where a hop pushes its outputs: the next hop's peer and session, and the token that session accepts. */
 export interface PushTarget {
   peerId: string
   multiaddrs: string[]
   sessionId: string
+  token: string
+}
+
+/** Whom a hop accepts pushed inputs from: the previous hop's peer, with the token the client gave both. */
+export interface PushSource {
+  peerId: string
+  token: string
 }
 
 /** Client → server: run the span on new positions (one for decoding, many for prefill or speculation). */
@@ -101,7 +123,6 @@ export interface StepMessage {
   position: number
   /** input hidden states, shape (batch, new positions, hidden) */
   hidden: WireTensor
-  next?: PushTarget
 }
 
 /** Server → client: the span's output for a step. */
@@ -150,9 +171,45 @@ export interface InfoMessage {
   json: string
 }
 
+/** Client → server: where this session's inputs may be pushed from and its outputs pushed to. */
+export interface PushRouteMessage {
+  kind: 'push_route'
+  /** accept `push` frames from this peer with this token (absent: accept none) */
+  from?: PushSource
+  /** push every step's output there (absent: answer the client with `result`) */
+  to?: PushTarget
+}
+
+/** Server → client: the push route is in place (the link to `to` is open). */
+export interface PushRoutedMessage {
+  kind: 'push_routed'
+}
+
+/** Hop → next hop, on a PUSH_PROTOCOL stream: a step's input for the next hop's session. */
+export interface PushMessage {
+  kind: 'push'
+  /** the receiving hop's session id */
+  sessionId: string
+  /** the token the client gave the receiving session for pushes from this peer */
+  token: string
+  /** the client's step id, carried along so the last hop's `result` answers it */
+  stepId: number
+  /** positions the receiving hop must already hold */
+  position: number
+  hidden: WireTensor
+}
+
+/** Server → client: a step's output was pushed to the next hop (positions held after it). */
+export interface PushedMessage {
+  kind: 'pushed'
+  stepId: number
+  position: number
+}
+
 export type Message =
   | OpenMessage | OpenedMessage | StepMessage | ResultMessage | TruncateMessage | TruncatedMessage
   | CloseMessage | ErrorMessage | InfoRequestMessage | InfoMessage
+  | PushRouteMessage | PushRoutedMessage | PushMessage | PushedMessage
 
 export type MessageKind = Message['kind']
 export type MessageOf<K extends MessageKind> = Extract<Message, { kind: K }>
@@ -168,7 +225,11 @@ export const MESSAGE_KIND_IDS: Readonly<Record<MessageKind, number>> = {
   close: 7,
   error: 8,
   info_request: 9,
-  info: 10
+  info: 10,
+  push_route: 11,
+  push_routed: 12,
+  push: 13,
+  pushed: 14
 }
 
 const KIND_BY_ID = new Map(Object.entries(MESSAGE_KIND_IDS).map(([kind, id]) => [id, kind as MessageKind]))
@@ -345,7 +406,18 @@ const CODECS: { readonly [K in MessageKind]: Codec<MessageOf<K>, object> } = {
     message: r.string('message', MAX_ERROR_MESSAGE_LENGTH, 0)
   })),
   info_request: headerOnly('info_request', () => ({})),
-  info: infoCodec()
+  info: infoCodec(),
+  push_route: headerOnly('push_route', (r) => {
+    const fields: HeaderOnlyFields<'push_route'> = {}
+    const from = r.object('from', 'optional')
+    if (from !== undefined) fields.from = readPushSource(from)
+    const to = r.object('to', 'optional')
+    if (to !== undefined) fields.to = readPushTarget(to)
+    return fields
+  }),
+  push_routed: headerOnly('push_routed', () => ({})),
+  push: pushCodec(),
+  pushed: headerOnly('pushed', (r) => ({ stepId: r.uint32('stepId'), position: r.uint32('position', 1) }))
 }
 
 function codecOf (kind: unknown): AnyCodec {
@@ -387,28 +459,30 @@ function readSpan (r: FieldReader, kind: MessageKind): { start: number, end: num
 
 type TensorHeader = Omit<WireTensor, 'data'>
 type StepHeader = Omit<StepMessage, 'kind' | 'hidden'> & { hidden: TensorHeader }
+type PushHeader = Omit<PushMessage, 'kind' | 'hidden'> & { hidden: TensorHeader }
 type ResultHeader = Omit<ResultMessage, 'kind' | 'hidden'> & { hidden: TensorHeader }
 
 function stepCodec (): Codec<StepMessage, StepHeader> {
   return {
-    toHeader: (msg) => ({
-      stepId: msg.stepId,
-      position: msg.position,
-      hidden: tensorHeaderOf(msg.hidden),
-      ...(msg.next === undefined ? {} : { next: msg.next })
-    }),
-    readHeader: (r, limits) => {
-      const header: StepHeader = {
-        stepId: r.uint32('stepId'),
-        position: r.uint32('position'),
-        hidden: readTensorHeader(r, limits)
-      }
-      const next = r.object('next', 'optional')
-      if (next !== undefined) header.next = readPushTarget(next)
-      return header
-    },
+    toHeader: (msg) => ({ stepId: msg.stepId, position: msg.position, hidden: tensorHeaderOf(msg.hidden) }),
+    readHeader: (r, limits) => ({ stepId: r.uint32('stepId'), position: r.uint32('position'), hidden: readTensorHeader(r, limits) }),
     toPayload: (msg, header) => tensorPayload(msg.hidden.data, header.hidden, 'step'),
     fromWire: (header, payload) => ({ kind: 'step', ...header, hidden: readTensor(header.hidden, payload, 'step') })
+  }
+}
+
+function pushCodec (): Codec<PushMessage, PushHeader> {
+  return {
+    toHeader: (msg) => ({ sessionId: msg.sessionId, token: msg.token, stepId: msg.stepId, position: msg.position, hidden: tensorHeaderOf(msg.hidden) }),
+    readHeader: (r, limits) => ({
+      sessionId: r.string('sessionId', MAX_SESSION_ID_LENGTH),
+      token: readToken(r),
+      stepId: r.uint32('stepId'),
+      position: r.uint32('position'),
+      hidden: readTensorHeader(r, limits)
+    }),
+    toPayload: (msg, header) => tensorPayload(msg.hidden.data, header.hidden, 'push'),
+    fromWire: (header, payload) => ({ kind: 'push', ...header, hidden: readTensor(header.hidden, payload, 'push') })
   }
 }
 
@@ -451,10 +525,21 @@ function readPushTarget (r: FieldReader): PushTarget {
   const target = {
     peerId: r.string('peerId', MAX_PEER_ID_LENGTH),
     multiaddrs: r.stringList('multiaddrs', MAX_MULTIADDRS, MAX_MULTIADDR_LENGTH),
-    sessionId: r.string('sessionId', MAX_SESSION_ID_LENGTH)
+    sessionId: r.string('sessionId', MAX_SESSION_ID_LENGTH),
+    token: readToken(r)
   }
   r.end()
   return target
+}
+
+function readPushSource (r: FieldReader): PushSource {
+  const source = { peerId: r.string('peerId', MAX_PEER_ID_LENGTH), token: readToken(r) }
+  r.end()
+  return source
+}
+
+function readToken (r: FieldReader): string {
+  return r.string('token', MAX_PUSH_TOKEN_LENGTH, MIN_PUSH_TOKEN_LENGTH)
 }
 
 function elementCount (shape: readonly number[]): number {

@@ -14,6 +14,10 @@
 // replay performs the same operations in the same shapes and the newcomer's KV cache holds
 // exactly the accepted positions, bit for bit.
 //
+// With `push`, hops send their outputs straight to the next hop and the client gets only the last
+// hop's (push-chain.ts); the client then keeps only the first hop's history and recovers from a
+// failure by replaying it through a whole new chain (the reasons are in push-chain.ts).
+//
 // With a verifier, every hop step (replays included) is passed to it: the local verifier checks
 // each against a recomputation the client trusts, the replica auditor a sampled share against
 // other peers. A peer whose output is found wrong is excluded for the rest of the session and
@@ -26,6 +30,7 @@ import { planChain, NoRouteError, type Candidate, type PlannedHop } from './plan
 import { RemoteSpanSession, PeerFailure, type FailureReason } from './remote-span.ts'
 import { BanList } from './bans.ts'
 import { delay } from './abort.ts'
+import { pushStep, routePush, PushOptionsError } from './push-chain.ts'
 import type { WireDtype } from '../protocol/tensor.ts'
 
 export interface ChainOptions {
@@ -58,6 +63,11 @@ export interface ChainOptions {
   verifier?: HopVerifier
   /** peers caught computing wrong outputs before this session (never routed through) */
   excluded?: Iterable<string>
+  /**
+   * server-to-server push: each hop sends its output straight to the next, the client gets only
+   * the last hop's (default false: the client relays every hop's output). Not with a verifier.
+   */
+  push?: boolean
   log: Logger
 }
 
@@ -141,8 +151,11 @@ export class ChainSession {
   static async open (node: SwarmNode, source: CandidateSource, opts: ChainOptions, signal?: AbortSignal): Promise<ChainSession> {
     const defined = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as ChainOptions
     const { excluded, ...rest } = defined
+    if (rest.push === true && rest.verifier !== undefined) {
+      throw new PushOptionsError('push mode cannot be combined with verification or replica audits (--verify, --audit-rate): hops push their outputs to each other, so the client never sees the intermediate outputs those check')
+    }
     const chain = new ChainSession(node, source, {
-      wireDtype: 'f32', stepTimeoutMs: 5_000, perPositionTimeoutMs: 20, openTimeoutMs: 5_000, maxRecoveries: 6, coverageWaitMs: 3_000, busyWaitMs: 30_000, ...rest
+      wireDtype: 'f32', stepTimeoutMs: 5_000, perPositionTimeoutMs: 20, openTimeoutMs: 5_000, maxRecoveries: 6, coverageWaitMs: 3_000, busyWaitMs: 30_000, push: false, ...rest
     })
     for (const peerId of excluded ?? []) chain.bans.exclude(peerId, 'bad_output')
     let lastError: unknown
@@ -151,6 +164,7 @@ export class ChainSession {
     for (let attempt = 0, tries = 0, busyWaits = 0; attempt <= chain.o.maxRecoveries; tries++) {
       try {
         chain.hops = await chain.openHops(await chain.plan(0, opts.numBlocks, tries > 0, signal), signal)
+        if (chain.o.push) await chain.routePushOrDrop(signal)
         return chain
       } catch (err) {
         lastError = err
@@ -186,6 +200,7 @@ export class ChainSession {
   /** hidden (1, n, H) at block 0 for positions [position, position + n) → hidden after the last block. */
   async forward (hidden: Float32Array, position: number, signal?: AbortSignal): Promise<Float32Array> {
     if (this.closed) throw new Error('the chain session is closed')
+    if (this.o.push) return await this.forwardPushed(hidden, position, signal)
     let h = hidden
     let recoveries = 0
     for (let i = 0; i < this.hops.length;) {
@@ -207,6 +222,10 @@ export class ChainSession {
   /** Cuts every hop back to its first `length` positions (rollback of rejected speculative tokens). */
   async truncate (length: number, signal?: AbortSignal): Promise<void> {
     if (this.closed) throw new Error('the chain session is closed')
+    if (this.o.push) {
+      await this.truncatePushed(length, signal)
+      return
+    }
     let recoveries = 0
     for (let i = 0; i < this.hops.length;) {
       try {
@@ -225,6 +244,95 @@ export class ChainSession {
     this.closed = true
     await this.dropHops(this.hops, true)
     this.hops = []
+  }
+
+  /** Push mode: one step through the whole chain by push; on a failure, a new chain (recoverPushed). */
+  private async forwardPushed (hidden: Float32Array, position: number, signal?: AbortSignal): Promise<Float32Array> {
+    const n = hidden.length / this.o.hiddenSize
+    try {
+      const output = await pushStep(this.hops.map((h) => h.session), hidden, position, n, this.timeoutFor(hidden) * this.hops.length, signal)
+      this.hops[0].history.push({ kind: 'step', position, hidden })
+      return output
+    } catch (err) {
+      if (!(err instanceof PeerFailure)) throw err
+      return await this.recoverPushed(err, { kind: 'step', position, hidden }, signal)
+    }
+  }
+
+  /** Push mode: the first hop's history is cut first, so a recovery replays straight to the truncated state. */
+  private async truncatePushed (length: number, signal?: AbortSignal): Promise<void> {
+    this.hops[0].history = cutHistory(this.hops[0].history, length, this.o.hiddenSize)
+    try {
+      for (const hop of this.hops) await this.truncateHop(hop, length, signal)
+    } catch (err) {
+      if (!(err instanceof PeerFailure)) throw err
+      await this.recoverPushed(err, null, signal)
+    }
+  }
+
+  /** Push mode: routes pushes through the freshly opened chain, or drops it. */
+  private async routePushOrDrop (signal?: AbortSignal): Promise<void> {
+    try {
+      if (this.hops.length > 1) await routePush(this.hops.map((h) => h.session), this.o.openTimeoutMs, signal)
+    } catch (err) {
+      await this.dropHops(this.hops, false)
+      this.hops = []
+      throw err
+    }
+  }
+
+  /**
+   * Push mode: replaces the whole chain after `failure`, replays the first hop's history (then
+   * `current`, the step in progress) through the new one hop by hop as in relayed mode, turns
+   * push on and returns the output of `current` (empty without one).
+   */
+  private async recoverPushed (failure: PeerFailure, current: HopOp | null, signal?: AbortSignal): Promise<Float32Array> {
+    const t0 = performance.now()
+    const banMs = this.bans.ban(failure.peerId, failure.reason)
+    this.o.log.warn({ peer: failure.peerId, reason: failure.reason, banMs }, `re-routing the push chain: ${failure.message}`)
+    const history = this.hops[0].history
+    const ops = current === null ? history : [...history, current]
+    await this.dropHops(this.hops, false)
+    this.hops = []
+    let lastError: unknown = failure
+    const coverageDeadline = t0 + this.o.coverageWaitMs
+    for (let attempt = 0; attempt <= this.o.maxRecoveries;) {
+      signal?.throwIfAborted()
+      let fresh: Hop[] = []
+      try {
+        const plan = await this.plan(0, this.o.numBlocks, true, signal)
+        fresh = await this.openHops(plan, signal)
+        let out: Float32Array = new Float32Array(0)
+        for (const op of ops) {
+          let x = op.kind === 'step' ? op.hidden : out
+          for (const hop of fresh) x = await this.replayOp(hop, op, x, signal)
+          out = x
+        }
+        // only the first hop's inputs are kept in push mode
+        for (const hop of fresh.slice(1)) hop.history = []
+        this.hops = fresh
+        await this.routePushOrDrop(signal)
+        this.rerouteCount++
+        const event: RerouteEvent = { failedPeer: failure.peerId, reason: failure.reason, start: 0, end: this.o.numBlocks, replacement: plan, recoveryMs: performance.now() - t0 }
+        this.rerouteLog.push(event)
+        this.o.log.warn({ ...event, replacement: plan.map((p) => `${p.peerId.slice(-8)}[${p.start},${p.end})`) }, 're-routed (push chain)')
+        return current?.kind === 'step' ? out : new Float32Array(0)
+      } catch (err) {
+        await this.dropHops(fresh, false)
+        this.hops = []
+        if (err instanceof NoRouteError) {
+          lastError = err
+        } else {
+          if (!(err instanceof PeerFailure)) throw err
+          this.bans.ban(err.peerId, err.reason)
+          lastError = err
+        }
+      }
+      const awaitingCoverage = lastError instanceof NoRouteError && performance.now() < coverageDeadline
+      await delay(awaitingCoverage ? 300 : Math.min(1000, 50 * 2 ** attempt), signal)
+      if (!awaitingCoverage) attempt++
+    }
+    throw lastError instanceof NoRouteError ? lastError : new RerouteExhaustedError(`could not re-route the push chain around peer ${failure.peerId}: ${(lastError as Error).message}`, lastError)
   }
 
   /** One step through one hop: the peer's answer, checked when there is a verifier, then kept in the hop's history. */

@@ -4,7 +4,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { MessageChannel } from '../protocol/channel.ts'
-import { INFERENCE_PROTOCOL, type Message } from '../protocol/messages.ts'
+import { INFERENCE_PROTOCOL, type ErrorCode, type Message, type PushRouteMessage } from '../protocol/messages.ts'
 import { ProtocolError } from '../protocol/errors.ts'
 import type { WireDtype } from '../protocol/tensor.ts'
 import type { SwarmNode } from './node.ts'
@@ -14,7 +14,8 @@ export type FailureReason = 'busy' | 'draining' | 'timeout' | 'closed' | 'refuse
 
 export class PeerFailure extends Error {
   override name = 'PeerFailure'
-  constructor (readonly peerId: string, readonly reason: FailureReason, message: string) {
+  /** `code`: the error code the peer itself sent, when it sent one */
+  constructor (readonly peerId: string, readonly reason: FailureReason, message: string, readonly code?: ErrorCode) {
     super(`peer ${peerId.slice(-8)}: ${reason}: ${message}`)
   }
 }
@@ -68,6 +69,12 @@ export class RemoteSpanSession {
     const stepId = this.stepId++ >>> 0
     const reply = await withTimeout(timeoutMs, signal, async (deadline) =>
       await this.exchange({ kind: 'step', stepId, position, hidden: { dtype: this.opts.wireDtype, shape: [1, n, H], data: hidden } }, deadline, signal))
+    return this.checkResult(reply, stepId, position, n)
+  }
+
+  /** The hidden states of a `result` answering step `stepId` of n positions at `position`. */
+  private checkResult (reply: Message, stepId: number, position: number, n: number): Float32Array {
+    const H = this.opts.hiddenSize
     if (reply.kind !== 'result') throw this.fail('bad_output', `expected result, got ${reply.kind}`)
     const [b, rn, rh] = reply.hidden.shape
     if (reply.stepId !== stepId || reply.position !== position + n || b !== 1 || rn !== n || rh !== H) {
@@ -82,6 +89,42 @@ export class RemoteSpanSession {
   async truncate (length: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     const reply = await withTimeout(timeoutMs, signal, async (deadline) => await this.exchange({ kind: 'truncate', length }, deadline, signal))
     if (reply.kind !== 'truncated' || reply.length !== length) throw this.fail('bad_output', `expected truncated(${length}), got ${reply.kind}`)
+  }
+
+  get sessionId (): string { return this.opts.sessionId }
+
+  /** Sets where this session accepts pushed steps from and pushes its outputs to (see push-chain.ts). */
+  async route (msg: Omit<PushRouteMessage, 'kind'>, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    const reply = await withTimeout(timeoutMs, signal, async (deadline) => await this.exchange({ kind: 'push_route', ...msg }, deadline, signal))
+    if (reply.kind !== 'push_routed') throw this.fail('bad_output', `expected push_routed, got ${reply.kind}`)
+  }
+
+  /**
+   * Push mode, first hop: sends a step without waiting for its answer (which comes from the last
+   * hop, as a `result`, and from the others as `pushed`). Returns the step id.
+   */
+  async sendStep (hidden: Float32Array, position: number, deadline: AbortSignal, signal?: AbortSignal): Promise<number> {
+    const H = this.opts.hiddenSize
+    const stepId = this.stepId++ >>> 0
+    try {
+      await this.channel.send({ kind: 'step', stepId, position, hidden: { dtype: this.opts.wireDtype, shape: [1, hidden.length / H, H], data: hidden } }, deadline)
+    } catch (err) {
+      throw this.broken(err, 'step', deadline, signal)
+    }
+    return stepId
+  }
+
+  /** Push mode, a hop before the last: waits for its `pushed` for step `stepId` (positions held after it: `position`). */
+  async awaitPushed (stepId: number, position: number, deadline: AbortSignal, cancel: AbortSignal, signal?: AbortSignal): Promise<void> {
+    const reply = await this.awaitReply('pushed', deadline, cancel, signal)
+    if (reply.kind !== 'pushed' || reply.stepId !== stepId || reply.position !== position) {
+      throw this.fail('bad_output', `expected pushed (step ${stepId}, position ${position}), got ${describeReply(reply)}`)
+    }
+  }
+
+  /** Push mode, the last hop: waits for the `result` of step `stepId` (hidden (1, n, H) at `position`). */
+  async awaitResult (stepId: number, position: number, n: number, deadline: AbortSignal, cancel: AbortSignal, signal?: AbortSignal): Promise<Float32Array> {
+    return this.checkResult(await this.awaitReply('result', deadline, cancel, signal), stepId, position, n)
   }
 
   /** Ends the session politely; never throws. */
@@ -107,22 +150,49 @@ export class RemoteSpanSession {
       await this.channel.send(msg, deadline)
       reply = await this.channel.receive(deadline)
     } catch (err) {
-      userSignal?.throwIfAborted()
-      this.abort()
-      if (deadline.aborted) throw this.fail('timeout', `no answer to ${msg.kind} in time`)
-      // a malformed answer is the peer's fault; anything else broke the stream (reset, closed connection)
-      throw this.fail(err instanceof ProtocolError ? 'bad_output' : 'closed', `${(err as Error).name}: ${(err as Error).message}`)
+      throw this.broken(err, msg.kind, deadline, userSignal)
     }
-    if (reply.kind === 'error') {
-      this.abort()
-      const reason: FailureReason = reply.code === 'busy' ? 'busy' : reply.code === 'draining' ? 'draining' : 'refused'
-      // the reason is named once: "busy: …", "refused: wrong_model: …"
-      throw this.fail(reason, reason === reply.code ? reply.message : `${reply.code}: ${reply.message}`)
-    }
-    return reply
+    return this.refusal(reply)
   }
 
-  private fail (reason: FailureReason, message: string): PeerFailure {
-    return new PeerFailure(this.target.peerId, reason, message)
+  /**
+   * The next message, answering something sent earlier. When `cancel` aborts first (another hop
+   * failed), the wait ends with its reason and the stream stays as it is: this peer is not to blame.
+   */
+  private async awaitReply (what: string, deadline: AbortSignal, cancel: AbortSignal, userSignal?: AbortSignal): Promise<Message> {
+    let reply: Message
+    try {
+      reply = await this.channel.receive(AbortSignal.any([deadline, cancel]))
+    } catch (err) {
+      if (cancel.aborted && !deadline.aborted) throw cancel.reason
+      throw this.broken(err, what, deadline, userSignal)
+    }
+    return this.refusal(reply)
   }
+
+  /** A failed send or receive: the stream is dropped, and the failure says whose fault it was. */
+  private broken (err: unknown, what: string, deadline: AbortSignal, userSignal?: AbortSignal): unknown {
+    if (userSignal?.aborted === true) return userSignal.reason
+    this.abort()
+    if (deadline.aborted) return this.fail('timeout', `no answer to ${what} in time`)
+    // a malformed answer is the peer's fault; anything else broke the stream (reset, closed connection)
+    return this.fail(err instanceof ProtocolError ? 'bad_output' : 'closed', `${(err as Error).name}: ${(err as Error).message}`)
+  }
+
+  /** Throws when `reply` is an `error` (the peer refused or ended the session). */
+  private refusal (reply: Message): Message {
+    if (reply.kind !== 'error') return reply
+    this.abort()
+    const reason: FailureReason = reply.code === 'busy' ? 'busy' : reply.code === 'draining' ? 'draining' : 'refused'
+    // the reason is named once: "busy: …", "refused: wrong_model: …"
+    throw this.fail(reason, reason === reply.code ? reply.message : `${reply.code}: ${reply.message}`, reply.code)
+  }
+
+  private fail (reason: FailureReason, message: string, code?: ErrorCode): PeerFailure {
+    return new PeerFailure(this.target.peerId, reason, message, code)
+  }
+}
+
+function describeReply (reply: Message): string {
+  return reply.kind === 'pushed' || reply.kind === 'result' ? `${reply.kind} (step ${reply.stepId}, position ${reply.position})` : reply.kind
 }

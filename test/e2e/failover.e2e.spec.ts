@@ -16,8 +16,8 @@ describe('re-routing mid-generation keeps the output identical (real processes)'
   before(async function () { expected = await localTokens(dir, prompt, N) })
   afterEach(async function () { if (swarm !== null) await stopPeers(swarm.peers); swarm = null })
 
-  function generate (bootstrap: string): GenerateProcess {
-    return new GenerateProcess(['--model', dir, '--prompt-ids', prompt.join(','), '--max-new-tokens', String(N), '--ignore-eos', '--bootstrap', bootstrap])
+  function generate (bootstrap: string, extra: string[] = []): GenerateProcess {
+    return new GenerateProcess(['--model', dir, '--prompt-ids', prompt.join(','), '--max-new-tokens', String(N), '--ignore-eos', '--bootstrap', bootstrap, ...extra])
   }
 
   /** The peer that served blocks [start, …) for token `index`. */
@@ -100,5 +100,29 @@ describe('re-routing mid-generation keeps the output identical (real processes)'
     assert.notEqual(code, 'hang', 'the client gave up in time')
     assert.notEqual(code, 0)
     assert.match(gen.errors, /no peer serves blocks 2-3/)
+  })
+
+  describe('in push mode (peers push to each other)', function () {
+    for (const [name, spans, start, signal] of [
+      ['kill -9 of the second peer', [[0, 2], [2, 4], [2, 4]], 2, 'SIGKILL'],
+      ['kill -9 of the first peer (it was pushing to the second)', [[0, 2], [0, 2], [2, 4]], 0, 'SIGKILL'],
+      ['graceful shutdown (SIGTERM) of the second peer', [[0, 2], [2, 4], [2, 4]], 2, 'SIGTERM']
+    ] as Array<[string, Array<[number, number]>, number, NodeJS.Signals]>) {
+      it(name, async function () {
+        swarm = await startSwarm(dir, spans)
+        const gen = generate(swarm.bootstrap, ['--push'])
+        const victim = await servingPeer(gen, 5, start)
+        victim.kill(signal)
+        const done = await finish(gen)
+        assert.deepEqual(done.tokens, expected)
+        assert.ok(done.reroutes >= 1, `reroutes ${done.reroutes}`)
+        const last = gen.events.filter((e) => e.event === 'token').pop()!
+        assert.ok(!last.route.some((h: { peer: string }) => h.peer === victim.peerId), 'later tokens avoid the peer that left')
+        // the new chain pushes too: its first peer forwarded steps in a session of its own
+        const firstHop = swarm!.peers.find((p) => p.peerId === last.route[0].peer)!
+        const sessions = firstHop.peerId === gen.events.find((e) => e.event === 'token')!.route[0].peer ? 2 : 1
+        await firstHop.waitFor((e) => e.event === 'session_closed' && e.pushedOut > 0 && firstHop.events.filter((x) => x.event === 'session_closed' && x.pushedOut > 0).length >= sessions, 10_000)
+      })
+    }
   })
 })

@@ -152,3 +152,34 @@ describe('protocol/channel: framing and flow over a libp2p stream (real nodes on
     }
   })
 })
+
+describe('protocol/channel: an aborted receive loses no frame', function () {
+  this.timeout(10_000)
+  const pool = new NodePool()
+  afterEach(async () => { await pool.stopAll() })
+
+  it('the frame that arrives after an aborted receive goes to the next receive', async () => {
+    const server = await pool.create()
+    const client = await pool.create()
+    const got = Promise.withResolvers<unknown[]>()
+    const firstAborted = Promise.withResolvers<void>()
+    await server.handle(PROTOCOL, async (stream) => {
+      const channel = new MessageChannel(stream)
+      const seen: unknown[] = []
+      const stop = new AbortController()
+      const first = channel.receive(stop.signal).catch((err: Error) => err.message)
+      stop.abort(new Error('aborted on purpose'))
+      seen.push(await first)
+      firstAborted.resolve()
+      seen.push(await channel.receive(AbortSignal.timeout(5_000)))
+      seen.push(await channel.receive(AbortSignal.timeout(5_000)))
+      got.resolve(seen)
+      channel.abort('done')
+    })
+    const channel = new MessageChannel(await client.dialProtocol(multiaddr(addrOf(server)), PROTOCOL))
+    await firstAborted.promise
+    await channel.send({ kind: 'truncate', length: 1 })
+    await channel.send({ kind: 'truncate', length: 2 })
+    assert.deepEqual(await got.promise, ['aborted on purpose', { kind: 'truncate', length: 1 }, { kind: 'truncate', length: 2 }])
+  })
+})

@@ -36,6 +36,7 @@ const ID = MESSAGE_KIND_IDS
 const OPEN = { sessionId: 's', modelId: 'm', start: 0, end: 2, maxLength: 16, wireDtype: 'f32' }
 const STEP = { stepId: 1, position: 0, hidden: { dtype: 'f32', shape: [1, 2, 3] } }
 const stepPayload = (bytes = 24): Uint8Array => new Uint8Array(bytes)
+const TOKEN = 'tok-0123456789abcdef'
 
 function rejects (frame: Uint8Array, errorClass: new (...args: never[]) => ProtocolError, message: RegExp, limits?: Partial<FrameLimits>): void {
   assert.throws(() => decodeMessage(frame, limits), (err: unknown) => {
@@ -54,14 +55,15 @@ describe('protocol/messages: constants', () => {
 
   it('keeps the message kind ids fixed', () => {
     assert.deepEqual(MESSAGE_KIND_IDS, {
-      open: 1, opened: 2, step: 3, result: 4, truncate: 5, truncated: 6, close: 7, error: 8, info_request: 9, info: 10
+      open: 1, opened: 2, step: 3, result: 4, truncate: 5, truncated: 6, close: 7, error: 8, info_request: 9, info: 10,
+      push_route: 11, push_routed: 12, push: 13, pushed: 14
     })
   })
 })
 
 describe('protocol/messages: round trips', () => {
   for (const msg of sampleMessages()) {
-    const label = 'hidden' in msg ? `${msg.kind} (${msg.hidden.dtype}${'next' in msg ? ', next' : ''})` : msg.kind
+    const label = 'hidden' in msg ? `${msg.kind} (${msg.hidden.dtype})` : `${msg.kind}${msg.kind === 'push_route' ? ` (${Object.keys(msg).join(' ')})` : msg.kind === 'error' ? ` (${msg.code})` : ''}`
     it(`${label} decodes to what was encoded`, () => {
       assert.deepEqual(decodeMessage(encodeMessage(msg)), msg)
     })
@@ -124,7 +126,7 @@ describe('protocol/messages: decoder rejects malformed frames', () => {
     ['version 0', rawFrame(ID.close, '{}', undefined, 0), UnsupportedVersionError, /wire version 0 is not supported/],
     ['version 2', rawFrame(ID.close, '{}', undefined, 2), UnsupportedVersionError, /version 2/],
     ['kind 0', rawFrame(0, '{}'), UnknownMessageKindError, /unknown message kind 0/],
-    ['kind 11', rawFrame(11, '{}'), UnknownMessageKindError, /kind 11/],
+    ['kind 15', rawFrame(15, '{}'), UnknownMessageKindError, /kind 15/],
     ['kind 255', rawFrame(255, '{}'), UnknownMessageKindError, /kind 255/],
     ['a frame over maxFrameBytes', rawFrame(ID.close, '{}'), FrameTooLargeError, /frame is 8 bytes, limit is 7/, { maxFrameBytes: 7 }],
     ['a header_len over maxHeaderBytes', rawFrame(ID.close, ' '.repeat(17 * 1024)), FrameTooLargeError, /header is 17408 bytes, limit is 16384/],
@@ -173,13 +175,23 @@ describe('protocol/messages: decoder rejects malformed frames', () => {
     ['step with a short payload', rawFrame(ID.step, json(STEP), stepPayload(23)), MalformedFrameError, /step payload is 23 bytes, .* needs 24/],
     ['step with trailing payload bytes', rawFrame(ID.step, json(STEP), stepPayload(25)), MalformedFrameError, /step payload is 25 bytes/],
     ['step with an extra hidden field', rawFrame(ID.step, json({ ...STEP, hidden: { ...STEP.hidden, data: [] } }), stepPayload()), InvalidFieldError, /step\.hidden\.data: unknown field/],
-    ['step with next = null', rawFrame(ID.step, json({ ...STEP, next: null }), stepPayload()), InvalidFieldError, /step\.next: expected an object, got null/],
-    ['step with next lacking multiaddrs', rawFrame(ID.step, json({ ...STEP, next: { peerId: 'p', sessionId: 's' } }), stepPayload()), InvalidFieldError, /step\.next\.multiaddrs: missing/],
-    ['step with a non-string multiaddr', rawFrame(ID.step, json({ ...STEP, next: { peerId: 'p', multiaddrs: ['/ip4/1.2.3.4', 7], sessionId: 's' } }), stepPayload()), InvalidFieldError, /step\.next\.multiaddrs\[1\]: expected a string, got 7/],
-    ['step with 17 multiaddrs', rawFrame(ID.step, json({ ...STEP, next: { peerId: 'p', multiaddrs: Array(17).fill('/a'), sessionId: 's' } }), stepPayload()), LimitExceededError, /multiaddrs: 17 is over the limit of 16 items/],
-    ['step with an unknown next field', rawFrame(ID.step, json({ ...STEP, next: { peerId: 'p', multiaddrs: [], sessionId: 's', ttl: 1 } }), stepPayload()), InvalidFieldError, /step\.next\.ttl: unknown field/],
+    ['step with a next field (push is set per session by push_route)', rawFrame(ID.step, json({ ...STEP, next: { peerId: 'p', multiaddrs: [], sessionId: 's' } }), stepPayload()), InvalidFieldError, /step\.next: unknown field/],
+    // push_route / push / pushed
+    ['push_route with to = null', rawFrame(ID.push_route, json({ to: null })), InvalidFieldError, /push_route\.to: expected an object, got null/],
+    ['push_route with to lacking multiaddrs', rawFrame(ID.push_route, json({ to: { peerId: 'p', sessionId: 's', token: TOKEN } })), InvalidFieldError, /push_route\.to\.multiaddrs: missing/],
+    ['push_route with a non-string multiaddr', rawFrame(ID.push_route, json({ to: { peerId: 'p', multiaddrs: ['/ip4/1.2.3.4', 7], sessionId: 's', token: TOKEN } })), InvalidFieldError, /push_route\.to\.multiaddrs\[1\]: expected a string, got 7/],
+    ['push_route with 17 multiaddrs', rawFrame(ID.push_route, json({ to: { peerId: 'p', multiaddrs: Array(17).fill('/a'), sessionId: 's', token: TOKEN } })), LimitExceededError, /multiaddrs: 17 is over the limit of 16 items/],
+    ['push_route with an unknown to field', rawFrame(ID.push_route, json({ to: { peerId: 'p', multiaddrs: [], sessionId: 's', token: TOKEN, ttl: 1 } })), InvalidFieldError, /push_route\.to\.ttl: unknown field/],
+    ['push_route with a short token', rawFrame(ID.push_route, json({ from: { peerId: 'p', token: 'abc' } })), InvalidFieldError, /push_route\.from\.token: must be at least 16 characters, got 3/],
+    ['push_route with a 129-char token', rawFrame(ID.push_route, json({ from: { peerId: 'p', token: 'x'.repeat(129) } })), LimitExceededError, /push_route\.from\.token: 129 is over the limit of 128/],
+    ['push_route from without a peer', rawFrame(ID.push_route, json({ from: { token: TOKEN } })), InvalidFieldError, /push_route\.from\.peerId: missing/],
+    ['push without a token', rawFrame(ID.push, json({ ...STEP, sessionId: 's' }), stepPayload()), InvalidFieldError, /push\.token: missing/],
+    ['push with a numeric token', rawFrame(ID.push, json({ ...STEP, sessionId: 's', token: 12345678901234567 }), stepPayload()), InvalidFieldError, /push\.token: expected a string/],
+    ['push with a short payload', rawFrame(ID.push, json({ ...STEP, sessionId: 's', token: TOKEN }), stepPayload(23)), MalformedFrameError, /push payload is 23 bytes, .* needs 24/],
+    ['push with batch over the limit', rawFrame(ID.push, json({ ...STEP, sessionId: 's', token: TOKEN, hidden: { dtype: 'f32', shape: [2, 1, 3] } }), stepPayload()), LimitExceededError, /push\.hidden\.shape\[0\]: 2 is over the limit of 1/, { maxBatch: 1 }],
+    ['pushed at position 0', rawFrame(ID.pushed, json({ stepId: 1, position: 0 })), InvalidFieldError, /pushed\.position/],
+    ['pushed with a payload', rawFrame(ID.pushed, json({ stepId: 1, position: 1 }), new Uint8Array([1])), MalformedFrameError, /pushed frame has 1 trailing bytes/],
     ['result with position < positions computed', rawFrame(ID.result, json({ ...STEP, position: 1 }), stepPayload()), InvalidFieldError, /result\.position: 1 is less than the 2 positions/],
-    ['result with a next field', rawFrame(ID.result, json({ ...STEP, position: 2, next: { peerId: 'p', multiaddrs: [], sessionId: 's' } }), stepPayload()), InvalidFieldError, /result\.next: unknown field/],
     // truncate / error / info
     ['truncate with a negative length', rawFrame(ID.truncate, json({ length: -3 })), InvalidFieldError, /truncate\.length: .* got -3/],
     ['truncated with a boolean length', rawFrame(ID.truncated, json({ length: true })), InvalidFieldError, /truncated\.length: .* got boolean/],

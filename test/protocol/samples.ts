@@ -15,13 +15,6 @@ export function sampleMessages (): Message[] {
     { kind: 'opened', sessionId: 'sess-1', start: 0, end: 11, maxLength: 2048 },
     { kind: 'step', stepId: 0, position: 0, hidden: hidden('f32', [1, 3, 4]) },
     { kind: 'step', stepId: 4294967295, position: 17, hidden: hidden('f16', [2, 1, 5]) },
-    {
-      kind: 'step',
-      stepId: 9,
-      position: 3,
-      hidden: hidden('f16', [1, 1, 4]),
-      next: { peerId: '12D3KooWabc', multiaddrs: ['/ip4/127.0.0.1/tcp/4001', '/ip6/::1/tcp/4001'], sessionId: 'sess-2' }
-    },
     { kind: 'result', stepId: 0, position: 3, hidden: hidden('f32', [1, 3, 4]) },
     { kind: 'result', stepId: 5, position: 18, hidden: hidden('f16', [2, 1, 5]) },
     { kind: 'truncate', length: 0 },
@@ -30,6 +23,18 @@ export function sampleMessages (): Message[] {
     { kind: 'error', code: 'desync', message: 'expected position 4, got 5' },
     { kind: 'error', code: 'busy', message: '' },
     { kind: 'info_request' },
-    { kind: 'info', json: '{"peerId":"12D3KooWabc","span":[0,11],"throughput":12.5,"name":"ü"}' }
+    { kind: 'info', json: '{"peerId":"12D3KooWabc","span":[0,11],"throughput":12.5,"name":"ü"}' },
+    {
+      kind: 'push_route',
+      from: { peerId: '12D3KooWprev', token: 'tok-0123456789abcdef' },
+      to: { peerId: '12D3KooWabc', multiaddrs: ['/ip4/127.0.0.1/tcp/4001', '/ip6/::1/tcp/4001'], sessionId: 'sess-2', token: 'tok-fedcba9876543210' }
+    },
+    { kind: 'push_route', to: { peerId: '12D3KooWabc', multiaddrs: [], sessionId: 's', token: 'x'.repeat(16) } },
+    { kind: 'push_route' },
+    { kind: 'push_routed' },
+    { kind: 'push', sessionId: 'sess-2', token: 'tok-fedcba9876543210', stepId: 9, position: 3, hidden: hidden('f16', [1, 1, 4]) },
+    { kind: 'push', sessionId: 'ü', token: 'y'.repeat(128), stepId: 0, position: 0, hidden: hidden('f32', [1, 3, 4]) },
+    { kind: 'pushed', stepId: 7, position: 8 },
+    { kind: 'error', code: 'forbidden', message: 'no session accepts pushes with this token from you' }
   ]
 }
