@@ -69,6 +69,8 @@ describe('generate --audit-rate cross-checks peers against replicas (real proces
   it('a peer corrupting every 5th step is caught, a third peer referees, tokens equal local', async function () {
     const liar = await startPeer(dir, ['--blocks', '2:4', '--bootstrap', swarm.bootstrap, '--inject-fault', 'corrupt', '--fault-rate', '0.2'], 'peer[2,4) liar')
     extra.push(liar)
+    // the client must find the liar's record (else it routes over the honest, slower replicas)
+    await listed(swarm.bootstrap, liar.peerId)
     const gen = new GenerateProcess([...args, '--audit-rate', '1', '--audit-referee', 'replicas', '--bootstrap', swarm.bootstrap])
     const done = await gen.waitFor((e) => e.event === 'done', 150_000)
     assert.equal(await gen.exited, 0, gen.errors)
@@ -106,3 +108,14 @@ describe('generate --audit-rate cross-checks peers against replicas (real proces
     assert.ok(serve.stderr.includes(`"liar":"${liar.peerId}"`), 'the log names the liar')
   })
 })
+
+/** Resolves once `strata health` lists `peerId`: its record is in the DHT for clients to find. */
+async function listed (bootstrap: string, peerId: string): Promise<void> {
+  const deadline = Date.now() + 60_000
+  for (;;) {
+    const r = await runCli(['health', '--json', '--bootstrap', bootstrap], 30_000)
+    if (r.code === 0 && (JSON.parse(r.stdout) as { peers: Array<{ peerId: string }> }).peers.some((p) => p.peerId === peerId)) return
+    if (Date.now() > deadline) throw new Error(`strata health did not list ${peerId} within 60 s`)
+  }
+}
+
