@@ -90,11 +90,14 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       const measured = await peerThroughput(engine, node, {
         modelId, threads: cfg.threads, cacheDir: cfg.cacheDir ?? defaultCacheDir(), networkMbps: cfg.networkMbps, bootstrap: cfg.bootstrap ?? []
       }, log)
-      if (reach.behindNat) {
-        // the records must carry an address clients can dial: the relay slot's
+      if (reach.scope === 'public') {
+        // the records must carry an address clients can dial: the relay slot's behind NAT, else
+        // a public address AutoNAT confirmed (another node dialled it back)
         const timeoutMs = cfg.reachableTimeoutMs ?? peerDefaults.reachableTimeoutMs
         await withTimeout(timeoutMs, undefined, async (signal) => { await waitForAnnounceableAddress(node, signal) }).catch(() => {
-          throw new UnreachableError(`behind NAT and no relay slot after ${timeoutMs} ms: is a bootstrap peer relaying (--relay)?`)
+          throw new UnreachableError(reach.behindNat
+            ? `behind NAT and no relay slot after ${timeoutMs} ms: is a bootstrap peer relaying (--relay)?`
+            : `no public address confirmed by AutoNAT after ${timeoutMs} ms: is the listen port reachable from the internet (firewall, --announce for a forwarded port)?`)
         })
       }
       log.info({ ...reach, multiaddrs: node.getMultiaddrs().map(String) }, 'reachability')

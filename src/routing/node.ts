@@ -1,10 +1,12 @@
 // The libp2p node both the peer daemon and the client run: TCP + noise + yamux, identify, ping,
 // and a strata-only Kademlia DHT, kept connected to a bootstrap list. For peers behind NAT:
 // circuit relay v2 (dial and listen through relays; public nodes relay for others) and DCUtR
-// (upgrade a relayed connection to a direct one). See reachability.ts for what is announced and
-// public-addresses.ts for why there is no AutoNAT.
+// (upgrade a relayed connection to a direct one), and AutoNAT v2 (others dial a node's public
+// addresses back before it announces them). See reachability.ts for what is announced and
+// public-addresses.ts for what AutoNAT does and does not settle.
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { autoNATv2 } from '@libp2p/autonat-v2'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
 import { identify, type Identify } from '@libp2p/identify'
@@ -15,6 +17,7 @@ import { createLibp2p } from 'libp2p'
 import { bootstrapKeeper } from './bootstrap-keeper.ts'
 import { componentLogger, type Logger } from './logger.ts'
 import { publicAddresses } from './public-addresses.ts'
+import { RelayWhenPublic, relayWhenPublic } from './relay-when-public.ts'
 import { announceable, hasPublicInterface, relayLimits, swarmScope, type AddressScope } from './reachability.ts'
 import type { ConnectionGater, Libp2p, PrivateKey, Startable } from '@libp2p/interface'
 
@@ -64,8 +67,9 @@ export interface SwarmNodeOptions {
    */
   dhtMode?: 'server' | 'client'
   /**
-   * Relay for peers behind NAT: 'on', 'off', or 'auto' (default): on when the node has a public
-   * address of its own (see hasPublicInterface).
+   * Relay for peers behind NAT: 'on', 'off', or 'auto' (default): on once AutoNAT has confirmed a
+   * public address of the node's own (for the first node of a public swarm, which nobody can
+   * check: when it binds a public interface).
    */
   relay?: RelayMode
   /**
@@ -94,10 +98,17 @@ export interface Reachability {
   scope: AddressScope
   /** the node has no public address of its own in a public swarm: a server reserves a relay slot */
   behindNat: boolean
-  /** the node binds a public interface address: it announces it and is dialled directly */
+  /** the node binds a public interface address: once confirmed, it announces it and is dialled directly */
   publicSelf: boolean
-  /** the node relays for others */
-  relay: boolean
+  /**
+   * the first node of a public swarm: nobody can dial its public addresses back yet, so it
+   * confirms them itself (public-addresses.ts); AutoNAT rechecks them as peers join
+   */
+  selfConfirmed: boolean
+  /** AutoNAT v2 confirms the node's public addresses (every swarm beyond one host) */
+  autoNat: boolean
+  /** 'on': relays from the start; 'when-public': once AutoNAT confirms a public address; 'off' */
+  relay: 'on' | 'off' | 'when-public'
 }
 
 /** Reachability of a node started with `opts`. */
@@ -107,11 +118,17 @@ export function reachabilityOf (opts: SwarmNodeOptions): Reachability {
   // the first node of a swarm on a public address starts a public swarm
   const scope = (opts.bootstrap ?? []).length === 0 && publicSelf ? 'public' : swarmScope(opts.bootstrap ?? [], listen)
   const mode = opts.relay ?? 'auto'
+  const joins = (opts.bootstrap ?? []).length > 0
+  const selfConfirmed = scope === 'public' && publicSelf && !joins
   return {
     scope,
-    behindNat: scope === 'public' && !publicSelf && (opts.bootstrap ?? []).length > 0,
+    behindNat: scope === 'public' && !publicSelf && joins,
     publicSelf,
-    relay: mode === 'on' || (mode === 'auto' && publicSelf)
+    selfConfirmed,
+    autoNat: scope !== 'loopback',
+    relay: mode === 'on' || (mode === 'auto' && selfConfirmed)
+      ? 'on'
+      : mode === 'auto' && scope !== 'loopback' && opts.dhtMode !== 'client' ? 'when-public' : 'off'
   }
 }
 
@@ -125,6 +142,8 @@ export interface SwarmServices extends Record<string, unknown> {
   ping: Ping
   dht: KadDHT
   dcutr?: unknown
+  /** present with relay 'when-public' */
+  relay?: RelayWhenPublic | unknown
 }
 
 export type SwarmNode = Libp2p<SwarmServices>
@@ -139,18 +158,10 @@ export async function createSwarmNode (opts: SwarmNodeOptions = {}): Promise<Swa
     identify: identify(),
     ping: ping(),
     ...(opts.holePunch !== false ? { dcutr: dcutr() } : {}),
-    ...(reach.publicSelf ? { publicAddresses: publicAddresses() } : {}),
-    ...(reach.relay
-      ? {
-          relay: circuitRelayServer({
-            reservations: {
-              maxReservations: relayLimits.maxReservations,
-              defaultDataLimit: relayLimits.dataBytes,
-              defaultDurationLimit: relayLimits.durationMs
-            }
-          })
-        }
-      : {}),
+    ...(reach.autoNat ? { autoNAT: autoNATv2() } : {}),
+    ...(reach.selfConfirmed ? { publicAddresses: publicAddresses() } : {}),
+    ...(reach.relay === 'on' ? { relay: relayServer() } : {}),
+    ...(reach.relay === 'when-public' ? { relay: relayWhenPublic(relayServer()) } : {}),
     dht: kadDHT({
       protocol: DHT_PROTOCOL,
       // a node behind NAT cannot answer DHT queries from strangers: it only asks (and provides)
@@ -201,6 +212,30 @@ export async function createSwarmNode (opts: SwarmNodeOptions = {}): Promise<Swa
   })
   log.debug({ peerId: node.peerId.toString(), addrs: node.getMultiaddrs().map(String), ...reach }, 'swarm node started')
   return node
+}
+
+/** circuit-relay-v2's server with strata's limits (reachability.ts: relayLimits) */
+function relayServer (): ReturnType<typeof circuitRelayServer> {
+  return circuitRelayServer({
+    reservations: {
+      maxReservations: relayLimits.maxReservations,
+      defaultDataLimit: relayLimits.dataBytes,
+      defaultDurationLimit: relayLimits.durationMs
+    }
+  })
+}
+
+/** Whether the node relays for peers behind NAT right now. */
+export function isRelaying (node: SwarmNode): boolean {
+  const relay = node.services.relay
+  return relay instanceof RelayWhenPublic ? relay.relaying : relay !== undefined
+}
+
+/** Resolves once the node relays for peers behind NAT (with relay 'when-public': once AutoNAT confirmed it); rejects on abort. */
+export async function waitForRelaying (node: SwarmNode, signal: AbortSignal): Promise<void> {
+  const relay = node.services.relay
+  if (relay instanceof RelayWhenPublic) await waitUntil(relay, 'relay:start', () => relay.relaying, signal)
+  else if (relay === undefined) throw new Error('this node does not relay (--relay off, or a loopback swarm)')
 }
 
 /**

@@ -54,12 +54,23 @@ describe('reachability: announced addresses', function () {
     assert.equal(hasPublicInterface(['/ip4/127.0.0.1/tcp/0'], ifaces('198.20.0.1')), false)
   })
 
-  it('local swarms keep their old behaviour: loopback listener, no relay, not behind NAT', function () {
-    assert.deepEqual(reachabilityOf({}), { scope: 'loopback', behindNat: false, publicSelf: false, relay: false })
-    assert.deepEqual(reachabilityOf({ bootstrap: [loop] }), { scope: 'loopback', behindNat: false, publicSelf: false, relay: false })
-    assert.equal(reachabilityOf({ bootstrap: [pub], listen: ['/ip4/10.1.0.2/tcp/0'] }).behindNat, true)
-    assert.equal(reachabilityOf({ bootstrap: [pub], listen: ['/ip4/10.1.0.2/tcp/0'], relay: 'on' }).relay, true)
-    assert.equal(reachabilityOf({ listen: ['/ip4/198.20.0.1/tcp/0'], relay: 'off' }).relay, false)
-    assert.equal(reachabilityOf({ listen: ['/ip4/198.20.0.1/tcp/0'] }).relay, true)
+  it('local swarms keep their old behaviour: loopback listener, no relay, no AutoNAT, not behind NAT', function () {
+    const local = { scope: 'loopback', behindNat: false, publicSelf: false, selfConfirmed: false, autoNat: false, relay: 'off' }
+    assert.deepEqual(reachabilityOf({}), local)
+    assert.deepEqual(reachabilityOf({ bootstrap: [loop] }), local)
+  })
+
+  it('in a public swarm AutoNAT decides: a joining node relays once it confirms a public address; the first node confirms its own', function () {
+    const natted = reachabilityOf({ bootstrap: [pub], listen: ['/ip4/10.1.0.2/tcp/0'] })
+    assert.equal(natted.behindNat, true)
+    assert.equal(natted.autoNat, true)
+    assert.equal(natted.relay, 'when-public')
+    assert.equal(reachabilityOf({ bootstrap: [pub], listen: ['/ip4/10.1.0.2/tcp/0'], relay: 'on' }).relay, 'on')
+    const joining = reachabilityOf({ bootstrap: [pub], listen: ['/ip4/198.20.0.2/tcp/0'] })
+    assert.deepEqual(joining, { scope: 'public', behindNat: false, publicSelf: true, selfConfirmed: false, autoNat: true, relay: 'when-public' })
+    assert.equal(reachabilityOf({ bootstrap: [pub], listen: ['/ip4/198.20.0.2/tcp/0'], dhtMode: 'client' }).relay, 'off', 'short-lived clients never relay')
+    const first = reachabilityOf({ listen: ['/ip4/198.20.0.1/tcp/0'] })
+    assert.deepEqual(first, { scope: 'public', behindNat: false, publicSelf: true, selfConfirmed: true, autoNat: true, relay: 'on' })
+    assert.equal(reachabilityOf({ listen: ['/ip4/198.20.0.1/tcp/0'], relay: 'off' }).relay, 'off')
   })
 })
