@@ -198,7 +198,25 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       this.announcement.announceNow().catch((err: Error) => { this.log.debug({ err: err.message }, 'first announce round failed') })
     }
     if (this.cfg.blocks === undefined) this.startRebalancing()
+    this.watchAddresses()
     this.log.info({ modelId: this.modelId, span: this.span, layers: this.model.numLayers, throughput: this.throughput }, 'serving')
+  }
+
+  /**
+   * Reports and re-announces the addresses others can dial whenever they change: a relay slot
+   * lost (the relay restarted) and reserved again, an address AutoNAT confirmed or withdrew.
+   */
+  private watchAddresses (): void {
+    let announced = this.multiaddrs.join(' ')
+    this.node.addEventListener('self:peer:update', () => {
+      const now = this.multiaddrs
+      if (now.join(' ') === announced || this.stopping !== null) return
+      announced = now.join(' ')
+      this.cachedRecord = null
+      this.log.info({ multiaddrs: now }, 'announced addresses changed')
+      this.emitEvent({ event: 'addresses', multiaddrs: now })
+      if (now.length > 0) this.announcement?.announceNow().catch((err: Error) => { this.log.debug({ err: err.message }, 'announce round after an address change failed') })
+    })
   }
 
   /**

@@ -17,6 +17,7 @@ import { createLibp2p } from 'libp2p'
 import { bootstrapKeeper } from './bootstrap-keeper.ts'
 import { componentLogger, type Logger } from './logger.ts'
 import { publicAddresses } from './public-addresses.ts'
+import { relayReservations } from './relay-reservations.ts'
 import { RelayWhenPublic, relayWhenPublic } from './relay-when-public.ts'
 import { announceable, hasPublicInterface, relayLimits, swarmScope, type AddressScope } from './reachability.ts'
 import type { ConnectionGater, Libp2p, PrivateKey, Startable } from '@libp2p/interface'
@@ -154,6 +155,10 @@ export async function createSwarmNode (opts: SwarmNodeOptions = {}): Promise<Swa
   const bootstrap = opts.bootstrap ?? []
   const reach = reachabilityOf(opts)
   const listen = opts.listen ?? defaultListen(bootstrap)
+  // behind NAT: also listen through the bootstrap peers, which relay. Named relays, not a
+  // search ('/p2p-circuit'): the search's random walk spins on an empty routing table, and
+  // start fails with a clear error when a bootstrap peer refuses or cannot be reached.
+  const relayListen = reach.behindNat && opts.dhtMode !== 'client' ? bootstrap.map((b) => `${b}/p2p-circuit`) : []
   const services = {
     identify: identify(),
     ping: ping(),
@@ -182,16 +187,14 @@ export async function createSwarmNode (opts: SwarmNodeOptions = {}): Promise<Swa
         threshold: PROVIDER_TTL_MS / 4
       }
     }),
-    ...(bootstrap.length > 0 ? { bootstrap: bootstrapKeeper({ list: bootstrap, log }) } : {})
+    ...(bootstrap.length > 0 ? { bootstrap: bootstrapKeeper({ list: bootstrap, log }) } : {}),
+    ...(relayListen.length > 0 ? { relayReservations: relayReservations({ relays: relayListen, log }) } : {})
   }
   const node = await createLibp2p<SwarmServices & { bootstrap?: Startable }>({
     privateKey: opts.privateKey,
     connectionGater: opts.connectionGater,
     addresses: {
-      // behind NAT: also listen through the bootstrap peers, which relay. Named relays, not a
-      // search ('/p2p-circuit'): the search's random walk spins on an empty routing table, and
-      // start fails with a clear error when a bootstrap peer refuses or cannot be reached.
-      listen: reach.behindNat && opts.dhtMode !== 'client' ? [...listen, ...bootstrap.map((b) => `${b}/p2p-circuit`)] : listen,
+      listen: [...listen, ...relayListen],
       ...(opts.announce !== undefined && opts.announce.length > 0 ? { announce: opts.announce } : {}),
       announceFilter: opts.announcePrivate === true ? (addrs) => addrs : (addrs) => announceable(addrs, reach.scope)
     },

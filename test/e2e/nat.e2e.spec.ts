@@ -3,13 +3,14 @@
 // first bootstrap node, and a second public node that turned relaying on because AutoNAT v2
 // confirmed its address (a third, firewalled, public node is refused). A public client generates
 // through the homes relayed, then direct after DCUtR, and a client in a third home generates
-// through them over the relays. Tokens must equal local generation every time.
+// through them over the relays. The first relay then restarts: the home behind it reserves a slot
+// again and serves again. Tokens must equal local generation every time.
 import assert from 'node:assert/strict'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { performance } from 'node:perf_hooks'
 import { multiaddr } from '@multiformats/multiaddr'
 import { e2eShape, localTokens } from '../helpers/local.ts'
-import { tinyModel } from '../helpers/models.ts'
+import { tempDir, tinyModel } from '../helpers/models.ts'
 import { GenerateProcess, startPeer, startRelay, stopPeers, type PeerProcess, type PeerEventLine } from '../helpers/swarm.ts'
 import { NatTopology, PUBLIC_HOST, PUBLIC_HOST_2, netnsUnavailable } from '../helpers/netns.ts'
 import { addressScope, isRelayed } from '../../src/routing/reachability.ts'
@@ -55,6 +56,7 @@ describe('peers behind NAT serve through a relay (network namespaces)', function
   let net: NatTopology | null = null
   const procs: PeerProcess[] = []
   let bootstrap = ''
+  const relayKey = `${tempDir('nat-relay-')}/identity.key`
   let relay2: PeerProcess
   let firewalled: PeerProcess
   const joinMs: number[] = []
@@ -66,7 +68,7 @@ describe('peers behind NAT serve through a relay (network namespaces)', function
     }
     expected = await localTokens(dir, prompt, n)
     net = NatTopology.create(3)
-    const relay = await startRelay(['--listen', `/ip4/${PUBLIC_HOST}/tcp/4001`], 'relay', 120_000, { netns: net.pub })
+    const relay = await startRelay(['--listen', `/ip4/${PUBLIC_HOST}/tcp/4001`, '--identity', relayKey], 'relay', 120_000, { netns: net.pub })
     procs.push(relay)
     bootstrap = relay.multiaddrs[0]
     // a second public node joins: it relays once AutoNAT (the first relay dialling it back) confirms its address
@@ -151,6 +153,24 @@ describe('peers behind NAT serve through a relay (network namespaces)', function
     console.log(`      peers joined through the relay in ${joinMs.map((ms) => `${(ms / 1000).toFixed(1)} s`).join(', ')} (spawn to ready)`)
     console.log(`      public client, relayed: ${fmt(relayed)}`)
     console.log(`      public client, direct:  ${fmt(direct)}`)
-    console.log(`      client in a third home (${homeClient.done.paths.map((p: { path: string }) => p.path).join(', ')}): ${fmt(homeClient)}`)
+    console.log(`      client in a third home, NAT to NAT (${homeClient.done.paths.map((p: { path: string }) => p.path).join(', ')}): ${fmt(homeClient)}`)
+  })
+
+  it('when the relay restarts, the home behind it reserves a slot again and serves again', async function () {
+    const relay = procs[0]
+    const home1 = procs.find((p) => p.label.startsWith('home1'))!
+    relay.kill()
+    await relay.exited
+    const lost = await home1.waitFor((e) => e.event === 'addresses' && e.multiaddrs.length === 0, 30_000)
+    const t0 = performance.now()
+    const again = await startRelay(['--listen', `/ip4/${PUBLIC_HOST}/tcp/4001`, '--identity', relayKey], 'relay (restarted)', 60_000, { netns: net!.pub })
+    procs.push(again)
+    assert.equal(again.multiaddrs[0], bootstrap, 'same identity, same address')
+    const back = await home1.waitFor((e) => e.event === 'addresses' && e.multiaddrs.length > 0 && home1.events.indexOf(e) > home1.events.indexOf(lost), 60_000)
+    const reservedMs = performance.now() - t0
+    for (const a of back.multiaddrs as string[]) assert.ok(a.startsWith(`${bootstrap}/p2p-circuit`), a)
+    const run = await generate(dir, bootstrap, prompt, n, net!.pub, ['--no-hole-punch'])
+    assert.deepEqual(run.done.tokens, expected)
+    console.log(`      relay restarted: home 1 had a slot again ${(reservedMs / 1000).toFixed(1)} s after the relay was spawned again; a client then generated at ${run.done.tokensPerSecond.toFixed(1)} tok/s`)
   })
 })
