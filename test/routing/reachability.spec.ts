@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { multiaddr } from '@multiformats/multiaddr'
 import { addressScope, announceable, hasPublicInterface, swarmScope } from '../../src/routing/reachability.ts'
 import { reachabilityOf } from '../../src/routing/index.ts'
+import { hasConfirmedPublicAddress } from '../../src/routing/relay-when-public.ts'
 
 const id = '12D3KooWFtrokdWLXBMZbrow2Myemdb1rMsrUYzvQ3zVSafqrrsr'
 const relay = '12D3KooWN75k8Rdqy34YXBHbMqmaTgHkPJtumDu9Cqq9Q6rvepya'
@@ -72,5 +73,12 @@ describe('reachability: announced addresses', function () {
     const first = reachabilityOf({ listen: ['/ip4/198.20.0.1/tcp/0'] })
     assert.deepEqual(first, { scope: 'public', behindNat: false, publicSelf: true, selfConfirmed: true, autoNat: true, relay: 'on' })
     assert.equal(reachabilityOf({ listen: ['/ip4/198.20.0.1/tcp/0'], relay: 'off' }).relay, 'off')
+  })
+
+  it('relaying needs a confirmed public address of the node\'s own: not a relay address, not a private one', function () {
+    const at = (a: string, verified: boolean): { multiaddr: ReturnType<typeof multiaddr>, verified: boolean } => ({ multiaddr: multiaddr(a), verified })
+    assert.equal(hasConfirmedPublicAddress([at('/ip4/198.20.0.2/tcp/4002', false), at('/ip4/10.1.0.2/tcp/4002', true)]), false, 'unconfirmed public, confirmed private')
+    assert.equal(hasConfirmedPublicAddress([at(`${pub}/p2p-circuit`, true)]), false, 'a relay slot is not a public address of its own')
+    assert.equal(hasConfirmedPublicAddress([at('/ip4/198.20.0.2/tcp/4002', true)]), true)
   })
 })
