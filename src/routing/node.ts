@@ -97,8 +97,16 @@ export type RelayMode = 'auto' | 'on' | 'off'
 export interface Reachability {
   /** scope of the swarm joined (from the bootstrap list, or the listen addresses for the first node) */
   scope: AddressScope
-  /** the node has no public address of its own in a public swarm: a server reserves a relay slot */
+  /** the node has no public address of its own in a public swarm */
   behindNat: boolean
+  /**
+   * a server joining a public swarm reserves a slot on its bootstrap peers (which relay): the
+   * address it announces behind NAT, or while AutoNAT has not confirmed (or refuses) its public
+   * address; announceable() drops it once a direct address is confirmed
+   */
+  reservesRelay: boolean
+  /** DHT server, client, or 'auto': server once a public address is confirmed (kad-dht switches on self:peer:update) */
+  dht: 'server' | 'client' | 'auto'
   /** the node binds a public interface address: once confirmed, it announces it and is dialled directly */
   publicSelf: boolean
   /**
@@ -121,9 +129,13 @@ export function reachabilityOf (opts: SwarmNodeOptions): Reachability {
   const mode = opts.relay ?? 'auto'
   const joins = (opts.bootstrap ?? []).length > 0
   const selfConfirmed = scope === 'public' && publicSelf && !joins
+  const reservesRelay = scope === 'public' && joins && opts.dhtMode !== 'client'
   return {
     scope,
     behindNat: scope === 'public' && !publicSelf && joins,
+    reservesRelay,
+    // a node nobody can dial cannot answer DHT queries from strangers: it only asks (and provides)
+    dht: opts.dhtMode === 'client' || (reservesRelay && !publicSelf) ? 'client' : reservesRelay ? 'auto' : 'server',
     publicSelf,
     selfConfirmed,
     autoNat: scope !== 'loopback',
@@ -155,10 +167,10 @@ export async function createSwarmNode (opts: SwarmNodeOptions = {}): Promise<Swa
   const bootstrap = opts.bootstrap ?? []
   const reach = reachabilityOf(opts)
   const listen = opts.listen ?? defaultListen(bootstrap)
-  // behind NAT: also listen through the bootstrap peers, which relay. Named relays, not a
+  // joining a public swarm: also listen through the bootstrap peers, which relay. Named relays, not a
   // search ('/p2p-circuit'): the search's random walk spins on an empty routing table, and
   // start fails with a clear error when a bootstrap peer refuses or cannot be reached.
-  const relayListen = reach.behindNat && opts.dhtMode !== 'client' ? bootstrap.map((b) => `${b}/p2p-circuit`) : []
+  const relayListen = reach.reservesRelay ? bootstrap.map((b) => `${b}/p2p-circuit`) : []
   const services = {
     identify: identify(),
     ping: ping(),
@@ -169,8 +181,7 @@ export async function createSwarmNode (opts: SwarmNodeOptions = {}): Promise<Swa
     ...(reach.relay === 'when-public' ? { relay: relayWhenPublic(relayServer()) } : {}),
     dht: kadDHT({
       protocol: DHT_PROTOCOL,
-      // a node behind NAT cannot answer DHT queries from strangers: it only asks (and provides)
-      clientMode: opts.dhtMode === 'client' || reach.behindNat,
+      clientMode: reach.dht === 'auto' ? undefined : reach.dht === 'client',
       // keep every address: loopback/LAN swarms need private ones, internet swarms public ones
       peerInfoMapper: passthroughMapper,
       // look ourselves up as soon as the first peer is in the routing table (default after 1 s)

@@ -59,6 +59,7 @@ describe('peers behind NAT serve through a relay (network namespaces)', function
   const relayKey = `${tempDir('nat-relay-')}/identity.key`
   let relay2: PeerProcess
   let firewalled: PeerProcess
+  let relay2Ms = 0
   const joinMs: number[] = []
 
   before(async function () {
@@ -72,9 +73,12 @@ describe('peers behind NAT serve through a relay (network namespaces)', function
     procs.push(relay)
     bootstrap = relay.multiaddrs[0]
     // a second public node joins: it relays once AutoNAT (the first relay dialling it back) confirms its address
+    const t2 = performance.now()
     relay2 = await startRelay(['--listen', `/ip4/${PUBLIC_HOST_2}/tcp/4002`, '--bootstrap', bootstrap], 'relay2', 120_000, { netns: net.pub })
     procs.push(relay2)
-    // a public node nobody can dial (new inbound connections dropped): AutoNAT must not confirm it
+    relay2Ms = performance.now() - t2
+    // a public node nobody can dial (new inbound connections dropped): AutoNAT must not confirm
+    // it, and it falls back to a relay slot
     net.blockInbound(net.pub, 4003)
     const fw = startRelay(['--listen', `/ip4/${PUBLIC_HOST_2}/tcp/4003`, '--bootstrap', bootstrap, '--reachable-timeout-ms', '10000'], 'firewalled', 120_000, { netns: net.pub })
     // home 1 reserves on the first relay, home 2 on the AutoNAT-confirmed one
@@ -113,14 +117,18 @@ describe('peers behind NAT serve through a relay (network namespaces)', function
     }
   })
 
-  it('AutoNAT v2 confirms a public node others can dial (which then relays) and not a firewalled one', function () {
+  it('AutoNAT v2 confirms a public node others can dial (which then relays) and not a firewalled one (which uses a relay)', function () {
     const ready2 = relay2.events[0]
     assert.deepEqual(ready2.multiaddrs, [`/ip4/${PUBLIC_HOST_2}/tcp/4002/p2p/${relay2.peerId}`], 'the confirmed address, and only it')
     assert.equal(ready2.relay, true, 'relaying turned on by the confirmation')
     const readyFw = firewalled.events[0]
-    assert.deepEqual(readyFw.multiaddrs, [], 'an address nobody could dial back is not announced')
+    assert.ok(readyFw.multiaddrs.length > 0)
+    for (const a of readyFw.multiaddrs as string[]) {
+      assert.ok(a.startsWith(`${bootstrap}/p2p-circuit`), `${a}: an address nobody could dial back is not announced, the relay slot is`)
+    }
     assert.equal(readyFw.relay, false)
-    assert.match(firewalled.stderr, /AutoNAT has confirmed no address/)
+    assert.match(firewalled.stderr, /AutoNAT has confirmed no public address/)
+    console.log(`      second public node: spawn to confirmed and relaying in ${(relay2Ms / 1000).toFixed(1)} s`)
   })
 
   it('peers behind NAT announce only their relay address: no private or loopback address leaves the home', function () {

@@ -56,7 +56,7 @@ describe('reachability: announced addresses', function () {
   })
 
   it('local swarms keep their old behaviour: loopback listener, no relay, no AutoNAT, not behind NAT', function () {
-    const local = { scope: 'loopback', behindNat: false, publicSelf: false, selfConfirmed: false, autoNat: false, relay: 'off' }
+    const local = { scope: 'loopback', behindNat: false, reservesRelay: false, dht: 'server', publicSelf: false, selfConfirmed: false, autoNat: false, relay: 'off' }
     assert.deepEqual(reachabilityOf({}), local)
     assert.deepEqual(reachabilityOf({ bootstrap: [loop] }), local)
   })
@@ -64,14 +64,18 @@ describe('reachability: announced addresses', function () {
   it('in a public swarm AutoNAT decides: a joining node relays once it confirms a public address; the first node confirms its own', function () {
     const natted = reachabilityOf({ bootstrap: [pub], listen: ['/ip4/10.1.0.2/tcp/0'] })
     assert.equal(natted.behindNat, true)
+    assert.equal(natted.reservesRelay, true)
+    assert.equal(natted.dht, 'client', 'nobody can dial it: it only asks the DHT')
     assert.equal(natted.autoNat, true)
     assert.equal(natted.relay, 'when-public')
     assert.equal(reachabilityOf({ bootstrap: [pub], listen: ['/ip4/10.1.0.2/tcp/0'], relay: 'on' }).relay, 'on')
     const joining = reachabilityOf({ bootstrap: [pub], listen: ['/ip4/198.20.0.2/tcp/0'] })
-    assert.deepEqual(joining, { scope: 'public', behindNat: false, publicSelf: true, selfConfirmed: false, autoNat: true, relay: 'when-public' })
+    // a public node that joins reserves a relay slot too, in case AutoNAT refuses its address, and
+    // becomes a DHT server once AutoNAT confirms it
+    assert.deepEqual(joining, { scope: 'public', behindNat: false, reservesRelay: true, dht: 'auto', publicSelf: true, selfConfirmed: false, autoNat: true, relay: 'when-public' })
     assert.equal(reachabilityOf({ bootstrap: [pub], listen: ['/ip4/198.20.0.2/tcp/0'], dhtMode: 'client' }).relay, 'off', 'short-lived clients never relay')
     const first = reachabilityOf({ listen: ['/ip4/198.20.0.1/tcp/0'] })
-    assert.deepEqual(first, { scope: 'public', behindNat: false, publicSelf: true, selfConfirmed: true, autoNat: true, relay: 'on' })
+    assert.deepEqual(first, { scope: 'public', behindNat: false, reservesRelay: false, dht: 'server', publicSelf: true, selfConfirmed: true, autoNat: true, relay: 'on' })
     assert.equal(reachabilityOf({ listen: ['/ip4/198.20.0.1/tcp/0'], relay: 'off' }).relay, 'off')
   })
 
