@@ -155,8 +155,8 @@ export interface SwarmServices extends Record<string, unknown> {
   ping: Ping
   dht: KadDHT
   dcutr?: unknown
-  /** present with relay 'when-public' */
-  relay?: RelayWhenPublic | unknown
+  /** circuit-relay-v2's server (relay 'on'), or a RelayWhenPublic wrapping it (relay 'when-public') */
+  relay?: unknown
 }
 
 export type SwarmNode = Libp2p<SwarmServices>
@@ -253,8 +253,9 @@ export async function waitForRelaying (node: SwarmNode, signal: AbortSignal): Pr
 }
 
 /**
- * Resolves once the node has an address to announce (behind NAT: once a relay slot is reserved;
- * on a public address: once its listener is bound); rejects on abort.
+ * Resolves once the node has an address to announce (joining a public swarm: once a relay slot
+ * is reserved or AutoNAT confirmed a public address; otherwise once a listener is bound);
+ * rejects on abort.
  */
 export async function waitForAnnounceableAddress (node: SwarmNode, signal: AbortSignal): Promise<void> {
   await waitUntil(node, 'self:peer:update', () => node.getMultiaddrs().length > 0, signal)
