@@ -95,7 +95,7 @@ class RelayReservations implements Startable {
   }
 
   private connected (r: Relay): boolean {
-    return this.components.connectionManager.getConnections().some((c) => c.remotePeer.toString() === r.peer && c.limits === undefined)
+    return this.components.connectionManager.getConnections().some((c) => c.remotePeer.toString() === r.peer && c.status === 'open' && c.limits === undefined)
   }
 
   /** Listens on the relay again until the slot is back, while connected to it. */
