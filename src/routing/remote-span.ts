@@ -8,8 +8,8 @@ import { INFERENCE_PROTOCOL, type Message } from '../protocol/messages.ts'
 import { ProtocolError } from '../protocol/errors.ts'
 import type { WireDtype } from '../protocol/tensor.ts'
 import type { SwarmNode } from './node.ts'
-import type { PeerId, Stream } from '@libp2p/interface'
 import { withTimeout } from './abort.ts'
+import { retryIfClosedUnderUs } from './closed-under-us.ts'
 
 export type FailureReason = 'busy' | 'draining' | 'timeout' | 'closed' | 'refused' | 'bad_output' | 'unreachable'
 
@@ -35,20 +35,6 @@ export interface RemoteSpanOptions {
 /** how long a polite close may take before the stream is dropped, ms */
 const CLOSE_TIMEOUT_MS = 1_000
 
-/**
- * Opens an inference stream to `id`. Once more when the connection libp2p picked closed under it:
- * DCUtR closes a relayed connection right after upgrading it to a direct one, and a stream
- * opened in that moment fails although the peer is reachable (seen in the NAT e2e test).
- */
-async function dialInference (node: SwarmNode, id: PeerId, signal: AbortSignal): Promise<Stream> {
-  try {
-    return await node.dialProtocol(id, INFERENCE_PROTOCOL, { signal, runOnLimitedConnection: true })
-  } catch (err) {
-    if ((err as Error).name !== 'ConnectionClosedError' || signal.aborted) throw err
-    return await node.dialProtocol(id, INFERENCE_PROTOCOL, { signal, runOnLimitedConnection: true })
-  }
-}
-
 export class RemoteSpanSession {
   private stepId = 0
 
@@ -61,7 +47,8 @@ export class RemoteSpanSession {
         const id = peerIdFromString(target.peerId)
         const addrs = target.multiaddrs.map((a) => multiaddr(a))
         if (addrs.length > 0) await node.peerStore.merge(id, { multiaddrs: addrs })
-        channel = new MessageChannel(await dialInference(node, id, deadline))
+        // opening is safe to repeat: nothing is sent before the stream is open
+        channel = new MessageChannel(await retryIfClosedUnderUs(async () => await node.dialProtocol(id, INFERENCE_PROTOCOL, { signal: deadline, runOnLimitedConnection: true }), deadline))
       } catch (err) {
         signal?.throwIfAborted()
         throw new PeerFailure(target.peerId, deadline.aborted ? 'timeout' : 'unreachable', (err as Error).message)
