@@ -14,7 +14,7 @@ export function registerPeer (program: Command): void {
     .option('--max-memory-mb <n>', 'without --blocks/--num-blocks: host as many blocks as fit this much memory, MiB (default: half the free memory)', int(1))
     .option('--listen <multiaddr>', 'listen address (repeatable)', collect, [])
     .option('--bootstrap <multiaddr>', 'bootstrap peer (repeatable); none starts a new swarm', collect, [])
-    .addOption(new Option('--relay <mode>', 'relay for peers behind NAT: auto = when this peer has a public address').choices(['auto', 'on', 'off']).default('auto'))
+    .addOption(new Option('--relay <mode>', 'relay for peers behind NAT: auto = once AutoNAT confirms a public address of this peer').choices(['auto', 'on', 'off']).default('auto'))
     .option('--announce <multiaddr>', 'announce this address instead of the listening ones: a forwarded port, a container\'s mapped port, a proxy (repeatable)', multiaddrList, [])
     .option('--announce-private', 'announce loopback/private addresses even to a swarm that cannot dial them')
     .option('--max-sessions <n>', 'concurrent sessions at most', int(1), 16)

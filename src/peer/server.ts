@@ -92,11 +92,14 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       const measured = await peerThroughput(engine, node, {
         modelId, threads: cfg.threads, cacheDir: cfg.cacheDir ?? defaultCacheDir(), networkMbps: cfg.networkMbps, bootstrap: cfg.bootstrap ?? []
       }, log)
-      if (reach.behindNat) {
-        // the records must carry an address clients can dial: the relay slot's
+      if (reach.scope === 'public') {
+        // the records must carry an address clients can dial: the relay slot's behind NAT, else
+        // a public address AutoNAT confirmed (another node dialled it back)
         const timeoutMs = cfg.reachableTimeoutMs ?? peerDefaults.reachableTimeoutMs
         await withTimeout(timeoutMs, undefined, async (signal) => { await waitForAnnounceableAddress(node, signal) }).catch(() => {
-          throw new UnreachableError(`behind NAT and no relay slot after ${timeoutMs} ms: is a bootstrap peer relaying (--relay)?`)
+          throw new UnreachableError(reach.behindNat
+            ? `behind NAT and no relay slot after ${timeoutMs} ms: is a bootstrap peer relaying (--relay)?`
+            : `no public address confirmed by AutoNAT after ${timeoutMs} ms: is the listen port reachable from the internet (firewall, --announce for a forwarded port)?`)
         })
       }
       log.info({ ...reach, multiaddrs: node.getMultiaddrs().map(String) }, 'reachability')
@@ -205,6 +208,7 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       this.announcement.announceNow().catch((err: Error) => { this.log.debug({ err: err.message }, 'first announce round failed') })
     }
     if (this.cfg.blocks === undefined) this.startRebalancing()
+    this.watchAddresses()
     this.log.info({ modelId: this.modelId, span: this.span, layers: this.model.numLayers, throughput: this.throughput }, 'serving')
   }
 
@@ -213,6 +217,23 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
     const id = peerIdFromString(peerId)
     if (multiaddrs.length > 0) await this.node.peerStore.merge(id, { multiaddrs: multiaddrs.map((a) => multiaddr(a)) })
     return await this.node.dialProtocol(id, PUSH_PROTOCOL, { signal, runOnLimitedConnection: true })
+  }
+
+  /**
+   * Reports and re-announces the addresses others can dial whenever they change: a relay slot
+   * lost (the relay restarted) and reserved again, an address AutoNAT confirmed or withdrew.
+   */
+  private watchAddresses (): void {
+    let announced = this.multiaddrs.join(' ')
+    this.node.addEventListener('self:peer:update', () => {
+      const now = this.multiaddrs
+      if (now.join(' ') === announced || this.stopping !== null) return
+      announced = now.join(' ')
+      this.cachedRecord = null
+      this.log.info({ multiaddrs: now }, 'announced addresses changed')
+      this.emitEvent({ event: 'addresses', multiaddrs: now })
+      if (now.length > 0) this.announcement?.announceNow().catch((err: Error) => { this.log.debug({ err: err.message }, 'announce round after an address change failed') })
+    })
   }
 
   /**

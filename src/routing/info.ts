@@ -9,6 +9,7 @@ import { INFO_PROTOCOL } from '../protocol/messages.ts'
 import * as lp from 'it-length-prefixed'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { withTimeout } from './abort.ts'
+import { retryIfClosedUnderUs } from './closed-under-us.ts'
 import { componentLogger, type Logger } from './logger.ts'
 import { MAX_RECORD_BYTES } from './records.ts'
 import type { SwarmNode } from './node.ts'
@@ -67,9 +68,12 @@ export interface FetchInfoOptions {
   timeoutMs?: number
 }
 
-/** Fetches a peer's signed record (unverified bytes). Reuses an open connection when there is one. */
+/**
+ * Fetches a peer's signed record (unverified bytes). Reuses an open connection when there is one;
+ * asks once more when that connection closed under the exchange (closed-under-us.ts).
+ */
 export async function fetchInfo (node: SwarmNode, target: PeerId | Multiaddr, opts: FetchInfoOptions = {}): Promise<Uint8Array> {
-  return await withTimeout(opts.timeoutMs ?? DEFAULT_INFO_TIMEOUT_MS, opts.signal, async (signal) => {
+  return await withTimeout(opts.timeoutMs ?? DEFAULT_INFO_TIMEOUT_MS, opts.signal, async (signal) => await retryIfClosedUnderUs(async () => {
     const stream = await node.dialProtocol(target, INFO_PROTOCOL, { signal, runOnLimitedConnection: true })
     try {
       // listen before closing our side: the answer may already be arriving
@@ -79,7 +83,7 @@ export async function fetchInfo (node: SwarmNode, target: PeerId | Multiaddr, op
       stream.abort(err as Error)
       throw err
     }
-  })
+  }, signal))
 }
 
 /**

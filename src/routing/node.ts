@@ -1,11 +1,13 @@
 // The libp2p node both the peer daemon and the client run: TCP + noise + yamux, identify, ping,
 // and a strata-only Kademlia DHT, kept connected to a bootstrap list. For peers behind NAT:
 // circuit relay v2 (dial and listen through relays; public nodes relay for others) and DCUtR
-// (upgrade a relayed connection to a direct one). See reachability.ts for what is announced and
-// public-addresses.ts for why there is no AutoNAT. Yamux streams send window updates at half
-// the window (yamux-window.ts).
+// (upgrade a relayed connection to a direct one), and AutoNAT v2 (others dial a node's public
+// addresses back before it announces them). See reachability.ts for what is announced and
+// public-addresses.ts for what AutoNAT does and does not settle. Yamux streams send window
+// updates at half the window (yamux-window.ts).
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { autoNATv2 } from '@libp2p/autonat-v2'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
 import { identify, type Identify } from '@libp2p/identify'
@@ -17,6 +19,8 @@ import { bootstrapKeeper } from './bootstrap-keeper.ts'
 import { componentLogger, type Logger } from './logger.ts'
 import { publicAddresses } from './public-addresses.ts'
 import { installHalfWindowUpdates } from './yamux-window.ts'
+import { relayReservations } from './relay-reservations.ts'
+import { RelayWhenPublic, relayWhenPublic } from './relay-when-public.ts'
 import { announceable, hasPublicInterface, relayLimits, swarmScope, type AddressScope } from './reachability.ts'
 import type { ConnectionGater, Libp2p, PrivateKey, Startable } from '@libp2p/interface'
 
@@ -66,8 +70,9 @@ export interface SwarmNodeOptions {
    */
   dhtMode?: 'server' | 'client'
   /**
-   * Relay for peers behind NAT: 'on', 'off', or 'auto' (default): on when the node has a public
-   * address of its own (see hasPublicInterface).
+   * Relay for peers behind NAT: 'on', 'off', or 'auto' (default): on once AutoNAT has confirmed a
+   * public address of the node's own (for the first node of a public swarm, which nobody can
+   * check: when it binds a public interface).
    */
   relay?: RelayMode
   /**
@@ -94,12 +99,27 @@ export type RelayMode = 'auto' | 'on' | 'off'
 export interface Reachability {
   /** scope of the swarm joined (from the bootstrap list, or the listen addresses for the first node) */
   scope: AddressScope
-  /** the node has no public address of its own in a public swarm: a server reserves a relay slot */
+  /** the node has no public address of its own in a public swarm */
   behindNat: boolean
-  /** the node binds a public interface address: it announces it and is dialled directly */
+  /**
+   * a server joining a public swarm reserves a slot on its bootstrap peers (which relay): the
+   * address it announces behind NAT, or while AutoNAT has not confirmed (or refuses) its public
+   * address; announceable() drops it once a direct address is confirmed
+   */
+  reservesRelay: boolean
+  /** DHT server, client, or 'auto': server once a public address is confirmed (kad-dht switches on self:peer:update) */
+  dht: 'server' | 'client' | 'auto'
+  /** the node binds a public interface address: once confirmed, it announces it and is dialled directly */
   publicSelf: boolean
-  /** the node relays for others */
-  relay: boolean
+  /**
+   * the first node of a public swarm: nobody can dial its public addresses back yet, so it
+   * confirms them itself (public-addresses.ts); AutoNAT rechecks them as peers join
+   */
+  selfConfirmed: boolean
+  /** AutoNAT v2 confirms the node's public addresses (every swarm beyond one host) */
+  autoNat: boolean
+  /** 'on': relays from the start; 'when-public': once AutoNAT confirms a public address; 'off' */
+  relay: 'on' | 'off' | 'when-public'
 }
 
 /** Reachability of a node started with `opts`. */
@@ -109,11 +129,21 @@ export function reachabilityOf (opts: SwarmNodeOptions): Reachability {
   // the first node of a swarm on a public address starts a public swarm
   const scope = (opts.bootstrap ?? []).length === 0 && publicSelf ? 'public' : swarmScope(opts.bootstrap ?? [], listen)
   const mode = opts.relay ?? 'auto'
+  const joins = (opts.bootstrap ?? []).length > 0
+  const selfConfirmed = scope === 'public' && publicSelf && !joins
+  const reservesRelay = scope === 'public' && joins && opts.dhtMode !== 'client'
   return {
     scope,
-    behindNat: scope === 'public' && !publicSelf && (opts.bootstrap ?? []).length > 0,
+    behindNat: scope === 'public' && !publicSelf && joins,
+    reservesRelay,
+    // a node nobody can dial cannot answer DHT queries from strangers: it only asks (and provides)
+    dht: opts.dhtMode === 'client' || (reservesRelay && !publicSelf) ? 'client' : reservesRelay ? 'auto' : 'server',
     publicSelf,
-    relay: mode === 'on' || (mode === 'auto' && publicSelf)
+    selfConfirmed,
+    autoNat: scope !== 'loopback',
+    relay: mode === 'on' || (mode === 'auto' && selfConfirmed)
+      ? 'on'
+      : mode === 'auto' && scope !== 'loopback' && opts.dhtMode !== 'client' ? 'when-public' : 'off'
   }
 }
 
@@ -127,6 +157,8 @@ export interface SwarmServices extends Record<string, unknown> {
   ping: Ping
   dht: KadDHT
   dcutr?: unknown
+  /** circuit-relay-v2's server (relay 'on'), or a RelayWhenPublic wrapping it (relay 'when-public') */
+  relay?: unknown
 }
 
 export type SwarmNode = Libp2p<SwarmServices>
@@ -138,26 +170,21 @@ export async function createSwarmNode (opts: SwarmNodeOptions = {}): Promise<Swa
   const bootstrap = opts.bootstrap ?? []
   const reach = reachabilityOf(opts)
   const listen = opts.listen ?? defaultListen(bootstrap)
+  // joining a public swarm: also listen through the bootstrap peers, which relay. Named relays, not a
+  // search ('/p2p-circuit'): the search's random walk spins on an empty routing table, and
+  // start fails with a clear error when a bootstrap peer refuses or cannot be reached.
+  const relayListen = reach.reservesRelay ? bootstrap.map((b) => `${b}/p2p-circuit`) : []
   const services = {
     identify: identify(),
     ping: ping(),
     ...(opts.holePunch !== false ? { dcutr: dcutr() } : {}),
-    ...(reach.publicSelf ? { publicAddresses: publicAddresses() } : {}),
-    ...(reach.relay
-      ? {
-          relay: circuitRelayServer({
-            reservations: {
-              maxReservations: relayLimits.maxReservations,
-              defaultDataLimit: relayLimits.dataBytes,
-              defaultDurationLimit: relayLimits.durationMs
-            }
-          })
-        }
-      : {}),
+    ...(reach.autoNat ? { autoNAT: autoNATv2() } : {}),
+    ...(reach.selfConfirmed ? { publicAddresses: publicAddresses() } : {}),
+    ...(reach.relay === 'on' ? { relay: relayServer() } : {}),
+    ...(reach.relay === 'when-public' ? { relay: relayWhenPublic(relayServer()) } : {}),
     dht: kadDHT({
       protocol: DHT_PROTOCOL,
-      // a node behind NAT cannot answer DHT queries from strangers: it only asks (and provides)
-      clientMode: opts.dhtMode === 'client' || reach.behindNat,
+      clientMode: reach.dht === 'auto' ? undefined : reach.dht === 'client',
       // keep every address: loopback/LAN swarms need private ones, internet swarms public ones
       peerInfoMapper: passthroughMapper,
       // look ourselves up as soon as the first peer is in the routing table (default after 1 s)
@@ -174,16 +201,14 @@ export async function createSwarmNode (opts: SwarmNodeOptions = {}): Promise<Swa
         threshold: PROVIDER_TTL_MS / 4
       }
     }),
-    ...(bootstrap.length > 0 ? { bootstrap: bootstrapKeeper({ list: bootstrap, log }) } : {})
+    ...(bootstrap.length > 0 ? { bootstrap: bootstrapKeeper({ list: bootstrap, log }) } : {}),
+    ...(relayListen.length > 0 ? { relayReservations: relayReservations({ relays: relayListen, log }) } : {})
   }
   const node = await createLibp2p<SwarmServices & { bootstrap?: Startable }>({
     privateKey: opts.privateKey,
     connectionGater: opts.connectionGater,
     addresses: {
-      // behind NAT: also listen through the bootstrap peers, which relay. Named relays, not a
-      // search ('/p2p-circuit'): the search's random walk spins on an empty routing table, and
-      // start fails with a clear error when a bootstrap peer refuses or cannot be reached.
-      listen: reach.behindNat && opts.dhtMode !== 'client' ? [...listen, ...bootstrap.map((b) => `${b}/p2p-circuit`)] : listen,
+      listen: [...listen, ...relayListen],
       ...(opts.announce !== undefined && opts.announce.length > 0 ? { announce: opts.announce } : {}),
       announceFilter: opts.announcePrivate === true ? (addrs) => addrs : (addrs) => announceable(addrs, reach.scope)
     },
@@ -206,9 +231,34 @@ export async function createSwarmNode (opts: SwarmNodeOptions = {}): Promise<Swa
   return node
 }
 
+/** circuit-relay-v2's server with strata's limits (reachability.ts: relayLimits) */
+function relayServer (): ReturnType<typeof circuitRelayServer> {
+  return circuitRelayServer({
+    reservations: {
+      maxReservations: relayLimits.maxReservations,
+      defaultDataLimit: relayLimits.dataBytes,
+      defaultDurationLimit: relayLimits.durationMs
+    }
+  })
+}
+
+/** Whether the node relays for peers behind NAT right now. */
+export function isRelaying (node: SwarmNode): boolean {
+  const relay = node.services.relay
+  return relay instanceof RelayWhenPublic ? relay.relaying : relay !== undefined
+}
+
+/** Resolves once the node relays for peers behind NAT (with relay 'when-public': once AutoNAT confirmed it); rejects on abort. */
+export async function waitForRelaying (node: SwarmNode, signal: AbortSignal): Promise<void> {
+  const relay = node.services.relay
+  if (relay instanceof RelayWhenPublic) await waitUntil(relay, 'relay:start', () => relay.relaying, signal)
+  else if (relay === undefined) throw new Error('this node does not relay (--relay off, or a loopback swarm)')
+}
+
 /**
- * Resolves once the node has an address to announce (behind NAT: once a relay slot is reserved;
- * on a public address: once its listener is bound); rejects on abort.
+ * Resolves once the node has an address to announce (joining a public swarm: once a relay slot
+ * is reserved or AutoNAT confirmed a public address; otherwise once a listener is bound);
+ * rejects on abort.
  */
 export async function waitForAnnounceableAddress (node: SwarmNode, signal: AbortSignal): Promise<void> {
   await waitUntil(node, 'self:peer:update', () => node.getMultiaddrs().length > 0, signal)

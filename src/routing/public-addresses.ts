@@ -1,12 +1,24 @@
-// Announces the public addresses a node listens on, as a libp2p service.
+// Confirms the public addresses of the first node of a public swarm, as a libp2p service.
 //
-// libp2p lists a public listen address only once something has confirmed it is reachable; its
-// AutoNAT v1 service (@libp2p/autonat 3.0.28) would, but its dial-back reuses the connection
-// the request came on, finds the remote address differs and closes that connection: in the
-// namespace test the bootstrap node dropped every public client right after identify, and
-// they redialled in a loop. So a node that binds a public interface address (reachability.ts:
-// hasPublicInterface) confirms its own public TCP listen addresses; nodes without one are
-// behind NAT and are reached through their relay slot.
+// Every other node learns which of its addresses others can dial from AutoNAT v2
+// (@libp2p/autonat-v2, see node.ts): a node it is connected to dials the address back on a new
+// connection and reports; libp2p announces a public listen address only once that succeeded. The
+// first node (a bootstrap/relay node started without --bootstrap) has nobody to ask, so it
+// confirms the public TCP addresses it binds itself; AutoNAT runs on it too and serves the nodes
+// that join. What was measured in the namespace test (test/e2e/nat.e2e.spec.ts):
+// - a second public node joining through the first is dialled back and confirmed within about a
+//   second of connecting (listening on its own address, its connection to the first node leaves
+//   from the first node's address, so it also passes the anti-amplification data exchange), and
+//   turns relaying on (relay-when-public.ts);
+// - a public node whose port drops new inbound connections gets `success 0 failure 1` after the
+//   dial-back times out (~6 s) and announces nothing (a peer fails to start with a clear error);
+// - a node behind NAT has no candidate to test: its listen addresses are private, and js-libp2p's
+//   identify drops every observed TCP address (identify.js, js-libp2p issue #2620: TCP dials do
+//   not leave from the listening port, so the observed port is useless). It is reached through
+//   its relay slot, and DCUtR between two such nodes has no address to punch to (README).
+// AutoNAT v1 (@libp2p/autonat 3.0.28) was tried before and dropped: its dial-back reused the
+// connection the request came on and closed it, so the bootstrap node dropped every public client
+// right after identify.
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Libp2pEvents, Startable, TypedEventTarget } from '@libp2p/interface'
 import { addressScope, isRelayed } from './reachability.ts'
@@ -48,7 +60,7 @@ class PublicAddresses implements Startable {
   }
 }
 
-/** libp2p service factory: `services: { publicAddresses: publicAddresses() }`. */
+/** libp2p service factory for the first node of a public swarm: `services: { publicAddresses: publicAddresses() }`. */
 export function publicAddresses (): (components: PublicAddressComponents) => Startable {
   return (components) => new PublicAddresses(components)
 }

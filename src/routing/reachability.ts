@@ -3,8 +3,9 @@
 // A swarm has a scope: the widest scope of its bootstrap addresses (or, for the first node, of
 // its own listen addresses). A loopback swarm (tests, demos on one host) announces everything; a
 // LAN swarm drops loopback addresses; a public swarm announces only public ones: addresses
-// others can dial. libp2p lists a public listen address only once it is confirmed (here by
-// public-addresses.ts, for nodes binding a public interface). A node with such a direct address
+// others can dial. libp2p lists a public listen address only once it is confirmed: by AutoNAT v2
+// (another node dialled it back), or for the first node of a swarm by itself
+// (public-addresses.ts). A node with such a direct address
 // drops its relay (/p2p-circuit) addresses; a node without one is reached through the relay
 // it reserved a slot on.
 import { networkInterfaces } from 'node:os'

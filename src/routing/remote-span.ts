@@ -9,6 +9,7 @@ import { ProtocolError } from '../protocol/errors.ts'
 import type { WireDtype } from '../protocol/tensor.ts'
 import type { SwarmNode } from './node.ts'
 import { withTimeout } from './abort.ts'
+import { retryIfClosedUnderUs } from './closed-under-us.ts'
 
 export type FailureReason = 'busy' | 'draining' | 'timeout' | 'closed' | 'refused' | 'bad_output' | 'unreachable'
 
@@ -47,7 +48,8 @@ export class RemoteSpanSession {
         const id = peerIdFromString(target.peerId)
         const addrs = target.multiaddrs.map((a) => multiaddr(a))
         if (addrs.length > 0) await node.peerStore.merge(id, { multiaddrs: addrs })
-        channel = new MessageChannel(await node.dialProtocol(id, INFERENCE_PROTOCOL, { signal: deadline, runOnLimitedConnection: true }))
+        // opening is safe to repeat: nothing is sent before the stream is open
+        channel = new MessageChannel(await retryIfClosedUnderUs(async () => await node.dialProtocol(id, INFERENCE_PROTOCOL, { signal: deadline, runOnLimitedConnection: true }), deadline))
       } catch (err) {
         signal?.throwIfAborted()
         throw new PeerFailure(target.peerId, deadline.aborted ? 'timeout' : 'unreachable', (err as Error).message)

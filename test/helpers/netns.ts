@@ -1,6 +1,8 @@
 // A small internet on one machine, from Linux network namespaces (needs root, iproute2, nftables):
 //
-//   <p>-pub: the "internet", a bridge with 198.20.0.1/24 (a relay, public clients)
+//   <p>-pub: the "internet", a bridge with 198.20.0.1/24 and 198.20.0.2/24 (relays, public peers
+//            and clients; two addresses so that a public node other than the first relay has
+//            its own)
 //   <p>-rN:  home router N: wan 198.20.0.(10+N) on that bridge, lan 10.N.0.1/24; forwards lan→wan
 //            only, masquerading (nftables), and lets nothing in but replies
 //   <p>-hN:  home N: 10.N.0.2/24, default route via its router
@@ -11,6 +13,8 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 
 export const PUBLIC_HOST = '198.20.0.1'
+/** a second public address in the same namespace */
+export const PUBLIC_HOST_2 = '198.20.0.2'
 
 /** Why namespace tests cannot run here, or null when they can. */
 export function netnsUnavailable (): string | null {
@@ -41,6 +45,7 @@ export class NatTopology {
       t.add(t.pub)
       ip('-n', t.pub, 'link', 'add', 'br0', 'type', 'bridge')
       ip('-n', t.pub, 'addr', 'add', `${PUBLIC_HOST}/24`, 'dev', 'br0')
+      ip('-n', t.pub, 'addr', 'add', `${PUBLIC_HOST_2}/24`, 'dev', 'br0')
       ip('-n', t.pub, 'link', 'set', 'br0', 'up')
       for (let i = 1; i <= homes; i++) t.addHome(i)
       return t
@@ -86,6 +91,16 @@ export class NatTopology {
 `
     })
     this.homes.push(home)
+  }
+
+  /** Drops new inbound TCP connections to `port` in namespace `ns` (a firewalled host). */
+  blockInbound (ns: string, port: number): void {
+    execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], {
+      input: `table inet strata_fw_${port} {
+  chain input { type filter hook input priority filter; tcp dport ${port} ct state new drop; }
+}
+`
+    })
   }
 
   /** Deletes every namespace made (their interfaces and rules go with them). */

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { multiaddr } from '@multiformats/multiaddr'
 import { addressScope, announceable, hasPublicInterface, swarmScope } from '../../src/routing/reachability.ts'
 import { reachabilityOf } from '../../src/routing/index.ts'
+import { hasConfirmedPublicAddress } from '../../src/routing/relay-when-public.ts'
 
 const id = '12D3KooWFtrokdWLXBMZbrow2Myemdb1rMsrUYzvQ3zVSafqrrsr'
 const relay = '12D3KooWN75k8Rdqy34YXBHbMqmaTgHkPJtumDu9Cqq9Q6rvepya'
@@ -54,12 +55,34 @@ describe('reachability: announced addresses', function () {
     assert.equal(hasPublicInterface(['/ip4/127.0.0.1/tcp/0'], ifaces('198.20.0.1')), false)
   })
 
-  it('local swarms keep their old behaviour: loopback listener, no relay, not behind NAT', function () {
-    assert.deepEqual(reachabilityOf({}), { scope: 'loopback', behindNat: false, publicSelf: false, relay: false })
-    assert.deepEqual(reachabilityOf({ bootstrap: [loop] }), { scope: 'loopback', behindNat: false, publicSelf: false, relay: false })
-    assert.equal(reachabilityOf({ bootstrap: [pub], listen: ['/ip4/10.1.0.2/tcp/0'] }).behindNat, true)
-    assert.equal(reachabilityOf({ bootstrap: [pub], listen: ['/ip4/10.1.0.2/tcp/0'], relay: 'on' }).relay, true)
-    assert.equal(reachabilityOf({ listen: ['/ip4/198.20.0.1/tcp/0'], relay: 'off' }).relay, false)
-    assert.equal(reachabilityOf({ listen: ['/ip4/198.20.0.1/tcp/0'] }).relay, true)
+  it('local swarms keep their old behaviour: loopback listener, no relay, no AutoNAT, not behind NAT', function () {
+    const local = { scope: 'loopback', behindNat: false, reservesRelay: false, dht: 'server', publicSelf: false, selfConfirmed: false, autoNat: false, relay: 'off' }
+    assert.deepEqual(reachabilityOf({}), local)
+    assert.deepEqual(reachabilityOf({ bootstrap: [loop] }), local)
+  })
+
+  it('in a public swarm AutoNAT decides: a joining node relays once it confirms a public address; the first node confirms its own', function () {
+    const natted = reachabilityOf({ bootstrap: [pub], listen: ['/ip4/10.1.0.2/tcp/0'] })
+    assert.equal(natted.behindNat, true)
+    assert.equal(natted.reservesRelay, true)
+    assert.equal(natted.dht, 'client', 'nobody can dial it: it only asks the DHT')
+    assert.equal(natted.autoNat, true)
+    assert.equal(natted.relay, 'when-public')
+    assert.equal(reachabilityOf({ bootstrap: [pub], listen: ['/ip4/10.1.0.2/tcp/0'], relay: 'on' }).relay, 'on')
+    const joining = reachabilityOf({ bootstrap: [pub], listen: ['/ip4/198.20.0.2/tcp/0'] })
+    // a public node that joins reserves a relay slot too, in case AutoNAT refuses its address, and
+    // becomes a DHT server once AutoNAT confirms it
+    assert.deepEqual(joining, { scope: 'public', behindNat: false, reservesRelay: true, dht: 'auto', publicSelf: true, selfConfirmed: false, autoNat: true, relay: 'when-public' })
+    assert.equal(reachabilityOf({ bootstrap: [pub], listen: ['/ip4/198.20.0.2/tcp/0'], dhtMode: 'client' }).relay, 'off', 'short-lived clients never relay')
+    const first = reachabilityOf({ listen: ['/ip4/198.20.0.1/tcp/0'] })
+    assert.deepEqual(first, { scope: 'public', behindNat: false, reservesRelay: false, dht: 'server', publicSelf: true, selfConfirmed: true, autoNat: true, relay: 'on' })
+    assert.equal(reachabilityOf({ listen: ['/ip4/198.20.0.1/tcp/0'], relay: 'off' }).relay, 'off')
+  })
+
+  it('relaying needs a confirmed public address of the node\'s own: not a relay address, not a private one', function () {
+    const at = (a: string, verified: boolean): { multiaddr: ReturnType<typeof multiaddr>, verified: boolean } => ({ multiaddr: multiaddr(a), verified })
+    assert.equal(hasConfirmedPublicAddress([at('/ip4/198.20.0.2/tcp/4002', false), at('/ip4/10.1.0.2/tcp/4002', true)]), false, 'unconfirmed public, confirmed private')
+    assert.equal(hasConfirmedPublicAddress([at(`${pub}/p2p-circuit`, true)]), false, 'a relay slot is not a public address of its own')
+    assert.equal(hasConfirmedPublicAddress([at('/ip4/198.20.0.2/tcp/4002', true)]), true)
   })
 })
