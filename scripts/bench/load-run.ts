@@ -9,6 +9,7 @@ import { SpanEngine } from '../../src/shards/span-engine.ts'
 import { SafetensorsFile } from '../../src/shards/safetensors.ts'
 import type { WeightFormat } from '../../src/shards/span-graph.ts'
 import type { LoadTimings } from '../../src/shards/ort-session.ts'
+import { peakRssBytes } from './util.ts'
 
 export interface LoadJob {
   modelDir: string
@@ -45,7 +46,6 @@ export interface LoadRunResult {
   decodeMsPerToken: number
 }
 
-const maxRss = (): number => process.resourceUsage().maxRSS * 1024
 
 /** Reads the byte ranges of every block tensor (the whole-model span) into one reused buffer. */
 function readSpanBytes (modelDir: string): { bytes: number, seconds: number } {
@@ -84,7 +84,7 @@ async function run (job: LoadJob): Promise<LoadRunResult> {
   const t = performance.now()
   const engine = await SpanEngine.load(job.modelDir, { start: 0, end: layers, weightFormat: job.format, threads: job.threads, spanCacheDir: job.cacheDir })
   const loadSeconds = (performance.now() - t) / 1000
-  const loadPeakRssBytes = maxRss()
+  const loadPeakRssBytes = peakRssBytes()
   const rssAfterLoadBytes = process.memoryUsage().rss
   try {
     const H = engine.config.hiddenSize
@@ -112,7 +112,7 @@ async function run (job: LoadJob): Promise<LoadRunResult> {
       rssAfterLoadBytes,
       loadPeakRssBytes,
       rssSteadyBytes,
-      peakRssBytes: maxRss(),
+      peakRssBytes: peakRssBytes(),
       kvBytes: engine.kvBytesPerToken * length,
       decodeMsPerToken
     }

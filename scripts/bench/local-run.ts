@@ -13,6 +13,7 @@ import { loadModelConfig, type ModelConfig } from '../../src/shards/config.ts'
 import { ModelWeights } from '../../src/shards/weights.ts'
 import { buildSpanGraph, type WeightFormat } from '../../src/shards/span-graph.ts'
 import { INLINE_LIMIT_BYTES, createSession } from '../../src/shards/ort-session.ts'
+import { peakRssBytes } from './util.ts'
 
 export interface LocalJob {
   mode: 'run' | 'load-breakdown'
@@ -104,7 +105,6 @@ export interface LoadBreakdown {
   peakRssBytes: number
 }
 
-const maxRssBytes = (): number => process.resourceUsage().maxRSS * 1024
 
 /** A single-span pipeline that can start a fresh KV session for each measured generation. */
 class BenchPipeline implements BlockPipeline {
@@ -266,7 +266,7 @@ async function run (job: LocalJob): Promise<LocalRunResult> {
     t = performance.now()
     span = await WorkerSpanEngine.load(job.modelDir, { start: 0, end: headEngine.config.numLayers, weightFormat: job.format, threads: job.threads })
     const spanSeconds = (performance.now() - t) / 1000
-    const loadPeakRssBytes = maxRssBytes()
+    const loadPeakRssBytes = peakRssBytes()
     const rssAfterLoadBytes = process.memoryUsage().rss
 
     const head = new TimedHead(headEngine)
@@ -292,7 +292,7 @@ async function run (job: LocalJob): Promise<LocalRunResult> {
     return {
       format: job.format,
       load: { headSeconds, spanSeconds, spanBytesRead: span.info.bytesRead },
-      memory: { rssBeforeLoadBytes, rssAfterLoadBytes, rssAfterRunsBytes, loadPeakRssBytes, peakRssBytes: maxRssBytes() },
+      memory: { rssBeforeLoadBytes, rssAfterLoadBytes, rssAfterRunsBytes, loadPeakRssBytes, peakRssBytes: peakRssBytes() },
       warmup,
       runs,
       tokens,
@@ -321,7 +321,7 @@ async function loadBreakdown (job: LocalJob): Promise<LoadBreakdown> {
     const initializerBytes = graph.initializerBytes
     const session = await createSession(graph, { threads: job.threads }, { prepack: true })
     await session.release()
-    return { format: job.format, buildSeconds, initializerBytes, external: initializerBytes >= INLINE_LIMIT_BYTES, ...session.timings, peakRssBytes: maxRssBytes() }
+    return { format: job.format, buildSeconds, initializerBytes, external: initializerBytes >= INLINE_LIMIT_BYTES, ...session.timings, peakRssBytes: peakRssBytes() }
   } finally {
     weights.close()
   }

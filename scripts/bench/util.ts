@@ -1,5 +1,6 @@
 // Small helpers shared by the benchmark sections.
 import { fork, type Serializable } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 
 /** Progress and status lines go to stderr, so stdout carries only the result tables. */
 export function log (msg: string): void {
@@ -21,6 +22,19 @@ export function median (xs: number[]): number {
 }
 
 export const MiB = 1024 ** 2
+
+/**
+ * This process's RSS high-water mark, bytes. From /proc/self/status (VmHWM: this process's own
+ * memory), not getrusage: Linux carries ru_maxrss across exec, so a child forked by a bench process
+ * holding a model would report the parent's RSS as its own peak.
+ */
+export function peakRssBytes (): number {
+  try {
+    const kib = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]
+    if (kib !== undefined) return Number(kib) * 1024
+  } catch { /* not Linux */ }
+  return process.resourceUsage().maxRSS * 1024
+}
 
 /** Rounds for JSON output (keeps files readable without losing meaningful precision). */
 export function round (x: number, digits = 3): number {
