@@ -58,8 +58,9 @@ export class DraftModel {
   /** A drafter for one generation of at most `maxLength` positions; close it when done. */
   async drafter (maxLength: number): Promise<ModelDrafter> {
     const sessionId = randomUUID()
-    await this.span.open(sessionId, Math.min(maxLength, this.span.config.maxPositions))
-    return new ModelDrafter(this.head, this.span, sessionId, Math.min(maxLength, this.span.config.maxPositions))
+    const positions = Math.min(maxLength, this.span.config.maxPositions)
+    await this.span.open(sessionId, positions)
+    return new ModelDrafter(this.head, this.span, sessionId, positions)
   }
 
   async close (): Promise<void> {

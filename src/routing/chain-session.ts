@@ -302,12 +302,7 @@ export class ChainSession {
       try {
         const plan = await this.plan(0, this.o.numBlocks, true, signal)
         fresh = await this.openHops(plan, signal)
-        let out: Float32Array = new Float32Array(0)
-        for (const op of ops) {
-          let x = op.kind === 'step' ? op.hidden : out
-          for (const hop of fresh) x = await this.replayOp(hop, op, x, signal)
-          out = x
-        }
+        const out = await this.replayAll(fresh, ops, signal)
         // only the first hop's inputs are kept in push mode
         for (const hop of fresh.slice(1)) hop.history = []
         this.hops = fresh
@@ -360,6 +355,17 @@ export class ChainSession {
   }
 
   /** Sends one recorded operation to a fresh hop (a replay). */
+  /** Replays `ops` through `hops` in order, each step's output flowing to the next hop; returns the last output. */
+  private async replayAll (hops: readonly Hop[], ops: readonly HopOp[], signal?: AbortSignal): Promise<Float32Array> {
+    let out: Float32Array = new Float32Array(0)
+    for (const op of ops) {
+      let x = op.kind === 'step' ? op.hidden : out
+      for (const hop of hops) x = await this.replayOp(hop, op, x, signal)
+      out = x
+    }
+    return out
+  }
+
   private async replayOp (hop: Hop, op: HopOp, input: Float32Array, signal?: AbortSignal): Promise<Float32Array> {
     if (op.kind === 'step') return await this.stepHop(hop, input, op.position, signal)
     await this.truncateHop(hop, op.length, signal)
@@ -445,12 +451,7 @@ export class ChainSession {
         let fresh: Hop[] = []
         try {
           fresh = await this.openHops(plan, signal)
-          let out: Float32Array = new Float32Array(0)
-          for (const op of inputs) {
-            let x = op.kind === 'step' ? op.hidden : out
-            for (const hop of fresh) x = await this.replayOp(hop, op, x, signal)
-            out = x
-          }
+          const out = await this.replayAll(fresh, inputs, signal)
           await this.dropHops(this.hops.slice(j, k + 1).filter((h) => h !== failed), true)
           this.hops.splice(j, k - j + 1, ...fresh)
           this.rerouteCount++
