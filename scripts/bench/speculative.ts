@@ -13,19 +13,14 @@ import { WorkerHeadEngine } from '../../src/shards/worker/engine-client.ts'
 import { Swarm } from '../../src/client/swarm.ts'
 import type { WeightFormat } from '../../src/shards/span-graph.ts'
 import type { GenerationEvent, SpeculationSummary } from '../../src/client/session.ts'
+import type { GenerateOptions } from '../../src/client/generation.ts'
+import type { SwarmBenchOptions } from './swarm.ts'
 import { startPeer, stopPeers, type PeerProcess } from '../../src/cli/local-swarm.ts'
 import { ensureBenchModel, QUICK_SHAPE, TINYLLAMA_SHAPE, type BenchShape } from './model-cache.ts'
 import { renderTable } from './report.ts'
 import { log, median, round, randomTokens } from './util.ts'
 
-export interface SpeculativeBenchOptions {
-  quick: boolean
-  cacheDir: string
-  peers: number
-  threads: number
-  promptTokens: number
-  decodeTokens: number
-  repeats: number
+export interface SpeculativeBenchOptions extends SwarmBenchOptions {
   /** draft tokens per step */
   draftTokens: number
   /** the draft model's weight format (the bench model itself, quantized) */
@@ -169,6 +164,23 @@ async function measureVerifyCost (dir: string, layers: number, prompt: number[],
   }
 }
 
+/** Something that generates: a LocalModel or a Swarm. */
+interface Generator { generate: (prompt: { ids: number[] }, opts: GenerateOptions) => AsyncIterable<GenerationEvent> }
+
+/** measureRuns for every prompt: `plain` decodes plainly and by prompt lookup, `drafting` holds the draft model. */
+async function measurePrompts (where: string, plain: Generator, drafting: Generator, prompts: Record<string, number[]>, o: SpeculativeBenchOptions): Promise<Record<string, Runs>> {
+  const genOpts = { maxNewTokens: o.decodeTokens, ignoreEos: true }
+  const runs: Record<string, Runs> = {}
+  for (const [name, prompt] of Object.entries(prompts)) {
+    log(`speculative: ${where}, ${name} prompt`)
+    runs[name] = await measureRuns({
+      lookup: (p, speculate) => plain.generate({ ids: p }, { ...genOpts, speculate }),
+      model: (p, speculate) => drafting.generate({ ids: p }, { ...genOpts, speculate })
+    }, prompt, o)
+  }
+  return runs
+}
+
 /** A code-block-like run of tokens given twice, then its first tokens again: "repeat / edit this". */
 function repetitivePrompt (vocab: number): number[] {
   const block = randomTokens(48, 3, vocab, 11)
@@ -179,21 +191,14 @@ export async function benchSpeculative (o: SpeculativeBenchOptions): Promise<Spe
   const shape = o.quick ? QUICK_SHAPE : TINYLLAMA_SHAPE
   const { dir } = await ensureBenchModel(o.cacheDir, shape)
   const prompts = { repetitive: repetitivePrompt(shape.vocab), random: randomTokens(o.promptTokens, 3, shape.vocab, 7) }
-  const genOpts = { maxNewTokens: o.decodeTokens, ignoreEos: true }
 
   const draftModel = { dir, weightFormat: o.draftFormat }
   log(`speculative: local (${o.threads} threads), ${o.draftTokens} draft tokens, draft model ${o.draftFormat}`)
   const local = await LocalModel.load(dir, { threads: o.threads })
   const drafting = await LocalModel.load(dir, { threads: o.threads, draftModel })
-  const localRuns: Record<string, Runs> = {}
+  let localRuns: Record<string, Runs>
   try {
-    for (const [name, prompt] of Object.entries(prompts)) {
-      log(`speculative: local, ${name} prompt`)
-      localRuns[name] = await measureRuns({
-        lookup: (p, speculate) => local.generate({ ids: p }, { ...genOpts, speculate }),
-        model: (p, speculate) => drafting.generate({ ids: p }, { ...genOpts, speculate })
-      }, prompt, o)
-    }
+    localRuns = await measurePrompts('local', local, drafting, prompts, o)
   } finally {
     await local.close()
     await drafting.close()
@@ -206,7 +211,7 @@ export async function benchSpeculative (o: SpeculativeBenchOptions): Promise<Spe
   const spans = Array.from({ length: o.peers }, (_, i) => ({ start: cut(i), end: cut(i + 1) }))
   log(`speculative: starting ${o.peers} peers ${spans.map((s) => `[${s.start},${s.end})`).join(' ')}`)
   const peers: PeerProcess[] = []
-  const swarmRuns: Record<string, Runs> = {}
+  let swarmRuns: Record<string, Runs>
   try {
     const flags = ['--threads', String(o.threads), '--network-mbps', '100000']
     peers.push(await startPeer(dir, ['--blocks', `${spans[0].start}:${spans[0].end}`, ...flags], 'peer0', 600_000))
@@ -216,13 +221,7 @@ export async function benchSpeculative (o: SpeculativeBenchOptions): Promise<Spe
     const swarm = await Swarm.connect(client)
     const drafting = await Swarm.connect({ ...client, draftModel })
     try {
-      for (const [name, prompt] of Object.entries(prompts)) {
-        log(`speculative: swarm, ${name} prompt`)
-        swarmRuns[name] = await measureRuns({
-          lookup: (p, speculate) => swarm.generate({ ids: p }, { ...genOpts, speculate }),
-          model: (p, speculate) => drafting.generate({ ids: p }, { ...genOpts, speculate })
-        }, prompt, o)
-      }
+      swarmRuns = await measurePrompts('swarm', swarm, drafting, prompts, o)
     } finally {
       await swarm.close()
       await drafting.close()
