@@ -147,7 +147,7 @@ export function renderLoad (r: LoadBenchResult): string {
       x.serializeSeconds.toFixed(2), x.sessionSeconds.toFixed(2), x.firstStepSeconds.toFixed(2),
       String(x.weightsMiB), x.kvMiB.toFixed(1), String(x.loadPeakMiB), String(x.steadyMiB), x.peakOverSteady.toFixed(2) + '×', String(x.overheadMiB), x.decodeMsPerToken.toFixed(1)])))
   out.push(`"read s": the span's tensor bytes read from the page cache (second pass), in the same process just before the load. ` +
-    '"serialise / session": the stages of "load s" (quantizing or widening + writing the graph; onnxruntime creating the session, mapping and pre-packing the weights — a cached entry\'s sha256 is checked meanwhile); ' +
+    '"serialise / session": the stages of "load s" (quantizing or widening + writing the graph; onnxruntime creating the session, mapping and pre-packing the weights — a cached entry\'s CRC-32 is checked meanwhile); ' +
     `"first prefill": the ${r.settings.promptTokens}-token step right after loading (weights mapped from the checkpoint are paged in there). ` +
     `"steady": RSS after a ${r.settings.promptTokens}-token prefill and ${r.settings.decodeTokens} decode steps; "peak/steady": whole-process high-water mark over steady. ` +
     '"overhead" = steady − weights (in the format held in memory: f32 for f32/f16/bf16 checkpoints) − KV cache.')

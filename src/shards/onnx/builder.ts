@@ -162,9 +162,10 @@ export class GraphBuilder {
   /**
    * Writes `model.onnx` plus `weights.bin` (external data, 64-byte aligned) into `dir`,
    * returning the model path. Tensors under 1 KiB stay inline. Lazy initializers are produced
-   * here, one at a time, straight into the file.
+   * here, one at a time, straight into the file. `onWrite` sees every byte written, in order, with
+   * the name of the file it went to (e.g. to checksum the files without reading them back).
    */
-  toDirectory (dir: string): string {
+  toDirectory (dir: string, onWrite?: (file: string, chunk: Uint8Array) => void): string {
     mkdirSync(dir, { recursive: true })
     const dataName = 'weights.bin'
     const fd = openSync(path.join(dir, dataName), 'w')
@@ -172,6 +173,7 @@ export class GraphBuilder {
     const write = (chunk: Uint8Array): void => {
       let done = 0
       while (done < chunk.byteLength) done += writeSync(fd, chunk, done, chunk.byteLength - done)
+      onWrite?.(dataName, chunk)
       offset += chunk.byteLength
     }
     const initializer: O.ITensorProto[] = []
@@ -194,7 +196,9 @@ export class GraphBuilder {
       closeSync(fd)
     }
     const modelPath = path.join(dir, 'model.onnx')
-    writeFileSync(modelPath, encodeModel(this.graph(initializer)))
+    const model = encodeModel(this.graph(initializer))
+    writeFileSync(modelPath, model)
+    onWrite?.(path.basename(modelPath), model)
     return modelPath
   }
 
