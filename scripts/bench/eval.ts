@@ -8,12 +8,12 @@ import { Swarm } from '../../src/client/swarm.ts'
 import { JsonConstraint, VocabularyTrie } from '../../src/client/json-constraint.ts'
 import { ANY_OBJECT, parseJsonSchema, type SchemaNode } from '../../src/client/json-schema.ts'
 import { TokenVocabulary } from '../../src/shards/vocabulary.ts'
-import { startPeer, stopPeers, type PeerProcess } from '../../src/cli/local-swarm.ts'
+import { evenSpans, stopPeers } from '../../src/cli/local-swarm.ts'
 import type { WireDtype } from '../../src/protocol/tensor.ts'
 import type { ScoreResult } from '../../src/client/scoring.ts'
 import { ensureBenchModel, QUICK_SHAPE, TINYLLAMA_SHAPE, type BenchShape } from './model-cache.ts'
 import { renderTable } from './report.ts'
-import { log, median, round } from './util.ts'
+import { log, median, round, startBenchSwarm } from './util.ts'
 
 export const EVAL_TEXT = `Once upon a time there was a little model that wanted to talk. It asked the other peers for help,
 and they answered together. Each peer hosts a few transformer blocks and the client chains them
@@ -58,9 +58,8 @@ export async function benchEval (o: EvalBenchOptions): Promise<EvalBenchResult> 
   const rows: ScoreRow[] = [row('local f32', base)]
   let choices: EvalBenchResult['choices'] | null = null
   for (const format of ['f32', 'int8', 'int4'] as const) {
-    const peers = await startSwarm(dir, shape.layers, o, format)
+    const { bootstrap, peers } = await startBenchSwarm(dir, evenSpans(shape.layers, o.peers), o.threads, format === 'f32' ? [] : ['--quantize', format])
     try {
-      const bootstrap = peers[0].multiaddrs[0]
       for (const wire of (format === 'f32' ? ['f32', 'f16'] : ['f32']) as WireDtype[]) {
         log(`eval: swarm of ${o.peers} ${format} peers, ${wire} wire`)
         const swarm = await Swarm.connect({ bootstrap: [bootstrap], modelDir: dir, threads: o.threads, wireDtype: wire, stepTimeoutMs: 120_000 })
@@ -76,20 +75,6 @@ export async function benchEval (o: EvalBenchOptions): Promise<EvalBenchResult> 
     }
   }
   return { section: 'eval', shape, tokens: base.tokens.length, rows, mask: maskCost(dir, shape.vocab), choices: choices! }
-}
-
-async function startSwarm (dir: string, layers: number, o: EvalBenchOptions, format: 'f32' | 'int8' | 'int4'): Promise<PeerProcess[]> {
-  const cut = (i: number): number => Math.round((i * layers) / o.peers)
-  const flags = ['--threads', String(o.threads), '--network-mbps', '100000', ...(format === 'f32' ? [] : ['--quantize', format])]
-  const peers: PeerProcess[] = []
-  try {
-    peers.push(await startPeer(dir, ['--blocks', `0:${cut(1)}`, ...flags], 'peer0', 600_000))
-    for (let i = 1; i < o.peers; i++) peers.push(await startPeer(dir, ['--blocks', `${cut(i)}:${cut(i + 1)}`, '--bootstrap', peers[0].multiaddrs[0], ...flags], `peer${i}`, 600_000))
-    return peers
-  } catch (err) {
-    await stopPeers(peers)
-    throw err
-  }
 }
 
 /** wall time of one generation, of 3 concurrent ones (what n: 3 does), and of 3 in a row */

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node
 import path from 'node:path'
 import type { WeightFormat } from '../../src/shards/span-graph.ts'
 import { Swarm } from '../../src/client/swarm.ts'
-import { startPeer, stopPeers, type PeerProcess } from '../../src/cli/local-swarm.ts'
+import { evenSpans, stopPeers } from '../../src/cli/local-swarm.ts'
 import { writeGguf, type GgufFormat } from './gguf.ts'
 import type { LlamaJob, LlamaRunResult } from './llamacpp-run.ts'
 import type { LocalJob, LocalRunResult } from './local-run.ts'
@@ -18,7 +18,7 @@ import { CONTENDED_CORES } from './local.ts'
 import { ensureBenchModel, shapeCounts, QUICK_SHAPE, TINYLLAMA_SHAPE, type BenchShape } from './model-cache.ts'
 import { measure } from './swarm.ts'
 import { renderTable } from './report.ts'
-import { log, median, round, randomTokens, runChild } from './util.ts'
+import { log, median, round, randomTokens, runChild, startBenchSwarm } from './util.ts'
 
 /** pinned: its prebuilt linux-x64 CPU binary runs here with build: 'never' */
 const NODE_LLAMA_CPP = '3.21.1'
@@ -116,14 +116,8 @@ function prefix (a: number[], b: number[]): number {
 }
 
 async function swarmDecode (modelDir: string, format: WeightFormat, o: LlamaBenchOptions, prompt: number[], layers: number): Promise<{ tokensPerSecond: number, tokens: number[] }> {
-  const cut = (i: number): number => Math.round((i * layers) / 3)
-  const quantize = format === 'f32' ? [] : ['--quantize', format]
-  const flags = ['--threads', String(o.threads), '--network-mbps', '100000', ...quantize]
-  const peers: PeerProcess[] = []
+  const { bootstrap, peers } = await startBenchSwarm(modelDir, evenSpans(layers, 3), o.threads, format === 'f32' ? [] : ['--quantize', format])
   try {
-    peers.push(await startPeer(modelDir, ['--blocks', `0:${cut(1)}`, ...flags], 'peer0', 600_000))
-    const bootstrap = peers[0].multiaddrs[0]
-    for (let i = 1; i < 3; i++) peers.push(await startPeer(modelDir, ['--blocks', `${cut(i)}:${cut(i + 1)}`, '--bootstrap', bootstrap, ...flags], `peer${i}`, 600_000))
     const swarm = await Swarm.connect({ bootstrap: [bootstrap], modelDir, threads: o.threads, headFormat: format, stepTimeoutMs: 60_000 })
     try {
       return await measure((p) => swarm.generate({ ids: p }, { maxNewTokens: o.decodeTokens + 1, ignoreEos: true }), prompt, o.repeats)

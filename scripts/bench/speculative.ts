@@ -15,10 +15,10 @@ import type { WeightFormat } from '../../src/shards/span-graph.ts'
 import type { GenerationEvent, SpeculationSummary } from '../../src/client/session.ts'
 import type { GenerateOptions } from '../../src/client/generation.ts'
 import type { SwarmBenchOptions } from './swarm.ts'
-import { startPeer, stopPeers, type PeerProcess } from '../../src/cli/local-swarm.ts'
+import { evenSpans, stopPeers } from '../../src/cli/local-swarm.ts'
 import { ensureBenchModel, QUICK_SHAPE, TINYLLAMA_SHAPE, type BenchShape } from './model-cache.ts'
 import { renderTable } from './report.ts'
-import { log, median, round, randomTokens } from './util.ts'
+import { log, median, round, randomTokens, startBenchSwarm } from './util.ts'
 
 export interface SpeculativeBenchOptions extends SwarmBenchOptions {
   /** draft tokens per step */
@@ -207,16 +207,11 @@ export async function benchSpeculative (o: SpeculativeBenchOptions): Promise<Spe
   log('speculative: cost of verifying 1 … k + 1 positions in one step')
   const verifyCost = await measureVerifyCost(dir, shape.layers, prompts.random, o)
 
-  const cut = (i: number): number => Math.round((i * shape.layers) / o.peers)
-  const spans = Array.from({ length: o.peers }, (_, i) => ({ start: cut(i), end: cut(i + 1) }))
-  log(`speculative: starting ${o.peers} peers ${spans.map((s) => `[${s.start},${s.end})`).join(' ')}`)
-  const peers: PeerProcess[] = []
+  const spans = evenSpans(shape.layers, o.peers)
+  log(`speculative: starting ${o.peers} peers ${spans.map(([a, b]) => `[${a},${b})`).join(' ')}`)
+  const { bootstrap, peers } = await startBenchSwarm(dir, spans, o.threads)
   let swarmRuns: Record<string, Runs>
   try {
-    const flags = ['--threads', String(o.threads), '--network-mbps', '100000']
-    peers.push(await startPeer(dir, ['--blocks', `${spans[0].start}:${spans[0].end}`, ...flags], 'peer0', 600_000))
-    const bootstrap = peers[0].multiaddrs[0]
-    for (const s of spans.slice(1)) peers.push(await startPeer(dir, ['--blocks', `${s.start}:${s.end}`, '--bootstrap', bootstrap, ...flags], 'peer', 600_000))
     const client = { bootstrap: [bootstrap], modelDir: dir, threads: o.threads, stepTimeoutMs: 60_000 }
     const swarm = await Swarm.connect(client)
     const drafting = await Swarm.connect({ ...client, draftModel })
@@ -245,7 +240,7 @@ export async function benchSpeculative (o: SpeculativeBenchOptions): Promise<Spe
       swarmDraftModelVsLocalPlain: round(s.draftModel.decodeTokensPerSecond / l.plain.decodeTokensPerSecond, 3)
     }
   })
-  return { section: 'speculative', shape, peers: spans, threads: o.threads, decodeTokens: o.decodeTokens, draftTokens: o.draftTokens, draftFormat: o.draftFormat, workloads, verifyCost }
+  return { section: 'speculative', shape, peers: spans.map(([start, end]) => ({ start, end })), threads: o.threads, decodeTokens: o.decodeTokens, draftTokens: o.draftTokens, draftFormat: o.draftFormat, workloads, verifyCost }
 }
 
 export function renderSpeculative (r: SpeculativeBenchResult): string {

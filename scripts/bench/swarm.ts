@@ -4,10 +4,10 @@
 // (greedy-token agreement with the exact f32 wire).
 import { LocalModel } from '../../src/client/local-model.ts'
 import { Swarm } from '../../src/client/swarm.ts'
-import { startPeer, stopPeers, type PeerProcess } from '../../src/cli/local-swarm.ts'
+import { evenSpans, stopPeers } from '../../src/cli/local-swarm.ts'
 import type { WireDtype } from '../../src/protocol/tensor.ts'
 import { ensureBenchModel, QUICK_SHAPE, TINYLLAMA_SHAPE, type BenchShape } from './model-cache.ts'
-import { log, median, round, randomTokens } from './util.ts'
+import { log, median, round, randomTokens, startBenchSwarm } from './util.ts'
 
 export interface SwarmBenchOptions {
   quick: boolean
@@ -67,15 +67,10 @@ export async function benchSwarm (o: SwarmBenchOptions): Promise<SwarmBenchResul
   const localRun = await measure((p) => local.generate({ ids: p }, genOpts), prompt, o.repeats)
   await local.close()
 
-  const cut = (i: number): number => Math.round((i * shape.layers) / o.peers)
-  const spans = Array.from({ length: o.peers }, (_, i) => ({ start: cut(i), end: cut(i + 1) }))
-  log(`swarm: starting ${o.peers} peers ${spans.map((s) => `[${s.start},${s.end})`).join(' ')}`)
-  const peers: PeerProcess[] = []
+  const spans = evenSpans(shape.layers, o.peers)
+  log(`swarm: starting ${o.peers} peers ${spans.map(([a, b]) => `[${a},${b})`).join(' ')}`)
+  const { bootstrap, peers } = await startBenchSwarm(dir, spans, o.threads)
   try {
-    const flags = ['--threads', String(o.threads), '--network-mbps', '100000']
-    peers.push(await startPeer(dir, ['--blocks', `${spans[0].start}:${spans[0].end}`, ...flags], 'peer0', 600_000))
-    const bootstrap = peers[0].multiaddrs[0]
-    for (const s of spans.slice(1)) peers.push(await startPeer(dir, ['--blocks', `${s.start}:${s.end}`, '--bootstrap', bootstrap, ...flags], 'peer', 600_000))
     const runOver = async (wireDtype: WireDtype): Promise<{ tokensPerSecond: number, tokens: number[] }> => {
       const swarm = await Swarm.connect({ bootstrap: [bootstrap], modelDir: dir, threads: o.threads, wireDtype, stepTimeoutMs: 60_000 })
       try {
@@ -96,7 +91,7 @@ export async function benchSwarm (o: SwarmBenchOptions): Promise<SwarmBenchResul
     return {
       section: 'swarm',
       shape,
-      peers: spans,
+      peers: spans.map(([start, end]) => ({ start, end })),
       threads: o.threads,
       promptTokens: o.promptTokens,
       decodeTokens: o.decodeTokens,

@@ -1,6 +1,7 @@
 // Small helpers shared by the benchmark sections.
 import { fork, type Serializable } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { startSwarm, type TestSwarm } from '../../src/cli/local-swarm.ts'
 
 /** Progress and status lines go to stderr, so stdout carries only the result tables. */
 export function log (msg: string): void {
@@ -82,4 +83,12 @@ export async function runChild<T> (script: URL, job: Serializable, label: string
     })
     child.send(job)
   })
+}
+
+/**
+ * The benches' loopback swarm: one `strata peer` process per span, started one at a time (each
+ * loads its span alone), `threads` each, announcing a fast network so that planning is by compute.
+ */
+export async function startBenchSwarm (dir: string, spans: Array<[number, number]>, threads: number, flags: string[] = []): Promise<TestSwarm> {
+  return await startSwarm(dir, spans, [], { flags: ['--threads', String(threads), '--network-mbps', '100000', ...flags], timeoutMs: 600_000, oneAtATime: true })
 }

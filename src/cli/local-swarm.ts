@@ -91,18 +91,42 @@ async function startReady (proc: ChildProcess, label: string, timeoutMs: number)
 
 export interface TestSwarm { bootstrap: string, peers: PeerProcess[] }
 
+export interface SwarmStartOptions {
+  /** flags every peer gets (after `extra[i]`) */
+  flags?: string[]
+  /** how long each peer may take to be ready (default 60 s) */
+  timeoutMs?: number
+  /** start the joining peers one after another (each loads its span alone) instead of together */
+  oneAtATime?: boolean
+}
+
+/** `n` contiguous spans covering `layers` blocks, as even as whole blocks allow. */
+export function evenSpans (layers: number, n: number): Array<[number, number]> {
+  const cut = (i: number): number => Math.round((i * layers) / n)
+  return Array.from({ length: n }, (_, i) => [cut(i), cut(i + 1)])
+}
+
 /**
  * Starts one peer per span: the first one is the bootstrap peer, the others join through it.
  * `extra[i]` adds flags to peer i.
  */
-export async function startSwarm (modelDir: string, spans: Array<[number, number]>, extra: string[][] = []): Promise<TestSwarm> {
+export async function startSwarm (modelDir: string, spans: Array<[number, number]>, extra: string[][] = [], o: SwarmStartOptions = {}): Promise<TestSwarm> {
   const peers: PeerProcess[] = []
+  const start = async ([a, b]: [number, number], i: number, bootstrap: string[]): Promise<PeerProcess> =>
+    await startPeer(modelDir, ['--blocks', `${a}:${b}`, ...bootstrap, ...(extra[i] ?? []), ...(o.flags ?? [])], `peer[${a},${b})`, o.timeoutMs)
   try {
-    peers.push(await startPeer(modelDir, ['--blocks', `${spans[0][0]}:${spans[0][1]}`, ...(extra[0] ?? [])], `peer[${spans[0].join(',')})`))
+    peers.push(await start(spans[0], 0, []))
     const bootstrap = peers[0].multiaddrs[0]
-    const rest = await Promise.all(spans.slice(1).map(async ([a, b], i) =>
-      await startPeer(modelDir, ['--blocks', `${a}:${b}`, '--bootstrap', bootstrap, ...(extra[i + 1] ?? [])], `peer[${a},${b})`)))
-    peers.push(...rest)
+    const joining = spans.slice(1).map((span, i) => async () => await start(span, i + 1, ['--bootstrap', bootstrap]))
+    if (o.oneAtATime === true) {
+      for (const join of joining) peers.push(await join())
+    } else {
+      // settle every start before failing, so that no peer that came up late is left running
+      const joined = await Promise.allSettled(joining.map(async (join) => await join()))
+      for (const j of joined) if (j.status === 'fulfilled') peers.push(j.value)
+      const failed = joined.find((j) => j.status === 'rejected')
+      if (failed !== undefined) throw failed.reason
+    }
     return { bootstrap, peers }
   } catch (err) {
     await stopPeers(peers)
