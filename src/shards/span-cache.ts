@@ -12,14 +12,14 @@
 // An entry is built in a temporary directory next to it and renamed into place whole, its
 // manifest.json listing each file's size and CRC-32 (computed as the files are written); an entry
 // whose files do not match (a crash mid-copy, a flipped bit, a truncated file) is removed and built
-// again. The check reads the whole entry, so it runs while onnxruntime loads it. CRC-32 rather than
+// again. The check reads the whole entry, so it runs on another thread while onnxruntime loads it. CRC-32 rather than
 // a cryptographic hash: the cache guards against accidents, not against someone who can write to
 // it, and zlib's CRC-32 reads ~2× faster than sha256 here, so a multi-GiB f32 entry is checked
 // within the time onnxruntime takes to pre-pack it.
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { open } from 'node:fs/promises'
 import path from 'node:path'
+import { Worker } from 'node:worker_threads'
 import { crc32 } from 'node:zlib'
 import type { GraphBuilder } from './onnx/builder.ts'
 import { QUANTIZER_VERSION } from './quantize.ts'
@@ -122,35 +122,43 @@ export class SpanCache {
       return false
     }
     if (manifest?.version !== LAYOUT_VERSION || manifest.key !== id || typeof manifest.files !== 'object' || manifest.files === null) return false
-    for (const f of FILES) {
-      const want = manifest.files[f]
-      const file = path.join(entry, f)
-      try {
-        if (want === undefined || statSync(file).size !== want.size) return false
-        if ((await fileCheck(file)).crc32 !== want.crc32) return false
-      } catch {
-        return false
-      }
+    const want = FILES.map((f) => manifest.files[f])
+    try {
+      if (want.some((w, i) => w === undefined || statSync(path.join(entry, FILES[i])).size !== w.size)) return false
+      const got = await checkFiles(FILES.map((f) => path.join(entry, f)))
+      return got.every((g, i) => g.size === want[i].size && g.crc32 === want[i].crc32)
+    } catch {
+      return false
     }
-    return true
   }
 }
 
-/** Size and CRC-32 of a file, read with the event loop free (onnxruntime may be loading meanwhile). */
-async function fileCheck (file: string): Promise<FileCheck> {
-  let sum = 0
-  const buf = new Uint8Array(16 * 1024 * 1024)
-  const fd = await open(file, 'r')
+// The check runs on a thread of its own: onnxruntime-node creates a session synchronously, so a
+// check on the loading thread would only start once the session is built.
+const CHECK_FILES = `
+const { parentPort, workerData } = require('node:worker_threads')
+const { openSync, readSync, closeSync } = require('node:fs')
+const { crc32 } = require('node:zlib')
+const buf = Buffer.allocUnsafe(16 * 1024 * 1024)
+parentPort.postMessage(workerData.map((file) => {
+  const fd = openSync(file, 'r')
   let size = 0
+  let sum = 0
   try {
-    for (;;) {
-      const { bytesRead } = await fd.read(buf, 0, buf.length, size)
-      if (bytesRead === 0) break
-      sum = crc32(buf.subarray(0, bytesRead), sum)
-      size += bytesRead
-    }
+    for (let n; (n = readSync(fd, buf, 0, buf.length, size)) > 0; size += n) sum = crc32(buf.subarray(0, n), sum)
   } finally {
-    await fd.close()
+    closeSync(fd)
   }
   return { size, crc32: sum }
+}))
+`
+
+/** Size and CRC-32 of each of `files`, read on a worker thread. */
+async function checkFiles (files: string[]): Promise<FileCheck[]> {
+  return await new Promise((resolve, reject) => {
+    const worker = new Worker(CHECK_FILES, { eval: true, workerData: files })
+    worker.once('message', resolve)
+    worker.once('error', reject)
+    worker.once('exit', (code) => reject(new Error(`file check thread exited with code ${code}`)))
+  })
 }
