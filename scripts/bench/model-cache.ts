@@ -1,7 +1,7 @@
 // The benchmark's random-weight models: generated once into a cache directory and reused while
 // their config and weight file match the requested shape. A `.complete` marker is written last,
 // so an interrupted generation is never mistaken for a finished one.
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { statfs } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -93,6 +93,21 @@ export async function checkDisk (dir: string, s: BenchShape, needModel: boolean)
   }
 }
 
+/** written first into a directory the bench generates a model in: only such a directory is ever deleted */
+const MARKER = '.strata-bench-model'
+
+/** A directory that holds something else than a benchmark model (e.g. `--cache` given a folder of one's own). */
+export class NotABenchModelDirError extends Error {
+  override name = 'NotABenchModelDirError'
+}
+
+/** Throws unless `dir` is absent, empty, or one the bench generated a model in (it is about to be replaced). */
+function replaceable (dir: string): void {
+  if (!existsSync(dir) || readdirSync(dir).length === 0 || existsSync(path.join(dir, MARKER)) || existsSync(path.join(dir, '.complete'))) return
+  throw new NotABenchModelDirError(`${dir} is not empty and holds no benchmark model of strata's: it would have to be deleted to generate one there. ` +
+    'Pass --cache a path of its own (the model goes straight into it), or remove that directory yourself.')
+}
+
 /** Returns the directory of a model with shape `s` in `dtype` (default f32), generating it if needed. */
 export async function ensureBenchModel (dir: string, s: BenchShape, dtype: CheckpointDtype = 'f32'): Promise<{ dir: string, generated: boolean, seconds: number }> {
   if (matches(dir, s, dtype)) {
@@ -100,8 +115,10 @@ export async function ensureBenchModel (dir: string, s: BenchShape, dtype: Check
     return { dir, generated: false, seconds: 0 }
   }
   await checkDisk(dir, s, true)
+  replaceable(dir)
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
+  writeFileSync(path.join(dir, MARKER), 'a strata benchmark model: `npm run bench` may delete this directory to generate another\n')
   const total = (shapeCounts(s).f32Bytes * BYTES[dtype]) / 4
   log(`generating the benchmark model (${formatBytes(total)} of ${dtype} weights) in ${dir}`)
   const t0 = performance.now()
