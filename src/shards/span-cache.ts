@@ -12,10 +12,10 @@
 // An entry is built in a temporary directory next to it and renamed into place whole, its
 // manifest.json listing each file's size and CRC-32 (computed as the files are written); an entry
 // whose files do not match (a crash mid-copy, a flipped bit, a truncated file) is removed and built
-// again. The check reads the whole entry, so it runs on another thread while onnxruntime loads it. CRC-32 rather than
-// a cryptographic hash: the cache guards against accidents, not against someone who can write to
-// it, and zlib's CRC-32 reads ~2× faster than sha256 here, so a multi-GiB f32 entry is checked
-// within the time onnxruntime takes to pre-pack it.
+// again. The check reads the whole entry, so it runs on another thread while onnxruntime loads it.
+// CRC-32 rather than a cryptographic hash: the cache guards against accidents, not against someone
+// who can write to it, and zlib's CRC-32 reads ~2× faster than sha256 here, so a multi-GiB f32
+// entry is checked within the time onnxruntime takes to pre-pack it.
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
@@ -76,8 +76,8 @@ export class SpanCache {
 
   /**
    * The stored entry for `id`, if any: its model path at once, and `intact`, which settles once
-   * its files are checked against its manifest (sizes and CRC-32, read asynchronously, so that the
-   * check overlaps onnxruntime loading the entry). Null when there is none.
+   * its files are checked against its manifest (sizes and CRC-32, read on a worker thread, so that
+   * the check overlaps onnxruntime loading the entry). Null when there is none.
    */
   find (id: string): { model: string, intact: Promise<boolean> } | null {
     const entry = path.join(this.dir, id)
