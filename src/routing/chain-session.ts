@@ -159,7 +159,9 @@ export class ChainSession {
     })
     for (const peerId of excluded ?? []) chain.bans.exclude(peerId, 'bad_output')
     let lastError: unknown
-    const coverageDeadline = performance.now() + chain.o.coverageWaitMs
+    // counted from the first search that came back short, not from here: on a loaded host the
+    // first search alone can take longer than the whole wait
+    let coverageDeadline: number | null = null
     const busyDeadline = performance.now() + chain.o.busyWaitMs
     for (let attempt = 0, tries = 0, busyWaits = 0; attempt <= chain.o.maxRecoveries; tries++) {
       try {
@@ -168,10 +170,13 @@ export class ChainSession {
         return chain
       } catch (err) {
         lastError = err
-        if (err instanceof NoRouteError && performance.now() < coverageDeadline) {
-          // records may still be propagating (a peer that just joined): look again shortly
-          await delay(300, signal)
-          continue
+        if (err instanceof NoRouteError) {
+          coverageDeadline ??= performance.now() + chain.o.coverageWaitMs
+          if (performance.now() < coverageDeadline) {
+            // records may still be propagating (a peer that just joined): look again shortly
+            await delay(300, signal)
+            continue
+          }
         }
         if (!(err instanceof PeerFailure)) throw err
         const banMs = chain.bans.ban(err.peerId, err.reason)
