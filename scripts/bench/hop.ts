@@ -1,7 +1,9 @@
 // Section "hop": what one hop costs per token, apart from compute. For each hidden size a one-block
 // model (small intermediate and vocabulary, so compute is small) decodes locally and through one
 // peer process on 127.0.0.1 that hosts its block, in the same run; the difference in ms per token
-// is the hop: client encode → stream → peer decode → worker → back, for the f32 and f16 wires.
+// is the hop: client encode → transport → peer decode → worker → back, for the f32 and f16 wires,
+// with session steps on the libp2p stream (--no-direct) and on the direct data path (the default,
+// src/protocol/direct.ts), alternating, in the same run.
 import path from 'node:path'
 import type { WireDtype } from '../../src/protocol/tensor.ts'
 import { LocalModel } from '../../src/client/local-model.ts'
@@ -23,7 +25,7 @@ export interface HopBenchOptions {
 export interface HopRow {
   hidden: number
   localMsPerToken: number
-  swarm: Array<{ wire: WireDtype, msPerToken: number, hopMs: number, identicalToLocal: boolean }>
+  swarm: Array<{ wire: WireDtype, direct: boolean, msPerToken: number, hopMs: number, identicalToLocal: boolean }>
 }
 
 export interface HopBenchResult {
@@ -49,14 +51,16 @@ export async function benchHop (o: HopBenchOptions): Promise<HopBenchResult> {
     try {
       peers.push(await startPeer(dir, ['--blocks', '0:1', '--threads', String(o.threads), '--network-mbps', '100000'], 'hop-peer', 300_000))
       for (const wire of ['f32', 'f16'] as const) {
-        log(`hop: hidden ${hidden}, one peer, ${wire} wire …`)
-        const client = await Swarm.connect({ bootstrap: [peers[0].multiaddrs[0]], modelDir: dir, threads: o.threads, wireDtype: wire, stepTimeoutMs: 60_000 })
-        try {
-          const s = await measure((p) => client.generate({ ids: p }, gen), prompt, o.repeats)
-          const ms = 1000 / s.tokensPerSecond
-          swarm.push({ wire, msPerToken: round(ms, 3), hopMs: round(ms - 1000 / l.tokensPerSecond, 3), identicalToLocal: s.tokens.join() === l.tokens.join() })
-        } finally {
-          await client.close()
+        for (const direct of [false, true]) {
+          log(`hop: hidden ${hidden}, one peer, ${wire} wire, ${direct ? 'direct path' : 'libp2p stream'} …`)
+          const client = await Swarm.connect({ bootstrap: [peers[0].multiaddrs[0]], modelDir: dir, threads: o.threads, wireDtype: wire, stepTimeoutMs: 60_000, direct })
+          try {
+            const s = await measure((p) => client.generate({ ids: p }, gen), prompt, o.repeats)
+            const ms = 1000 / s.tokensPerSecond
+            swarm.push({ wire, direct, msPerToken: round(ms, 3), hopMs: round(ms - 1000 / l.tokensPerSecond, 3), identicalToLocal: s.tokens.join() === l.tokens.join() })
+          } finally {
+            await client.close()
+          }
         }
       }
     } finally {
@@ -69,13 +73,13 @@ export async function benchHop (o: HopBenchOptions): Promise<HopBenchResult> {
 
 export function renderHop (r: HopBenchResult): string {
   return [
-    renderTable(['hidden', 'local ms/token', 'one hop, f32 wire', 'hop cost f32 (ms)', 'one hop, f16 wire', 'hop cost f16 (ms)', 'same tokens (f32 wire)'],
+    renderTable(['hidden', 'local ms/token', 'hop f32, libp2p (ms)', 'hop f32, direct (ms)', 'hop f16, libp2p (ms)', 'hop f16, direct (ms)', 'same tokens (f32 wire)'],
       r.rows.map((row) => {
-        const f32 = row.swarm.find((s) => s.wire === 'f32')!
-        const f16 = row.swarm.find((s) => s.wire === 'f16')!
-        return [String(row.hidden), String(row.localMsPerToken), String(f32.msPerToken), String(f32.hopMs), String(f16.msPerToken), String(f16.hopMs), f32.identicalToLocal ? 'yes' : 'NO']
+        const hop = (wire: WireDtype, direct: boolean): string => String(row.swarm.find((s) => s.wire === wire && s.direct === direct)!.hopMs)
+        const exact = row.swarm.filter((s) => s.wire === 'f32').every((s) => s.identicalToLocal)
+        return [String(row.hidden), String(row.localMsPerToken), hop('f32', false), hop('f32', true), hop('f16', false), hop('f16', true), exact ? 'yes' : 'NO']
       })),
     '',
-    `${r.settings.shape}; ${r.settings.decodeTokens} decode tokens, median of ${r.settings.repeats}, ${r.settings.threads} threads; hop cost = one-peer ms/token − local ms/token, same run.`
+    `${r.settings.shape}; ${r.settings.decodeTokens} decode tokens, median of ${r.settings.repeats}, ${r.settings.threads} threads; hop cost = one-peer ms/token − local ms/token, same run; libp2p: session steps on the libp2p stream (--no-direct), direct: on the direct data path.`
   ].join('\n')
 }

@@ -449,12 +449,12 @@ const CODECS: { readonly [K in MessageKind]: Codec<MessageOf<K>, object> } = {
   pushed: headerOnly('pushed', (r) => ({ stepId: r.uint32('stepId'), position: r.uint32('position', 1) })),
   direct_request: headerOnly('direct_request', (r) => ({
     sessionId: r.string('sessionId', MAX_SESSION_ID_LENGTH),
-    key: readBase64(r, 'key', DIRECT_KEY_BYTES)
+    key: readBase64(r, 'direct_request', 'key', DIRECT_KEY_BYTES)
   })),
   direct_offer: headerOnly('direct_offer', (r) => {
     const port = r.uint32('port', 1)
     if (port > 65535) throw new InvalidFieldError('direct_offer.port', `expected a TCP port, got ${port}`)
-    return { port, token: readBase64(r, 'token', DIRECT_TOKEN_BYTES) }
+    return { port, token: readBase64(r, 'direct_offer', 'token', DIRECT_TOKEN_BYTES) }
   })
 }
 
@@ -464,11 +464,11 @@ export const DIRECT_KEY_BYTES = 32
 export const DIRECT_TOKEN_BYTES = 16
 
 /** A base64 string encoding exactly `bytes` bytes. */
-function readBase64 (r: FieldReader, key: string, bytes: number): string {
+function readBase64 (r: FieldReader, kind: MessageKind, key: string, bytes: number): string {
   const length = 4 * Math.ceil(bytes / 3)
   const value = r.string(key, length, length)
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(value) || Buffer.from(value, 'base64').length !== bytes) {
-    throw new InvalidFieldError(`${key}`, `expected ${bytes} bytes in base64`)
+    throw new InvalidFieldError(`${kind}.${key}`, `expected ${bytes} bytes in base64`)
   }
   return value
 }
