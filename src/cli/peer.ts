@@ -37,7 +37,7 @@ export function registerPeer (program: Command): void {
     .option('--network-mbps <n>', "this link's speed in Mbit/s, for the announced throughput (default: measured against the bootstrap peer)", num(0.001))
     .option('--rebalance-interval-ms <n>', 'mean time between checks whether to move to other blocks (±50%; peers with --blocks never move)', int(100), 60_000)
     .option('--no-direct', 'keep every session on its libp2p stream (no direct TCP data path for session steps)')
-    .addOption(new Option('--direct-port <port>', 'TCP port of the direct data path (default: any free port); publish it too when the libp2p port is forwarded').argParser(int(0, 65535)))
+    .addOption(new Option('--direct-port <port>', 'TCP port of the direct data path (default: any free port); with --announce the direct path is on only when this is given (forward or publish it too)').argParser(int(0, 65535)))
     .addOption(new Option('--inject-fault <kind>', 'tests and demos only: misbehave on purpose').choices(['corrupt', 'slow', 'drop']))
     .option('--fault-rate <r>', 'share of steps --inject-fault corrupt|slow hits, evenly spaced (e.g. 0.2: every 5th step)', num(Number.MIN_VALUE, 1), 1)
     .addOption(new Option('--metrics-port <port>', 'serve Prometheus metrics (/metrics) and a health check (/healthz: 200 while serving) on this port (0 = any free port)').argParser(int(0, 65535)).env('STRATA_METRICS_PORT'))

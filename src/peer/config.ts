@@ -77,7 +77,8 @@ export interface PeerConfig {
   /**
    * the direct data path: sessions move their steps from the libp2p stream to a plain TCP socket
    * sealed with AES-256-GCM (protocol/direct.ts), on this port of the listen address's host
-   * (default true, port 0: any free port)
+   * (default true, port 0: any free port; with `announce`, only when `directPort` is given: an
+   * unnamed port is not forwarded to the peer)
    */
   direct?: boolean
   directPort?: number

@@ -169,7 +169,9 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       const metrics = this.metrics
       this.engine.onBatch = (size) => { metrics.batch(size) }
     }
-    if (this.cfg.direct !== false) this.direct = await DirectListener.start(directHost(this.cfg.listen ?? defaultListen(this.cfg.bootstrap ?? [])), this.cfg.directPort ?? 0, this.log)
+    // behind --announce (a forwarded port, a proxy) only a port the operator names is reachable
+    const directOn = this.cfg.direct !== false && ((this.cfg.announce ?? []).length === 0 || this.cfg.directPort !== undefined)
+    if (directOn) this.direct = await DirectListener.start(directHost(this.cfg.listen ?? defaultListen(this.cfg.bootstrap ?? [])), this.cfg.directPort ?? 0, this.log)
     const ctx = {
       direct: this.direct ?? undefined,
       engine: () => this.engine,
