@@ -10,9 +10,9 @@ import { LocalModel } from '../../src/client/local-model.ts'
 import { Swarm } from '../../src/client/swarm.ts'
 import { startPeer, stopPeers, type PeerProcess } from '../../src/cli/local-swarm.ts'
 import { ensureBenchModel, type BenchShape } from './model-cache.ts'
-import { measure } from './swarm.ts'
+import { timeDecode, type Gen } from './swarm.ts'
 import { renderTable } from './report.ts'
-import { log, round, randomTokens } from './util.ts'
+import { log, median, round, randomTokens } from './util.ts'
 
 export interface HopBenchOptions {
   cacheRoot: string
@@ -42,31 +42,43 @@ export async function benchHop (o: HopBenchOptions): Promise<HopBenchResult> {
     const { dir } = await ensureBenchModel(path.join(o.cacheRoot, `bench-hop-${hidden}`), shapeFor(hidden))
     const prompt = randomTokens(8, 3, 512, 3)
     const gen = { maxNewTokens: o.decodeTokens + 1, ignoreEos: true }
-    log(`hop: hidden ${hidden}, local …`)
     const local = await LocalModel.load(dir, { threads: o.threads })
-    const l = await measure((p) => local.generate({ ids: p }, gen), prompt, o.repeats)
-    await local.close()
     const peers: PeerProcess[] = []
-    const swarm: HopRow['swarm'] = []
+    const clients: Swarm[] = []
     try {
       peers.push(await startPeer(dir, ['--blocks', '0:1', '--threads', String(o.threads), '--network-mbps', '100000'], 'hop-peer', 300_000))
+      // every configuration is timed once per round, in turn, so load that comes and goes on a
+      // shared machine hits them alike; medians over the rounds
+      const configs: Array<{ wire: WireDtype, direct: boolean, client: Swarm }> = []
       for (const wire of ['f32', 'f16'] as const) {
         for (const direct of [false, true]) {
-          log(`hop: hidden ${hidden}, one peer, ${wire} wire, ${direct ? 'direct path' : 'libp2p stream'} …`)
           const client = await Swarm.connect({ bootstrap: [peers[0].multiaddrs[0]], modelDir: dir, threads: o.threads, wireDtype: wire, stepTimeoutMs: 60_000, direct })
-          try {
-            const s = await measure((p) => client.generate({ ids: p }, gen), prompt, o.repeats)
-            const ms = 1000 / s.tokensPerSecond
-            swarm.push({ wire, direct, msPerToken: round(ms, 3), hopMs: round(ms - 1000 / l.tokensPerSecond, 3), identicalToLocal: s.tokens.join() === l.tokens.join() })
-          } finally {
-            await client.close()
-          }
+          clients.push(client)
+          configs.push({ wire, direct, client })
         }
       }
+      const gens: Gen[] = [(p) => local.generate({ ids: p }, gen), ...configs.map((c): Gen => (p) => c.client.generate({ ids: p }, gen))]
+      for (const g of gens) await timeDecode(g, prompt.slice(0, 8)) // warm-up
+      const runs: Array<Array<{ tokensPerSecond: number, tokens: number[] }>> = gens.map(() => [])
+      for (let r = 0; r < o.repeats; r++) {
+        log(`hop: hidden ${hidden}, round ${r + 1}/${o.repeats}: local, then one peer (f32, f16 wire; libp2p stream, direct path) …`)
+        for (const [i, g] of gens.entries()) runs[i].push(await timeDecode(g, prompt))
+      }
+      const msPerToken = (i: number): number => 1000 / median(runs[i].map((x) => x.tokensPerSecond))
+      const localMs = msPerToken(0)
+      const swarm: HopRow['swarm'] = configs.map((c, k) => ({
+        wire: c.wire,
+        direct: c.direct,
+        msPerToken: round(msPerToken(k + 1), 3),
+        hopMs: round(msPerToken(k + 1) - localMs, 3),
+        identicalToLocal: runs[k + 1][0].tokens.join() === runs[0][0].tokens.join()
+      }))
+      rows.push({ hidden, localMsPerToken: round(localMs, 3), swarm })
     } finally {
+      for (const c of clients) await c.close()
+      await local.close()
       await stopPeers(peers)
     }
-    rows.push({ hidden, localMsPerToken: round(1000 / l.tokensPerSecond, 3), swarm })
   }
   return { section: 'hop', settings: { threads: o.threads, decodeTokens: o.decodeTokens, repeats: o.repeats, shape: '1 block, heads hidden/64, intermediate 256, vocab 512' }, rows }
 }
@@ -80,6 +92,6 @@ export function renderHop (r: HopBenchResult): string {
         return [String(row.hidden), String(row.localMsPerToken), hop('f32', false), hop('f32', true), hop('f16', false), hop('f16', true), exact ? 'yes' : 'NO']
       })),
     '',
-    `${r.settings.shape}; ${r.settings.decodeTokens} decode tokens, median of ${r.settings.repeats}, ${r.settings.threads} threads; hop cost = one-peer ms/token − local ms/token, same run; libp2p: session steps on the libp2p stream (--no-direct), direct: on the direct data path.`
+    `${r.settings.shape}; ${r.settings.decodeTokens} decode tokens, median of ${r.settings.repeats} rounds (each configuration once per round, in turn), ${r.settings.threads} threads; hop cost = one-peer ms/token − local ms/token, same run; libp2p: session steps on the libp2p stream (--no-direct), direct: on the direct data path.`
   ].join('\n')
 }
