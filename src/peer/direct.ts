@@ -31,8 +31,6 @@ interface Admit { key: Buffer, expiresAt: number, deliver: (socket: net.Socket, 
 export class DirectListener {
   private readonly tokens = new Map<string, Admit>()
   private unauthenticated = 0
-  /** sockets refused (bad token or proof, timeout, over the limit): for tests and logs */
-  refused = 0
 
   private constructor (private readonly server: net.Server, readonly port: number, private readonly log: Logger, private readonly limits: typeof directDefaults) {}
 
@@ -100,7 +98,6 @@ export class DirectListener {
   }
 
   private refuse (socket: net.Socket, why: string): void {
-    this.refused++
     this.log.debug({ remote: socket.remoteAddress, why }, 'direct socket refused')
     socket.destroy()
   }
@@ -114,6 +111,8 @@ export class UpgradableChannel implements Channel {
   private pending: DirectChannel | null = null
   private active: Channel
   private readonly offered = new Set<() => void>()
+  /** closed or aborted: a socket that passes its handshake now is dropped */
+  private ended = false
 
   constructor (private readonly stream: MessageChannel) {
     this.active = stream
@@ -124,8 +123,8 @@ export class UpgradableChannel implements Channel {
 
   /** A direct socket for this session passed its handshake: it takes over when a message arrives on it. */
   offer (channel: DirectChannel): void {
-    if (this.direct) {
-      channel.abort('this session already has a direct socket')
+    if (this.direct || this.ended) {
+      channel.abort('this session already has a direct socket, or has ended')
       return
     }
     this.pending?.abort('replaced by a newer direct socket')
@@ -150,12 +149,14 @@ export class UpgradableChannel implements Channel {
   }
 
   async close (signal?: AbortSignal): Promise<void> {
+    this.ended = true
     this.pending?.abort('session closed')
     if (this.direct) await this.active.close(signal)
     await this.stream.close(signal)
   }
 
   abort (reason: string): void {
+    this.ended = true
     this.pending?.abort(reason)
     if (this.direct) this.active.abort(reason)
     this.stream.abort(reason)
