@@ -45,6 +45,9 @@ export class DirectListener {
     return listener
   }
 
+  /** sockets in their handshake now */
+  get handshaking (): number { return this.unauthenticated }
+
   /** A one-time token admitting one socket sealed with `key`, handed to `deliver`; `revoke` forgets it. */
   offer (key: Buffer, deliver: Admit['deliver']): { token: string, revoke: () => void } {
     const now = Date.now()
