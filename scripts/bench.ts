@@ -149,7 +149,7 @@ const SECTIONS: Record<string, Section> = {
   hop: {
     // ms per hop per token apart from compute: one-block models of hidden 512/2048/4096, local vs one peer, f32 and f16 wire
     async run ({ machine, args }) {
-      const r = await benchHop({ cacheRoot: path.dirname(args.cache), hiddens: args.quick ? [512, 2048] : [512, 2048, 4096], threads: args.threads, decodeTokens: args.quick ? 32 : 128, repeats: args.quick ? 1 : 3 })
+      const r = await benchHop({ cacheRoot: path.dirname(args.cache), hiddens: args.quick ? [512, 2048] : [512, 2048, 4096], threads: args.threads, decodeTokens: args.quick ? 32 : 128, repeats: args.quick ? 1 : args.repeats })
       return { json: { date: new Date().toISOString(), machine, ...r }, text: renderHop(r) }
     }
   },

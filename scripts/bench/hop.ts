@@ -1,16 +1,18 @@
 // Section "hop": what one hop costs per token, apart from compute. For each hidden size a one-block
 // model (small intermediate and vocabulary, so compute is small) decodes locally and through one
 // peer process on 127.0.0.1 that hosts its block, in the same run; the difference in ms per token
-// is the hop: client encode → stream → peer decode → worker → back, for the f32 and f16 wires.
+// is the hop: client encode → transport → peer decode → worker → back, for the f32 and f16 wires,
+// with session steps on the libp2p stream (--no-direct) and on the direct data path (the default,
+// src/protocol/direct.ts), alternating, in the same run.
 import path from 'node:path'
 import type { WireDtype } from '../../src/protocol/tensor.ts'
 import { LocalModel } from '../../src/client/local-model.ts'
 import { Swarm } from '../../src/client/swarm.ts'
 import { startPeer, stopPeers, type PeerProcess } from '../../src/cli/local-swarm.ts'
 import { ensureBenchModel, type BenchShape } from './model-cache.ts'
-import { measure } from './swarm.ts'
+import { timeDecode, type Gen } from './swarm.ts'
 import { renderTable } from './report.ts'
-import { log, round, randomTokens } from './util.ts'
+import { log, median, round, randomTokens } from './util.ts'
 
 export interface HopBenchOptions {
   cacheRoot: string
@@ -23,7 +25,7 @@ export interface HopBenchOptions {
 export interface HopRow {
   hidden: number
   localMsPerToken: number
-  swarm: Array<{ wire: WireDtype, msPerToken: number, hopMs: number, identicalToLocal: boolean }>
+  swarm: Array<{ wire: WireDtype, direct: boolean, msPerToken: number, hopMs: number, identicalToLocal: boolean }>
 }
 
 export interface HopBenchResult {
@@ -40,42 +42,56 @@ export async function benchHop (o: HopBenchOptions): Promise<HopBenchResult> {
     const { dir } = await ensureBenchModel(path.join(o.cacheRoot, `bench-hop-${hidden}`), shapeFor(hidden))
     const prompt = randomTokens(8, 3, 512, 3)
     const gen = { maxNewTokens: o.decodeTokens + 1, ignoreEos: true }
-    log(`hop: hidden ${hidden}, local …`)
     const local = await LocalModel.load(dir, { threads: o.threads })
-    const l = await measure((p) => local.generate({ ids: p }, gen), prompt, o.repeats)
-    await local.close()
     const peers: PeerProcess[] = []
-    const swarm: HopRow['swarm'] = []
+    const clients: Swarm[] = []
     try {
       peers.push(await startPeer(dir, ['--blocks', '0:1', '--threads', String(o.threads), '--network-mbps', '100000'], 'hop-peer', 300_000))
+      // every configuration is timed once per round, in turn, so load that comes and goes on a
+      // shared machine hits them alike; medians over the rounds
+      const configs: Array<{ wire: WireDtype, direct: boolean, client: Swarm }> = []
       for (const wire of ['f32', 'f16'] as const) {
-        log(`hop: hidden ${hidden}, one peer, ${wire} wire …`)
-        const client = await Swarm.connect({ bootstrap: [peers[0].multiaddrs[0]], modelDir: dir, threads: o.threads, wireDtype: wire, stepTimeoutMs: 60_000 })
-        try {
-          const s = await measure((p) => client.generate({ ids: p }, gen), prompt, o.repeats)
-          const ms = 1000 / s.tokensPerSecond
-          swarm.push({ wire, msPerToken: round(ms, 3), hopMs: round(ms - 1000 / l.tokensPerSecond, 3), identicalToLocal: s.tokens.join() === l.tokens.join() })
-        } finally {
-          await client.close()
+        for (const direct of [false, true]) {
+          const client = await Swarm.connect({ bootstrap: [peers[0].multiaddrs[0]], modelDir: dir, threads: o.threads, wireDtype: wire, stepTimeoutMs: 60_000, direct })
+          clients.push(client)
+          configs.push({ wire, direct, client })
         }
       }
+      const gens: Gen[] = [(p) => local.generate({ ids: p }, gen), ...configs.map((c): Gen => (p) => c.client.generate({ ids: p }, gen))]
+      for (const g of gens) await timeDecode(g, prompt.slice(0, 8)) // warm-up
+      const runs: Array<Array<{ tokensPerSecond: number, tokens: number[] }>> = gens.map(() => [])
+      for (let r = 0; r < o.repeats; r++) {
+        log(`hop: hidden ${hidden}, round ${r + 1}/${o.repeats}: local, then one peer (f32, f16 wire; libp2p stream, direct path) …`)
+        for (const [i, g] of gens.entries()) runs[i].push(await timeDecode(g, prompt))
+      }
+      const msPerToken = (i: number): number => 1000 / median(runs[i].map((x) => x.tokensPerSecond))
+      const localMs = msPerToken(0)
+      const swarm: HopRow['swarm'] = configs.map((c, k) => ({
+        wire: c.wire,
+        direct: c.direct,
+        msPerToken: round(msPerToken(k + 1), 3),
+        hopMs: round(msPerToken(k + 1) - localMs, 3),
+        identicalToLocal: runs[k + 1][0].tokens.join() === runs[0][0].tokens.join()
+      }))
+      rows.push({ hidden, localMsPerToken: round(localMs, 3), swarm })
     } finally {
+      for (const c of clients) await c.close()
+      await local.close()
       await stopPeers(peers)
     }
-    rows.push({ hidden, localMsPerToken: round(1000 / l.tokensPerSecond, 3), swarm })
   }
   return { section: 'hop', settings: { threads: o.threads, decodeTokens: o.decodeTokens, repeats: o.repeats, shape: '1 block, heads hidden/64, intermediate 256, vocab 512' }, rows }
 }
 
 export function renderHop (r: HopBenchResult): string {
   return [
-    renderTable(['hidden', 'local ms/token', 'one hop, f32 wire', 'hop cost f32 (ms)', 'one hop, f16 wire', 'hop cost f16 (ms)', 'same tokens (f32 wire)'],
+    renderTable(['hidden', 'local ms/token', 'hop f32, libp2p (ms)', 'hop f32, direct (ms)', 'hop f16, libp2p (ms)', 'hop f16, direct (ms)', 'same tokens (f32 wire)'],
       r.rows.map((row) => {
-        const f32 = row.swarm.find((s) => s.wire === 'f32')!
-        const f16 = row.swarm.find((s) => s.wire === 'f16')!
-        return [String(row.hidden), String(row.localMsPerToken), String(f32.msPerToken), String(f32.hopMs), String(f16.msPerToken), String(f16.hopMs), f32.identicalToLocal ? 'yes' : 'NO']
+        const hop = (wire: WireDtype, direct: boolean): string => String(row.swarm.find((s) => s.wire === wire && s.direct === direct)!.hopMs)
+        const exact = row.swarm.filter((s) => s.wire === 'f32').every((s) => s.identicalToLocal)
+        return [String(row.hidden), String(row.localMsPerToken), hop('f32', false), hop('f32', true), hop('f16', false), hop('f16', true), exact ? 'yes' : 'NO']
       })),
     '',
-    `${r.settings.shape}; ${r.settings.decodeTokens} decode tokens, median of ${r.settings.repeats}, ${r.settings.threads} threads; hop cost = one-peer ms/token − local ms/token, same run.`
+    `${r.settings.shape}; ${r.settings.decodeTokens} decode tokens, median of ${r.settings.repeats} rounds (each configuration once per round, in turn), ${r.settings.threads} threads; hop cost = one-peer ms/token − local ms/token, same run; libp2p: session steps on the libp2p stream (--no-direct), direct: on the direct data path.`
   ].join('\n')
 }

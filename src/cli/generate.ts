@@ -26,6 +26,7 @@ export function registerGenerate (program: Command): void {
   addSpeculationOptions(cmd, 'speculative decoding')
     .option('--bootstrap <multiaddr>', 'bootstrap peer of the swarm (repeatable)', collect, [])
     .option('--no-hole-punch', 'stay on relayed connections to peers behind NAT (no DCUtR upgrade to direct ones)')
+    .option('--no-direct', 'keep every hop on its libp2p stream (no direct TCP data path for session steps)')
     .option('--push', 'server-to-server push: each peer sends its output straight to the next, one network traversal per hop instead of two (not with --verify or --audit-rate)')
     .option('--verify', 'check every peer\'s output against local recomputation (needs the block weights) and route around peers that differ')
     .option('--audit-rate <r>', 'share of hop steps also sent to a replica serving the same blocks and compared (0 = off; needs no block weights); peers caught lying are excluded', num(0, 1), 0)
@@ -67,7 +68,7 @@ export function registerGenerate (program: Command): void {
       const controller = new AbortController()
       process.once('SIGINT', () => { controller.abort(new Error('interrupted')) })
       if (o.bootstrap.length > 0) {
-        const swarm = await Swarm.connect({ bootstrap: o.bootstrap, modelDir: o.model, threads: o.threads, headFormat: o.headFormat, verify: o.verify === true, auditRate: o.auditRate, auditReferee: o.auditReferee, allowUnknownConfig, coverageWaitMs: o.coverageWaitMs, holePunch: o.holePunch !== false, push: o.push === true, draftModel, signal: controller.signal })
+        const swarm = await Swarm.connect({ bootstrap: o.bootstrap, modelDir: o.model, threads: o.threads, headFormat: o.headFormat, verify: o.verify === true, auditRate: o.auditRate, auditReferee: o.auditReferee, allowUnknownConfig, coverageWaitMs: o.coverageWaitMs, holePunch: o.holePunch !== false, push: o.push === true, direct: o.direct !== false, draftModel, signal: controller.signal })
         try {
           const onReroute = (e: RerouteEvent): void => {
             if (o.json !== true) process.stderr.write(`\n[re-routed around ${e.failedPeer.slice(-8)} (${e.reason}) for blocks [${e.start}, ${e.end}) in ${e.recoveryMs.toFixed(0)} ms]\n`)

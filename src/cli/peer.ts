@@ -36,6 +36,8 @@ export function registerPeer (program: Command): void {
     .option('--threads <n>', 'compute threads', int(1))
     .option('--network-mbps <n>', "this link's speed in Mbit/s, for the announced throughput (default: measured against the bootstrap peer)", num(0.001))
     .option('--rebalance-interval-ms <n>', 'mean time between checks whether to move to other blocks (±50%; peers with --blocks never move)', int(100), 60_000)
+    .option('--no-direct', 'keep every session on its libp2p stream (no direct TCP data path for session steps)')
+    .addOption(new Option('--direct-port <port>', 'TCP port of the direct data path (default: any free port); with --announce the direct path is on only when this is given (forward or publish it too)').argParser(int(0, 65535)))
     .addOption(new Option('--inject-fault <kind>', 'tests and demos only: misbehave on purpose').choices(['corrupt', 'slow', 'drop']))
     .option('--fault-rate <r>', 'share of steps --inject-fault corrupt|slow hits, evenly spaced (e.g. 0.2: every 5th step)', num(Number.MIN_VALUE, 1), 1)
     .addOption(new Option('--metrics-port <port>', 'serve Prometheus metrics (/metrics) and a health check (/healthz: 200 while serving) on this port (0 = any free port)').argParser(int(0, 65535)).env('STRATA_METRICS_PORT'))
@@ -80,6 +82,8 @@ export function registerPeer (program: Command): void {
         threads: o.threads,
         networkMbps: o.networkMbps,
         rebalanceIntervalMs: o.rebalanceIntervalMs,
+        direct: o.direct !== false,
+        directPort: o.directPort,
         fault: o.injectFault,
         faultRate: o.faultRate,
         metricsPort: o.metricsPort,
@@ -87,7 +91,7 @@ export function registerPeer (program: Command): void {
       })
       server.on('event', print)
       if (o.injectFault !== undefined) process.stderr.write(`WARNING: fault injection "${o.injectFault}"${o.faultRate !== 1 ? ` at rate ${o.faultRate}` : ''} is on: this peer misbehaves on purpose\n`)
-      print({ event: 'ready', peerId: server.peerId, multiaddrs: server.multiaddrs, blocks: server.span, modelId: server.modelId, throughput: server.throughput, computeThroughput: server.measured.compute, networkThroughput: server.measured.network, ...(server.metricsPort !== null ? { metricsUrl: `http://${o.metricsHost}:${server.metricsPort}/metrics`, healthUrl: `http://${o.metricsHost}:${server.metricsPort}/healthz` } : {}) })
+      print({ event: 'ready', peerId: server.peerId, multiaddrs: server.multiaddrs, blocks: server.span, ...(server.directPort !== null ? { directPort: server.directPort } : {}), modelId: server.modelId, throughput: server.throughput, computeThroughput: server.measured.compute, networkThroughput: server.measured.network, ...(server.metricsPort !== null ? { metricsUrl: `http://${o.metricsHost}:${server.metricsPort}/metrics`, healthUrl: `http://${o.metricsHost}:${server.metricsPort}/healthz` } : {}) })
       let stopping = false
       const shutdown = (signal: string): void => {
         if (stopping) return

@@ -15,6 +15,7 @@ export function registerServe (program: Command): void {
     .addOption(new Option('--head-format <format>', 'embeddings and LM head: f32 is exact; f16/int8/int4 read less per token').choices(['f32', 'f16', 'int8', 'int4']).default('f32'))
     .option('--audit-rate <r>', 'share of hop steps also sent to a replica serving the same blocks and compared (0 = off; needs no block weights); peers caught lying are excluded', num(0, 1), 0)
     .addOption(new Option('--audit-referee <who>', 'who settles a peer/replica disagreement: auto = the block weights in --model when present, else a third peer; replicas = third peers only').choices(['auto', 'replicas']).default('auto'))
+    .option('--no-direct', 'keep every hop on its libp2p stream (no direct TCP data path for session steps)')
     .option('--push', 'server-to-server push: each peer sends its output straight to the next, one network traversal per hop instead of two (not with --audit-rate)')
   addSpeculationOptions(cmd, 'speculative decoding for every request')
     .option('--allow-unknown-config', ALLOW_UNKNOWN_CONFIG_HELP)
@@ -37,7 +38,8 @@ export function registerServe (program: Command): void {
         auditReferee: o.auditReferee,
         speculate: o.speculate,
         draftModel,
-        push: o.push === true
+        push: o.push === true,
+        direct: o.direct !== false
       })
       if (o.json === true) process.stdout.write(JSON.stringify({ event: 'listening', url: server.url, model: server.modelId }) + '\n')
       else process.stdout.write(`strata serve: ${server.url}/v1 (model ${server.modelId}); dashboard ${server.url}/\n`)

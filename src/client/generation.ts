@@ -21,7 +21,8 @@ import type { TokenConstraint } from './constraint.ts'
 import { promptLookup, type Drafter } from './draft.ts'
 
 /** Which server computed which blocks for a token. */
-export interface RouteHop { peer: string, start: number, end: number }
+/** `direct`: the hop's steps run over the peer's direct data path (swarm hops only) */
+export interface RouteHop { peer: string, start: number, end: number, direct?: boolean }
 
 /** Everything that runs the transformer blocks, start to end, keeping the KV cache between steps. */
 export interface BlockPipeline {

@@ -67,6 +67,12 @@ export interface SwarmOptions {
    * Not with `verify` or `auditRate` (they check the intermediate outputs push keeps off the client).
    */
   push?: boolean
+  /**
+   * run each hop's steps over the peer's direct data path, a plain TCP socket sealed with
+   * AES-256-GCM whose key travels over the libp2p connection, when the peer offers one (default
+   * true; never with push, never over relayed connections). Sessions open on libp2p either way.
+   */
+  direct?: boolean
   /** upgrade relayed connections to peers behind NAT to direct ones with DCUtR (default true) */
   holePunch?: boolean
   /** the client's embeddings and LM head: f32 (default, exact) or stored as f16/int8/int4 — less read per token, not bit-identical */
@@ -239,6 +245,7 @@ export class Swarm {
       verifier,
       excluded: this.liars,
       push: this.opts.push,
+      direct: this.opts.direct,
       log: this.log
     }, signal)
   }

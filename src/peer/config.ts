@@ -74,6 +74,14 @@ export interface PeerConfig {
   networkMbps?: number
   /** where measured compute throughput and quantized spans are cached (default: $STRATA_CACHE_DIR or ~/.cache/strata) */
   cacheDir?: string
+  /**
+   * the direct data path: sessions move their steps from the libp2p stream to a plain TCP socket
+   * sealed with AES-256-GCM (protocol/direct.ts), on this port of the listen address's host
+   * (default true, port 0: any free port; with `announce`, only when `directPort` is given: an
+   * unnamed port is not forwarded to the peer)
+   */
+  direct?: boolean
+  directPort?: number
   /** tests and demos only: misbehave on purpose */
   fault?: Fault
   /** share of steps the `corrupt` and `slow` faults hit, evenly spaced (default 1: every step) */

@@ -8,8 +8,8 @@ import type { PrivateKey, Stream } from '@libp2p/interface'
 import { WorkerSpanEngine } from '../shards/worker/engine-client.ts'
 import { loadModelConfig, modelIdFor, type ModelConfig } from '../shards/config.ts'
 import { multiaddr } from '@multiformats/multiaddr'
-import { INFERENCE_PROTOCOL, PUSH_PROTOCOL } from '../protocol/messages.ts'
-import { createSwarmNode, reachabilityOf, waitForAnnounceableAddress, withTimeout, loadOrCreateIdentity, signRecord, serveInfo, announceSpan, Announcement, type SwarmNode, type PeerRecord, type PeerState } from '../routing/index.ts'
+import { DIRECT_PROTOCOL, INFERENCE_PROTOCOL, PUSH_PROTOCOL } from '../protocol/messages.ts'
+import { createSwarmNode, defaultListen, reachabilityOf, waitForAnnounceableAddress, withTimeout, loadOrCreateIdentity, signRecord, serveInfo, announceSpan, Announcement, type SwarmNode, type PeerRecord, type PeerState } from '../routing/index.ts'
 import { componentLogger, type Logger } from '../routing/logger.ts'
 import type { BlockRange } from '../loadbalance/index.ts'
 import type { Server } from 'node:http'
@@ -19,6 +19,7 @@ import { RequestLimiter, defaultRequestLimits } from './rate-limit.ts'
 import { Offenders } from './offenders.ts'
 import { handleSession, holderOf, frameLimitsFor, type LiveSession } from './session-handler.ts'
 import { PushRegistry, handlePushStream } from './push.ts'
+import { DirectListener, handleDirectRequest } from './direct.ts'
 import { peerThroughput, type PeerThroughput } from './announced-throughput.ts'
 import { defaultCacheDir } from '../shards/cache-dir.ts'
 import { chooseSpan } from './placement.ts'
@@ -51,6 +52,8 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
   private metricsServer: Server | null = null
   /** the bound metrics port, when metrics are served */
   metricsPort: number | null = null
+  /** the direct data path's listener (null with direct: false) */
+  private direct: DirectListener | null = null
   /** the span announced: while moving, the new one before its engine is loaded */
   private current: BlockRange
 
@@ -117,6 +120,8 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
   get peerId (): string { return this.node.peerId.toString() }
   get multiaddrs (): string[] { return this.node.getMultiaddrs().map(String) }
   get openSessions (): number { return this.sessions.size }
+  /** TCP port of the direct data path (null: off) */
+  get directPort (): number | null { return this.direct?.port ?? null }
   /** tokens/s announced: min(compute, network) */
   get throughput (): number { return this.measured.announced }
 
@@ -164,7 +169,11 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       const metrics = this.metrics
       this.engine.onBatch = (size) => { metrics.batch(size) }
     }
+    // behind --announce (a forwarded port, a proxy) only a port the operator names is reachable
+    const directOn = this.cfg.direct !== false && ((this.cfg.announce ?? []).length === 0 || this.cfg.directPort !== undefined)
+    if (directOn) this.direct = await DirectListener.start(directHost(this.cfg.listen ?? defaultListen(this.cfg.bootstrap ?? [])), this.cfg.directPort ?? 0, this.log)
     const ctx = {
+      direct: this.direct ?? undefined,
       engine: () => this.engine,
       model: this.model,
       modelId: this.modelId,
@@ -196,6 +205,13 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
     await this.node.handle(PUSH_PROTOCOL, async (stream, connection) => {
       await handlePushStream(stream, holderOf(connection), { ...ctx, registry: ctx.pushes, frameLimits: frameLimitsFor(this.model) })
     }, { maxInboundStreams: ctx.limiter.limits.streamsPerPeer + 8, runOnLimitedConnection: true })
+    if (this.direct !== null) {
+      await this.node.handle(DIRECT_PROTOCOL, async (stream, connection) => {
+        // only over a direct connection: the socket goes to the host this connection comes from
+        if (connection.limits !== undefined || ctx.shutOut(holderOf(connection))) { stream.abort(new Error('no direct path here')); return }
+        await handleDirectRequest(stream, connection.remotePeer.toString(), this.sessions, ctx.firstStepTimeoutMs)
+      }, { maxInboundStreams: 4 })
+    }
     await serveInfo(this.node, () => this.signedRecord(), { logger: this.cfg.logger })
     this.state = 'online'
     const announceOpts = { logger: this.cfg.logger, refreshMs: Math.min((this.cfg.recordTtlMs ?? peerDefaults.recordTtlMs) / 3, 200_000) }
@@ -326,6 +342,7 @@ export class PeerServer extends EventEmitter<{ event: [PeerEvent] }> {
       await this.drainSessions()
       await this.announcement?.stop()
       await this.node.stop()
+      await this.direct?.close()
       await this.engine.dispose()
       await new Promise((resolve) => this.metricsServer === null ? resolve(null) : this.metricsServer.close(resolve))
       this.emitEvent({ event: 'stopped' })
@@ -358,4 +375,17 @@ function requestLimiterFor (cfg: PeerConfig, admission: Admission): RequestLimit
     opensPerPeerPerSecond: cfg.maxOpensPerPeerPerSecond ?? d.opensPerPeerPerSecond,
     messagesPerPeerPerSecond: cfg.maxMessagesPerPeerPerSecond ?? d.messagesPerPeerPerSecond
   })
+}
+
+/**
+ * The host the direct listener binds: that of the first IP listen address, so it is reachable
+ * where the libp2p listener is.
+ */
+function directHost (listen: string[]): string {
+  for (const addr of listen) {
+    const parts = multiaddr(addr).getComponents()
+    const ip = parts.find((c) => c.name === 'ip4' || c.name === 'ip6')
+    if (ip?.value !== undefined && parts.some((c) => c.name === 'tcp')) return ip.value
+  }
+  return '0.0.0.0'
 }

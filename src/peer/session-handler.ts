@@ -7,7 +7,8 @@
 // the peer carry on.
 import type { Stream, Connection } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { MessageChannel, ChannelClosedError } from '../protocol/channel.ts'
+import { MessageChannel, ChannelClosedError, type Channel } from '../protocol/channel.ts'
+import { DirectChannel } from '../protocol/direct.ts'
 import { ProtocolError, LimitExceededError } from '../protocol/errors.ts'
 import { DEFAULT_FRAME_LIMITS, type ErrorCode, type FrameLimits, type Message, type OpenMessage, type PushRouteMessage, type StepMessage } from '../protocol/messages.ts'
 import type { ModelConfig } from '../shards/config.ts'
@@ -19,6 +20,7 @@ import { reservationTokens } from './admission.ts'
 import { peerDefaults, type Fault } from './config.ts'
 import { RequestLimitError, type RequestLimiter } from './rate-limit.ts'
 import { PushInbox, PushLink, type PushDialer, type PushRegistry } from './push.ts'
+import { UpgradableChannel, type DirectListener } from './direct.ts'
 
 export interface SessionContext {
   /** the loaded span (it changes when the peer moves; a session keeps the one it opened on) */
@@ -56,6 +58,8 @@ export interface SessionContext {
   dialPush: PushDialer
   /** this peer's id (a session cannot push to its own peer) */
   selfId: string
+  /** the direct data path's listener (absent: sessions stay on their streams) */
+  direct?: DirectListener
 }
 
 /** What the session handler reports as it goes (the peer's metrics implement it). */
@@ -83,6 +87,8 @@ export interface LiveSession {
   /** ends the session now (it is idle): its client is told `busy` and moves elsewhere */
   evict: (reason: EvictionReason) => void
   done: Promise<void>
+  /** a one-time direct socket for this session sealed with `key` (null: not now) */
+  direct?: (key: Buffer) => { port: number, token: string } | null
 }
 
 class SessionEnd extends Error {
@@ -121,7 +127,10 @@ export async function handleSession (stream: Stream, connection: Connection, ctx
 }
 
 async function serveSession (stream: Stream, holder: Holder, ctx: SessionContext): Promise<void> {
-  const channel = new MessageChannel(stream, frameLimitsFor(ctx.model))
+  const limits = frameLimitsFor(ctx.model)
+  const channel = new UpgradableChannel(new MessageChannel(stream, limits))
+  /** the outstanding direct-socket token, revoked when the session ends */
+  const directToken: { current: { revoke: () => void } | null } = { current: null }
   const remote = holder.peer
   let key: string | null = null
   let engine: WorkerSpanEngine | null = null
@@ -151,7 +160,16 @@ async function serveSession (stream: Stream, holder: Holder, ctx: SessionContext
       key,
       handBack: () => { handedBack = true },
       evict: (reason) => { evicted.abort(new Evicted(reason, 'evicted: this idle session gave its slot to another client; continue elsewhere')) },
-      done: finished.promise
+      done: finished.promise,
+      direct: (directKey) => {
+        const listener = ctx.direct
+        // not before the session is open, not once it runs direct, not with pushes (those stay on libp2p)
+        if (listener === undefined || !opened || channel.direct || push.token !== null || push.link !== null) return null
+        directToken.current?.revoke()
+        const offer = listener.offer(directKey, (socket, leftover) => { channel.offer(new DirectChannel(socket, directKey, 'peer', limits, leftover)) })
+        directToken.current = offer
+        return { port: listener.port, token: offer.token }
+      }
     })
     await engine.open(key, open.maxLength, open.end)
     await channel.send({ kind: 'opened', sessionId: open.sessionId, start: open.start, end: open.end, maxLength: open.maxLength }, AbortSignal.timeout(ctx.idleTimeoutMs))
@@ -218,11 +236,12 @@ async function serveSession (stream: Stream, holder: Holder, ctx: SessionContext
   } finally {
     if (push.token !== null) ctx.pushes.drop(push.token)
     await push.link?.close()
+    directToken.current?.revoke()
     if (key !== null && ctx.sessions.get(key)?.done === finished.promise) {
       ctx.sessions.delete(key)
       ctx.admission.release(key)
       await engine?.close(key).catch(() => false)
-      ctx.emit({ event: 'session_closed', peer: remote, steps, tokens, ...(push.pushed + inbox.delivered > 0 ? { pushedOut: push.pushed, pushedIn: inbox.delivered } : {}) })
+      ctx.emit({ event: 'session_closed', peer: remote, steps, tokens, direct: channel.direct, ...(push.pushed + inbox.delivered > 0 ? { pushedOut: push.pushed, pushedIn: inbox.delivered } : {}) })
     }
     finished.resolve()
   }
@@ -354,7 +373,7 @@ function evict (keys: string[], ctx: SessionContext): void {
  * The next message, within `timeoutMs` (then the session is closed as unused: `eviction` names
  * why for the metrics) or until the peer evicts the session.
  */
-async function receive (channel: MessageChannel, timeoutMs: number, what: string, evicted: AbortSignal, eviction?: EvictionReason, pushes?: PushInbox): Promise<Message> {
+async function receive (channel: Channel, timeoutMs: number, what: string, evicted: AbortSignal, eviction?: EvictionReason, pushes?: PushInbox): Promise<Message> {
   const timer = new AbortController()
   const t = setTimeout(() => {
     timer.abort(eviction !== undefined
@@ -400,7 +419,7 @@ async function paced (remote: string, ctx: SessionContext, evicted: AbortSignal)
 }
 
 /** Tells the client why the session ends (when the stream still works) and closes it. */
-async function refuse (channel: MessageChannel, err: unknown, ctx: SessionContext, remote: string): Promise<ErrorCode | null> {
+async function refuse (channel: Channel, err: unknown, ctx: SessionContext, remote: string): Promise<ErrorCode | null> {
   if (err instanceof ChannelClosedError) {
     // the remote went away or the stream broke: release our side too (a no-op when already closed)
     channel.abort('stream failed')

@@ -139,7 +139,18 @@ function readVarint (bytes: Uint8ArrayList): { value: number, bytes: number } | 
   throw new MalformedFrameError(`the frame length prefix is not a valid varint of at most ${MAX_PREFIX_BYTES} bytes`)
 }
 
-export class MessageChannel {
+/** What a session needs of its transport: a libp2p stream (MessageChannel) or a direct socket (direct.ts). */
+export interface Channel {
+  /** Sends one message, waiting for the transport to drain when its buffer is full. */
+  send: (msg: Message, signal?: AbortSignal) => Promise<void>
+  /** The next message; throws ChannelClosedError at end of stream, ProtocolError on bad frames. */
+  receive: (signal?: AbortSignal) => Promise<Message>
+  /** Closes our writing side gracefully. */
+  close: (signal?: AbortSignal) => Promise<void>
+  abort: (reason: string) => void
+}
+
+export class MessageChannel implements Channel {
   private readonly frames: FrameQueue
   private readonly limits: FrameLimits
 

@@ -27,6 +27,8 @@
 //   push_routed   12  -                                                           -
 //   push          13  sessionId token stepId position hidden{dtype shape}         tensor
 //   pushed        14  stepId position                                             -
+//   direct_request 15 sessionId key                                               -
+//   direct_offer  16  port token                                                  -
 //
 // Server-to-server push (see src/routing/push-chain.ts): on its session stream the client sends
 // each hop a `push_route`: `from` = accept `push` frames for this session from that peer, carrying
@@ -34,6 +36,12 @@
 // `result` (an absent field turns that direction off). A hop that forwards a step answers its
 // client with a small `pushed` instead; `push` frames travel on their own stream
 // (PUSH_PROTOCOL), opened by the forwarding hop to the next one.
+//
+// Direct data path (see src/protocol/direct.ts): on its own stream (DIRECT_PROTOCOL), the client
+// sends a `direct_request` naming one of its open sessions on that peer and a fresh AES-256-GCM
+// key (base64); the peer answers with a `direct_offer`: the TCP port of its direct listener and a
+// one-time token for the socket that will carry that session's frames. A peer without the fast
+// path does not speak the protocol, so an old or `--no-direct` peer is never sent these kinds.
 //
 // Decoding never trusts a size before checking it against the bytes actually present and the
 // receiver's FrameLimits, so no frame can make the decoder allocate more than ~2x its own length.
@@ -53,6 +61,8 @@ export const INFERENCE_PROTOCOL = '/strata/inference/1.0.0'
 export const INFO_PROTOCOL = '/strata/info/1.0.0'
 /** hop → next hop: step outputs pushed straight into the next hop's session */
 export const PUSH_PROTOCOL = '/strata/push/1.0.0'
+/** client → peer: a direct data path for one of its sessions (direct.ts) */
+export const DIRECT_PROTOCOL = '/strata/direct/1.0.0'
 export const WIRE_VERSION = 1
 
 /** version u8 + kind u8 + header_len u32 */
@@ -206,10 +216,27 @@ export interface PushedMessage {
   position: number
 }
 
+/** Client → server, on a DIRECT_PROTOCOL stream: a direct socket for session `sessionId`, sealed with `key`. */
+export interface DirectRequestMessage {
+  kind: 'direct_request'
+  sessionId: string
+  /** 32 random bytes, base64 (44 characters) */
+  key: string
+}
+
+/** Server → client: dial this TCP port (on the host of the libp2p connection) and present `token`. */
+export interface DirectOfferMessage {
+  kind: 'direct_offer'
+  port: number
+  /** 16 random bytes, base64 (24 characters); valid once, for a few seconds */
+  token: string
+}
+
 export type Message =
   | OpenMessage | OpenedMessage | StepMessage | ResultMessage | TruncateMessage | TruncatedMessage
   | CloseMessage | ErrorMessage | InfoRequestMessage | InfoMessage
   | PushRouteMessage | PushRoutedMessage | PushMessage | PushedMessage
+  | DirectRequestMessage | DirectOfferMessage
 
 export type MessageKind = Message['kind']
 export type MessageOf<K extends MessageKind> = Extract<Message, { kind: K }>
@@ -229,7 +256,9 @@ export const MESSAGE_KIND_IDS: Readonly<Record<MessageKind, number>> = {
   push_route: 11,
   push_routed: 12,
   push: 13,
-  pushed: 14
+  pushed: 14,
+  direct_request: 15,
+  direct_offer: 16
 }
 
 const KIND_BY_ID = new Map(Object.entries(MESSAGE_KIND_IDS).map(([kind, id]) => [id, kind as MessageKind]))
@@ -417,7 +446,31 @@ const CODECS: { readonly [K in MessageKind]: Codec<MessageOf<K>, object> } = {
   }),
   push_routed: headerOnly('push_routed', () => ({})),
   push: pushCodec(),
-  pushed: headerOnly('pushed', (r) => ({ stepId: r.uint32('stepId'), position: r.uint32('position', 1) }))
+  pushed: headerOnly('pushed', (r) => ({ stepId: r.uint32('stepId'), position: r.uint32('position', 1) })),
+  direct_request: headerOnly('direct_request', (r) => ({
+    sessionId: r.string('sessionId', MAX_SESSION_ID_LENGTH),
+    key: readBase64(r, 'direct_request', 'key', DIRECT_KEY_BYTES)
+  })),
+  direct_offer: headerOnly('direct_offer', (r) => {
+    const port = r.uint32('port', 1)
+    if (port > 65535) throw new InvalidFieldError('direct_offer.port', `expected a TCP port, got ${port}`)
+    return { port, token: readBase64(r, 'direct_offer', 'token', DIRECT_TOKEN_BYTES) }
+  })
+}
+
+/** bytes of a direct path's AES-256-GCM key */
+export const DIRECT_KEY_BYTES = 32
+/** bytes of a direct path's one-time socket token */
+export const DIRECT_TOKEN_BYTES = 16
+
+/** A base64 string encoding exactly `bytes` bytes. */
+function readBase64 (r: FieldReader, kind: MessageKind, key: string, bytes: number): string {
+  const length = 4 * Math.ceil(bytes / 3)
+  const value = r.string(key, length, length)
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(value) || Buffer.from(value, 'base64').length !== bytes) {
+    throw new InvalidFieldError(`${kind}.${key}`, `expected ${bytes} bytes in base64`)
+  }
+  return value
 }
 
 function codecOf (kind: unknown): AnyCodec {

@@ -68,6 +68,11 @@ export interface ChainOptions {
    * the last hop's (default false: the client relays every hop's output). Not with a verifier.
    */
   push?: boolean
+  /**
+   * move each hop's steps to the peer's direct data path (a TCP socket sealed with AES-256-GCM,
+   * direct-path.ts) when it offers one (default true; never with push)
+   */
+  direct?: boolean
   log: Logger
 }
 
@@ -155,7 +160,7 @@ export class ChainSession {
       throw new PushOptionsError('push mode cannot be combined with verification or replica audits (--verify, --audit-rate): hops push their outputs to each other, so the client never sees the intermediate outputs those check')
     }
     const chain = new ChainSession(node, source, {
-      wireDtype: 'f32', stepTimeoutMs: 5_000, perPositionTimeoutMs: 20, openTimeoutMs: 5_000, maxRecoveries: 6, coverageWaitMs: 3_000, busyWaitMs: 30_000, push: false, ...rest
+      wireDtype: 'f32', stepTimeoutMs: 5_000, perPositionTimeoutMs: 20, openTimeoutMs: 5_000, maxRecoveries: 6, coverageWaitMs: 3_000, busyWaitMs: 30_000, push: false, direct: true, ...rest
     })
     for (const peerId of excluded ?? []) chain.bans.exclude(peerId, 'bad_output')
     let lastError: unknown
@@ -198,8 +203,8 @@ export class ChainSession {
   /** hop steps whose outputs the verifier checked and confirmed (0 without a verifier) */
   get verifiedSteps (): number { return this.verified }
 
-  route (): Array<{ peer: string, start: number, end: number }> {
-    return this.hops.map((h) => ({ peer: h.plan.peerId, start: h.plan.start, end: h.plan.end }))
+  route (): Array<{ peer: string, start: number, end: number, direct: boolean }> {
+    return this.hops.map((h) => ({ peer: h.plan.peerId, start: h.plan.start, end: h.plan.end, direct: h.session.direct }))
   }
 
   /** hidden (1, n, H) at block 0 for positions [position, position + n) → hidden after the last block. */
@@ -415,7 +420,7 @@ export class ChainSession {
       for (const p of plan) {
         const key = randomUUID()
         const session = await RemoteSpanSession.open(this.node, p, {
-          modelId: this.o.modelId, sessionId: key, maxLength: this.o.maxLength, wireDtype: this.o.wireDtype, hiddenSize: this.o.hiddenSize, openTimeoutMs: this.o.openTimeoutMs
+          modelId: this.o.modelId, sessionId: key, maxLength: this.o.maxLength, wireDtype: this.o.wireDtype, hiddenSize: this.o.hiddenSize, openTimeoutMs: this.o.openTimeoutMs, direct: this.o.direct && !this.o.push
         }, signal)
         hops.push({ plan: p, key, session, history: [] })
       }

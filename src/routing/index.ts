@@ -1,7 +1,7 @@
 // Public API of the routing layer: the swarm node, signed peer records, the info protocol,
 // span announcement, peer discovery, chain planning and the fault-tolerant chain session.
 // Other modules are internal.
-export { createSwarmNode, waitForRoutingTable, waitForAnnounceableAddress, waitForRelaying, isRelaying, reachabilityOf, DHT_PROTOCOL, PROVIDER_TTL_MS } from './node.ts'
+export { createSwarmNode, waitForRoutingTable, waitForAnnounceableAddress, waitForRelaying, isRelaying, reachabilityOf, defaultListen, DHT_PROTOCOL, PROVIDER_TTL_MS } from './node.ts'
 export type { SwarmNode, SwarmNodeOptions, SwarmServices, RelayMode, Reachability } from './node.ts'
 export { relayLimits } from './reachability.ts'
 export { BootstrapAddressError } from './bootstrap-keeper.ts'

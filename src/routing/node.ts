@@ -148,7 +148,7 @@ export function reachabilityOf (opts: SwarmNodeOptions): Reachability {
 }
 
 /** Loopback for local swarms; every interface when the bootstrap peers are not on this host. */
-function defaultListen (bootstrap: string[]): string[] {
+export function defaultListen (bootstrap: string[]): string[] {
   return swarmScope(bootstrap, []) === 'loopback' ? ['/ip4/127.0.0.1/tcp/0'] : ['/ip4/0.0.0.0/tcp/0']
 }
 

@@ -3,13 +3,14 @@
 // the chain session can ban the peer and route around it.
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { MessageChannel } from '../protocol/channel.ts'
+import { MessageChannel, type Channel } from '../protocol/channel.ts'
 import { INFERENCE_PROTOCOL, type ErrorCode, type Message, type PushRouteMessage } from '../protocol/messages.ts'
 import { ProtocolError } from '../protocol/errors.ts'
 import type { WireDtype } from '../protocol/tensor.ts'
 import type { SwarmNode } from './node.ts'
 import { withTimeout } from './abort.ts'
 import { retryIfClosedUnderUs } from './closed-under-us.ts'
+import { openDirectPath } from './direct-path.ts'
 
 export type FailureReason = 'busy' | 'draining' | 'timeout' | 'closed' | 'refused' | 'bad_output' | 'unreachable'
 
@@ -31,6 +32,8 @@ export interface RemoteSpanOptions {
   hiddenSize: number
   /** deadline for dialing and opening, ms */
   openTimeoutMs: number
+  /** move steps to the peer's direct data path when it offers one (routing/direct-path.ts; default false) */
+  direct?: boolean
 }
 
 /** how long a polite close may take before the stream is dropped, ms */
@@ -38,8 +41,15 @@ const CLOSE_TIMEOUT_MS = 1_000
 
 export class RemoteSpanSession {
   private stepId = 0
+  /** where messages go: the session's stream, or its direct socket once upgraded */
+  private channel: Channel
 
-  private constructor (readonly target: RemoteSpanTarget, private readonly channel: MessageChannel, private readonly opts: RemoteSpanOptions) {}
+  private constructor (readonly target: RemoteSpanTarget, private readonly stream: MessageChannel, private readonly opts: RemoteSpanOptions) {
+    this.channel = stream
+  }
+
+  /** whether the session's steps run over the peer's direct data path */
+  get direct (): boolean { return this.channel !== this.stream }
 
   static async open (node: SwarmNode, target: RemoteSpanTarget, opts: RemoteSpanOptions, signal?: AbortSignal): Promise<RemoteSpanSession> {
     return await withTimeout(opts.openTimeoutMs, signal, async (deadline) => {
@@ -59,6 +69,11 @@ export class RemoteSpanSession {
       if (reply.kind !== 'opened') {
         session.abort()
         throw session.fail('bad_output', `expected opened, got ${reply.kind}`)
+      }
+      if (opts.direct === true) {
+        // best effort, within a short bound: without it the session simply stays on its stream
+        const direct = await openDirectPath(node, target.peerId, opts.sessionId, deadline)
+        if (direct !== null) session.channel = direct
       }
       return session
     })
@@ -135,15 +150,17 @@ export class RemoteSpanSession {
       await withTimeout(CLOSE_TIMEOUT_MS, undefined, async (deadline) => {
         await this.channel.send({ kind: 'close' }, deadline)
         await this.channel.close(deadline)
+        if (this.direct) await this.stream.close(deadline)
       })
     } catch {
-      this.channel.abort('session closed')
+      this.abort()
     }
   }
 
   /** Drops the stream at once (after a failure). */
   abort (): void {
     this.channel.abort('abandoned by the client')
+    if (this.direct) this.stream.abort('abandoned by the client')
   }
 
   private async exchange (msg: Message, deadline: AbortSignal, userSignal?: AbortSignal): Promise<Message> {

@@ -26,6 +26,8 @@ export interface ServeOptions {
   auditRate?: number
   /** server-to-server push between peers (default false); see SwarmOptions.push */
   push?: boolean
+  /** steps over peers' direct data paths when offered (default true; see SwarmOptions.direct) */
+  direct?: boolean
   /** see SwarmOptions.auditReferee */
   auditReferee?: 'auto' | 'replicas'
   /** speculative decoding for every request: draft tokens per step (default 0: off) */
@@ -39,7 +41,7 @@ export class GatewayServer {
   private constructor (private readonly swarm: Swarm, private readonly app: Gateway, readonly url: string) {}
 
   static async start (opts: ServeOptions): Promise<GatewayServer> {
-    const swarm = await Swarm.connect({ bootstrap: opts.bootstrap, modelDir: opts.modelDir, modelId: opts.modelId, threads: opts.threads, headFormat: opts.headFormat, allowUnknownConfig: opts.allowUnknownConfig, auditRate: opts.auditRate, auditReferee: opts.auditReferee, speculate: opts.speculate, draftModel: opts.draftModel, push: opts.push, logger: opts.logger })
+    const swarm = await Swarm.connect({ bootstrap: opts.bootstrap, modelDir: opts.modelDir, modelId: opts.modelId, threads: opts.threads, headFormat: opts.headFormat, allowUnknownConfig: opts.allowUnknownConfig, auditRate: opts.auditRate, auditReferee: opts.auditReferee, speculate: opts.speculate, draftModel: opts.draftModel, push: opts.push, direct: opts.direct, logger: opts.logger })
     try {
       const probe = new SwarmHealthProbe(swarm.node, { modelId: swarm.modelId, numBlocks: swarm.config.numLayers }, opts.logger)
       const app = createGateway({ backend: swarm, health: new HealthMonitor(probe), bodyLimit: opts.bodyLimit, logger: opts.logger })

@@ -56,7 +56,7 @@ describe('protocol/messages: constants', () => {
   it('keeps the message kind ids fixed', () => {
     assert.deepEqual(MESSAGE_KIND_IDS, {
       open: 1, opened: 2, step: 3, result: 4, truncate: 5, truncated: 6, close: 7, error: 8, info_request: 9, info: 10,
-      push_route: 11, push_routed: 12, push: 13, pushed: 14
+      push_route: 11, push_routed: 12, push: 13, pushed: 14, direct_request: 15, direct_offer: 16
     })
   })
 })
@@ -126,7 +126,11 @@ describe('protocol/messages: decoder rejects malformed frames', () => {
     ['version 0', rawFrame(ID.close, '{}', undefined, 0), UnsupportedVersionError, /wire version 0 is not supported/],
     ['version 2', rawFrame(ID.close, '{}', undefined, 2), UnsupportedVersionError, /version 2/],
     ['kind 0', rawFrame(0, '{}'), UnknownMessageKindError, /unknown message kind 0/],
-    ['kind 15', rawFrame(15, '{}'), UnknownMessageKindError, /kind 15/],
+    ['kind 17', rawFrame(17, '{}'), UnknownMessageKindError, /kind 17/],
+    ['direct_request with a short key', rawFrame(ID.direct_request, json({ sessionId: 's', key: 'AAAA' })), InvalidFieldError, /direct_request\.key: must be at least 44 characters/],
+    ['direct_request with a key of 44 characters that is not base64', rawFrame(ID.direct_request, json({ sessionId: 's', key: '!'.repeat(44) })), InvalidFieldError, /direct_request\.key: expected 32 bytes in base64/],
+    ['direct_offer with a port over 65535', rawFrame(ID.direct_offer, json({ port: 65536, token: 'A'.repeat(22) + '==' })), InvalidFieldError, /direct_offer\.port: expected a TCP port/],
+    ['direct_offer with an unknown field', rawFrame(ID.direct_offer, json({ port: 1, token: 'A'.repeat(22) + '==', host: 'x' })), InvalidFieldError, /direct_offer\.host: unknown field/],
     ['kind 255', rawFrame(255, '{}'), UnknownMessageKindError, /kind 255/],
     ['a frame over maxFrameBytes', rawFrame(ID.close, '{}'), FrameTooLargeError, /frame is 8 bytes, limit is 7/, { maxFrameBytes: 7 }],
     ['a header_len over maxHeaderBytes', rawFrame(ID.close, ' '.repeat(17 * 1024)), FrameTooLargeError, /header is 17408 bytes, limit is 16384/],

@@ -35,6 +35,8 @@ export function sampleMessages (): Message[] {
     { kind: 'push', sessionId: 'sess-2', token: 'tok-fedcba9876543210', stepId: 9, position: 3, hidden: hidden('f16', [1, 1, 4]) },
     { kind: 'push', sessionId: 'ü', token: 'y'.repeat(128), stepId: 0, position: 0, hidden: hidden('f32', [1, 3, 4]) },
     { kind: 'pushed', stepId: 7, position: 8 },
-    { kind: 'error', code: 'forbidden', message: 'no session accepts pushes with this token from you' }
+    { kind: 'error', code: 'forbidden', message: 'no session accepts pushes with this token from you' },
+    { kind: 'direct_request', sessionId: 'sess-1', key: Buffer.alloc(32, 7).toString('base64') },
+    { kind: 'direct_offer', port: 40123, token: Buffer.alloc(16, 9).toString('base64') }
   ]
 }
