@@ -23,7 +23,7 @@ export type HostRequest =
   | { req: number, op: 'start', bootstrap: string[], span: Span }
   | { req: number, op: 'announce', peerId: string }
   | { req: number, op: 'stop', peerId: string }
-  | { req: number, op: 'lag' }
+  | { req: number, op: 'lag', reset: boolean }
 
 /** What a host sends: 'ready' once, then one reply per request. */
 export type HostReply =
@@ -143,9 +143,9 @@ export class NodeHosts {
     await host.request({ op: 'stop', peerId }, STOP_TIMEOUT_MS)
   }
 
-  /** Each host's event-loop lag since it began, in host order. */
-  async lags (): Promise<EventLoopLag[]> {
-    return await Promise.all(this.hosts.map(async (h) => await h.request<EventLoopLag>({ op: 'lag' }, LAG_TIMEOUT_MS)))
+  /** Each host's event-loop lag since it began or the last reset, in host order; `reset` starts a new measurement. */
+  async lags (reset: boolean): Promise<EventLoopLag[]> {
+    return await Promise.all(this.hosts.map(async (h) => await h.request<EventLoopLag>({ op: 'lag', reset }, LAG_TIMEOUT_MS)))
   }
 
   /** Disconnects every host (each exits, closing its nodes' sockets); SIGKILLs any still there after a while. */

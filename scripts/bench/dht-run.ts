@@ -8,7 +8,7 @@
 //   in:  { req, op: 'start', bootstrap, span }   → { req, ok, result: { peerId, addrs } }
 //        { req, op: 'announce', peerId }         → { req, ok, result: AnnounceRound }  (first round, or a new one)
 //        { req, op: 'stop', peerId }             → { req, ok, result: null }
-//        { req, op: 'lag' }                      → { req, ok, result: { p50, p99, max } }  (ms, since this process began)
+//        { req, op: 'lag', reset }               → { req, ok, result: { p50, p99, max } }  (ms, since this process began or the last reset)
 //   out on failure: { req, ok: false, error: { name, message } }
 // The process exits when the parent disconnects (it ended, crashed or was killed), stopping nothing
 // gracefully: its sockets close with it.
@@ -66,9 +66,12 @@ function hostedNode (peerId: string): HostedNode {
   return hosted
 }
 
-function lag (): EventLoopLag {
-  const ms = (ns: number): number => Math.round(ns / 1e4) / 100
-  return { p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max) }
+/** this process's event-loop lag so far; `reset` starts a new measurement */
+function lag (reset: boolean): EventLoopLag {
+  const ms = (ns: number): number => Math.round(ns / 1e5) / 10
+  const l = { p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max) }
+  if (reset) loopDelay.reset()
+  return l
 }
 
 async function handle (m: HostRequest): Promise<unknown> {
@@ -76,7 +79,7 @@ async function handle (m: HostRequest): Promise<unknown> {
     case 'start': return await start(m.bootstrap, m.span)
     case 'announce': return await announce(m.peerId)
     case 'stop': return await stop(m.peerId)
-    case 'lag': return lag()
+    case 'lag': return lag(m.reset)
   }
 }
 

@@ -1,7 +1,8 @@
 // The DHT at scale: many real libp2p nodes on 127.0.0.1, spread over several child processes
 // (dht-hosts.ts / dht-run.ts, ~9 nodes each, so that no one event loop carries the swarm), each a
-// peer that announces a span of blocks exactly as the peer daemon does (announceSpan + a signed
-// record on the info protocol, no model engine); and clients, in this process, that resolve the
+// peer that takes the span the swarm needs most (chooseBestSpan, as a daemon started without
+// --blocks) and announces it exactly as the peer daemon does (announceSpan + a signed record on
+// the info protocol, no model engine); and clients, in this process, that resolve the
 // chain's candidates exactly as the real client does (DhtCandidates → findSwarmPeers). Measures:
 //
 //   lookups   — provider searches for random block keys from clients: latency to the first
@@ -19,8 +20,9 @@
 // straight from the routing table is at hop 1; a peer first named in the `closer` list of a
 // response from a peer at hop h is at hop h + 1. The hop of a search is that of the peer whose
 // response first held a provider.
+import { chooseBestSpan } from '../../src/loadbalance/block-selection.ts'
 import { mulberry32 } from '../../src/loadbalance/random.ts'
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
+import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks'
 import { findBlockPeers, type AnnounceRound, type Span } from '../../src/routing/dht.ts'
 import { DhtCandidates } from '../../src/routing/dht-candidates.ts'
 import { blockKey } from '../../src/routing/content-keys.ts'
@@ -54,10 +56,13 @@ export interface DhtBenchResult {
   settings: DhtBenchOptions & { bootstrapNodes: number, providerTtlMs: number }
   setup: { startMs: number, announceRoundMs: Dist, announcedFully: number }
   /**
-   * how late event loops ran timers over the whole run, ms: the worst process (each figure its
-   * own maximum over the processes), then each host process and this one (the clients')
+   * how late event loops ran timers from the end of the setup to the end of the churn, ms: the
+   * worst process (each figure its own maximum over the processes), then each host process and
+   * this one (the clients')
    */
-  eventLoopDelayMs: EventLoopLag & { hosts: EventLoopLag[], clients: EventLoopLag }
+  eventLoopDelayMs: ProcessLags
+  /** the same during the setup (every node starting and announcing) */
+  setupEventLoopDelayMs: ProcessLags
   lookups: {
     firstProviderMs: Dist
     searchMs: Dist
@@ -87,6 +92,8 @@ export interface DhtBenchResult {
   }
 }
 
+export type ProcessLags = EventLoopLag & { hosts: EventLoopLag[], clients: EventLoopLag }
+
 interface BenchPeer {
   peerId: string
   span: Span
@@ -102,12 +109,13 @@ export async function benchDht (opts: Partial<DhtBenchOptions> = {}): Promise<Dh
   const o: DhtBenchOptions = { peers: peersWanted, clients: 4, numBlocks: 32, spanLength: 8, lookups: 60, samples: 5, processes: Math.max(1, Math.round(peersWanted / 9)), seed: 1, ...opts }
   const rand = mulberry32(o.seed)
   const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)]
-  const positions = o.numBlocks - o.spanLength + 1
-  let nextPosition = 0
-  // spans cycle through every start so that each block has many servers
+  /** spans of the peers running or starting, as the load balancer of a joining peer sees them */
+  const claimed: Span[] = []
+  // as a peer daemon started without --blocks: the window the swarm needs most
   const nextSpan = (): Span => {
-    const start = (nextPosition++ * Math.max(1, o.spanLength >> 1)) % positions
-    return { start, end: start + o.spanLength }
+    const span = chooseBestSpan(claimed.map((c, i) => ({ peerId: String(i), ...c, throughput: 10, state: 'online' as const })), o.numBlocks, o.spanLength)
+    claimed.push(span)
+    return span
   }
   const bootstrapNodes = 3
   /** peers running now */
@@ -143,6 +151,7 @@ export async function benchDht (opts: Partial<DhtBenchOptions> = {}): Promise<Dh
   const startPeer = async (span: Span): Promise<BenchPeer> => await announce(await startNode(span))
   const stopPeer = async (peer: BenchPeer): Promise<void> => {
     peers.splice(peers.indexOf(peer), 1)
+    claimed.splice(claimed.findIndex((c) => c.start === peer.span.start), 1)
     peer.stoppedAt = performance.now()
     await hosts.stop(peer.peerId)
   }
@@ -194,6 +203,8 @@ export async function benchDht (opts: Partial<DhtBenchOptions> = {}): Promise<Dh
       announcedFully: rounds.filter((r) => r != null && r.stored === r.keys).length
     }
     log(`dht: setup ${JSON.stringify(setup)}`)
+    const setupLags = processLags(await hosts.lags(true), loopDelay)
+    loopDelay.reset()
 
     // ---- lookups
     log(`dht: ${o.lookups} block-key searches and candidate resolutions`)
@@ -330,20 +341,13 @@ export async function benchDht (opts: Partial<DhtBenchOptions> = {}): Promise<Dh
     }
     log(`dht: churn ${JSON.stringify(churn)}`)
 
-    const hostLags = await hosts.lags()
-    const clientLag: EventLoopLag = { p50: round(loopDelay.percentile(50) / 1e6, 1), p99: round(loopDelay.percentile(99) / 1e6, 1), max: round(loopDelay.max / 1e6, 1) }
-    const all = [...hostLags, clientLag]
+    const lags = processLags(await hosts.lags(false), loopDelay)
     return {
       section: 'dht',
       settings: { ...o, bootstrapNodes, providerTtlMs: PROVIDER_TTL_MS },
       setup,
-      eventLoopDelayMs: {
-        p50: Math.max(...all.map((l) => l.p50)),
-        p99: Math.max(...all.map((l) => l.p99)),
-        max: Math.max(...all.map((l) => l.max)),
-        hosts: hostLags,
-        clients: clientLag
-      },
+      eventLoopDelayMs: lags,
+      setupEventLoopDelayMs: setupLags,
       lookups,
       join,
       leave,
@@ -357,6 +361,13 @@ export async function benchDht (opts: Partial<DhtBenchOptions> = {}): Promise<Dh
     process.removeListener('SIGINT', onSignal)
     process.removeListener('SIGTERM', onSignal)
   }
+}
+
+/** The hosts' lags, this process's (the clients'), and the worst of each figure. */
+function processLags (hosts: EventLoopLag[], own: IntervalHistogram): ProcessLags {
+  const clients: EventLoopLag = { p50: round(own.percentile(50) / 1e6, 1), p99: round(own.percentile(99) / 1e6, 1), max: round(own.max / 1e6, 1) }
+  const all = [...hosts, clients]
+  return { p50: Math.max(...all.map((l) => l.p50)), p99: Math.max(...all.map((l) => l.p99)), max: Math.max(...all.map((l) => l.max)), hosts, clients }
 }
 
 interface SearchTrace { firstProviderMs?: number, searchMs: number, hops?: number, peersQueried: number, providers: number }
@@ -474,8 +485,8 @@ export function renderDht (r: DhtBenchResult): string {
     `${r.churn.swarmGaps} resolutions ran while no announced peer served some block; ` +
     `departed peers offered afterwards: ${r.churn.departedOffered}` + (r.churn.failures.length > 0 ? `; incomplete: ${r.churn.failures.join('; ')}` : '')
   const lag = (l: EventLoopLag): string => `${l.p50}/${l.p99}/${l.max}`
-  const loop = `event-loop delay (ms, p50/p99/max), worst process: ${lag(r.eventLoopDelayMs)}; ` +
-    `hosts: ${r.eventLoopDelayMs.hosts.map(lag).join(', ')}; clients' process: ${lag(r.eventLoopDelayMs.clients)}`
+  const lags = (l: ProcessLags): string => `worst process ${lag(l)} (hosts ${l.hosts.map(lag).join(', ')}; clients' process ${lag(l.clients)})`
+  const loop = `event-loop delay, ms p50/p99/max: after the setup, ${lags(r.eventLoopDelayMs)}; during the setup, ${lags(r.setupEventLoopDelayMs)}`
   return `${head}\n\n${table}\n\n${churn}\n${loop}`
 }
 
