@@ -14,7 +14,8 @@ const CHILD = new URL('./dht-run.ts', import.meta.url)
 /** bounds on a host's answers, ms */
 const READY_TIMEOUT_MS = 60_000
 const START_TIMEOUT_MS = 60_000
-const ANNOUNCE_TIMEOUT_MS = ANNOUNCE_ROUND_TIMEOUT_MS + 30_000
+// a round asked for starts after the one running (a retry, say): two rounds and a margin
+const ANNOUNCE_TIMEOUT_MS = 2 * ANNOUNCE_ROUND_TIMEOUT_MS + 30_000
 const STOP_TIMEOUT_MS = 30_000
 const LAG_TIMEOUT_MS = 10_000
 const EXIT_TIMEOUT_MS = 10_000
