@@ -1,7 +1,6 @@
 // Every reachable peer of a model with a verified record: the DHT's providers, plus the peers
 // this node is directly connected to — a DHT node does not hand out its own provider entries,
-// so a bootstrap peer that serves blocks is only found by asking it. Connected peers are asked
-// while the DHT is searched, not after it.
+// so a bootstrap peer that serves blocks is only found by asking it.
 //
 // kad-dht stops a provider search at 20 providers (its k), so in a swarm of more peers the model
 // key alone can leave blocks uncovered. When the caller knows the model's block count, each
@@ -38,6 +37,8 @@ export async function findSwarmPeers (node: SwarmNode, modelId: string, opts: Sw
   const timeoutMs = opts.timeoutMs ?? 5_000
   const started = performance.now()
   const modelTimeoutMs = opts.numBlocks == null ? timeoutMs : Math.ceil(timeoutMs * MODEL_SEARCH_SHARE)
+  const found = await findModelPeers(node, modelId, { numBlocks: opts.numBlocks, arch: opts.arch, signal: opts.signal, timeoutMs: modelTimeoutMs, logger: opts.logger })
+  const known = new Set(found.map((p) => p.record.peerId))
   const probe = async (id: PeerId): Promise<DiscoveredPeer | null> => {
     try {
       const started = performance.now()
@@ -49,12 +50,7 @@ export async function findSwarmPeers (node: SwarmNode, modelId: string, opts: Sw
       return null
     }
   }
-  // connected peers are asked directly while the DHT is searched, which leaves them out
-  const connected = node.getPeers()
-  const [found, direct] = await Promise.all([
-    findModelPeers(node, modelId, { numBlocks: opts.numBlocks, arch: opts.arch, signal: opts.signal, timeoutMs: modelTimeoutMs, skip: new Set(connected.map(String)), logger: opts.logger }),
-    Promise.all(connected.map(probe))
-  ])
+  const direct = await Promise.all(node.getPeers().filter((id) => !known.has(id.toString())).map(probe))
   const peers = [...found, ...direct.filter((p): p is DiscoveredPeer => p !== null)]
   if (opts.numBlocks == null) return peers
   return await fillGaps(node, modelId, opts.numBlocks, peers, started + timeoutMs, opts, log)
