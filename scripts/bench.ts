@@ -48,6 +48,7 @@ const USAGE = `usage: npm run bench -- [options]
   --load-breakdown      also time span loading stage by stage (build / serialise / session / fed weights)
   --speculate <k>       speculative section: draft tokens per step (default: 4)
   --dht-peers <n>       peers in the dht section's swarm (default: 50; 16 with --quick)
+  --dht-procs <n>       child processes hosting the dht section's peers (default: one per ~9 peers)
   --idle-wait <s>       before each measured generation, wait up to s seconds for other
                         processes to stop using the CPU (default: 30; 0 = don't wait)
   -h, --help            this text
@@ -77,6 +78,7 @@ function parse (argv: string[]) {
       'idle-wait': { type: 'string', default: '30' },
       speculate: { type: 'string', default: '4' },
       'dht-peers': { type: 'string' },
+      'dht-procs': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false }
     }
   })
@@ -104,7 +106,8 @@ function parse (argv: string[]) {
     loadBreakdown: values['load-breakdown'],
     idleWaitSeconds: int('idle-wait', values['idle-wait'], 0),
     speculate: int('speculate', values.speculate, 1),
-    dhtPeers: values['dht-peers'] === undefined ? undefined : int('dht-peers', values['dht-peers'], 4)
+    dhtPeers: values['dht-peers'] === undefined ? undefined : int('dht-peers', values['dht-peers'], 4),
+    dhtProcs: values['dht-procs'] === undefined ? undefined : int('dht-procs', values['dht-procs'], 1)
   }
 }
 
@@ -201,9 +204,12 @@ const SECTIONS: Record<string, Section> = {
     }
   },
   dht: {
-    // real libp2p nodes in-process: lookup latency and hops, join/leave visibility, a third churning
+    // real libp2p nodes in child processes: lookup latency and hops, join/leave visibility, a third churning
     async run ({ machine, args }) {
-      const sized = args.dhtPeers === undefined ? {} : { peers: args.dhtPeers }
+      const sized = {
+        ...(args.dhtPeers === undefined ? {} : { peers: args.dhtPeers }),
+        ...(args.dhtProcs === undefined ? {} : { processes: args.dhtProcs })
+      }
       const r = await benchDht(args.quick ? { peers: 16, clients: 2, lookups: 20, samples: 3, ...sized } : sized)
       return { json: { date: new Date().toISOString(), machine, ...r }, text: renderDht(r) }
     }

@@ -1,7 +1,9 @@
-// The DHT at scale: many real libp2p nodes in this process on 127.0.0.1, each a peer that
-// announces a span of blocks exactly as the peer daemon does (announceSpan + a signed record on
-// the info protocol, no model engine), and clients that resolve the chain's candidates exactly
-// as the real client does (DhtCandidates → findSwarmPeers). Measures:
+// The DHT at scale: many real libp2p nodes on 127.0.0.1, spread over several child processes
+// (dht-hosts.ts / dht-run.ts, ~9 nodes each, so that no one event loop carries the swarm), each a
+// peer that takes the span the swarm needs most (chooseBestSpan, as a daemon started without
+// --blocks) and announces it exactly as the peer daemon does (announceSpan + a signed record on
+// the info protocol, no model engine); and clients, in this process, that resolve the
+// chain's candidates exactly as the real client does (DhtCandidates → findSwarmPeers). Measures:
 //
 //   lookups   — provider searches for random block keys from clients: latency to the first
 //               provider and to the end of the search, hops to the first provider, peers asked;
@@ -9,28 +11,25 @@
 //   join      — a new peer starts: time until a random client finds it under one of its blocks
 //   leave     — a peer stops: time until a random client no longer finds it
 //   churn     — a third of the peers stop while as many new ones join, while a client keeps
-//               resolving candidates: how many resolutions covered every block, and their latency
+//               resolving candidates: how many resolutions covered every block, how many covered
+//               every block that some peer, announced before the resolution began and still up
+//               when it ended, was serving (the rest are misses of the DHT, not holes in the
+//               swarm), and their latency
 //
 // Hops: kad-dht reports no path length, so it is derived from the query's events: a peer asked
 // straight from the routing table is at hop 1; a peer first named in the `closer` list of a
 // response from a peer at hop h is at hop h + 1. The hop of a search is that of the peer whose
 // response first held a provider.
+import { chooseBestSpan } from '../../src/loadbalance/block-selection.ts'
 import { mulberry32 } from '../../src/loadbalance/random.ts'
-import { generateKeyPair } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
-import { announceSpan, findBlockPeers, type Announcement, type Span } from '../../src/routing/dht.ts'
+import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks'
+import { findBlockPeers, type AnnounceRound, type Span } from '../../src/routing/dht.ts'
 import { DhtCandidates } from '../../src/routing/dht-candidates.ts'
 import { blockKey } from '../../src/routing/content-keys.ts'
-import { serveInfo } from '../../src/routing/info.ts'
 import { createSwarmNode, PROVIDER_TTL_MS, waitForRoutingTable, type SwarmNode } from '../../src/routing/node.ts'
-import { signRecord } from '../../src/routing/records.ts'
-import { gapStarts } from '../../src/routing/swarm-peers.ts'
+import { DHT_BENCH_ARCH as ARCH, DHT_BENCH_MODEL as MODEL, NodeHosts, type EventLoopLag } from './dht-hosts.ts'
 import { renderTable } from './report.ts'
 import { log, round } from './util.ts'
-
-const MODEL = 'bench-dht-model'
-const ARCH = 'llama'
 
 export interface DhtBenchOptions {
   /** peers in the swarm at the start (default 50) */
@@ -45,6 +44,8 @@ export interface DhtBenchOptions {
   lookups: number
   /** joins and leaves timed one at a time (default 5 each) */
   samples: number
+  /** child processes hosting the peers (default: one per ~9 peers) */
+  processes: number
   seed: number
 }
 
@@ -54,8 +55,14 @@ export interface DhtBenchResult {
   section: 'dht'
   settings: DhtBenchOptions & { bootstrapNodes: number, providerTtlMs: number }
   setup: { startMs: number, announceRoundMs: Dist, announcedFully: number }
-  /** how late this process's event loop ran timers over the whole run (all nodes share it), ms */
-  eventLoopDelayMs: { p50: number, p99: number, max: number }
+  /**
+   * how late event loops ran timers from the end of the setup to the end of the churn, ms: the
+   * worst process (each figure its own maximum over the processes), then each host process and
+   * this one (the clients')
+   */
+  eventLoopDelayMs: ProcessLags
+  /** the same during the setup (every node starting and announcing) */
+  setupEventLoopDelayMs: ProcessLags
   lookups: {
     firstProviderMs: Dist
     searchMs: Dist
@@ -75,58 +82,86 @@ export interface DhtBenchResult {
     durationMs: number
     resolutions: number
     fullCoverage: number
+    /** resolutions that covered every block served all through them by a peer announced before they began */
+    servedCoverage: number
+    /** resolutions during which the announced, running peers left some block unserved */
+    swarmGaps: number
     departedOffered: number
     candidatesMs: Dist
     failures: string[]
   }
 }
 
+export type ProcessLags = EventLoopLag & { hosts: EventLoopLag[], clients: EventLoopLag }
+
 interface BenchPeer {
-  node: SwarmNode
   peerId: string
   span: Span
-  announcement: Announcement
+  addrs: string[]
+  /** performance.now() when its first announce round ended, and when its stop was asked */
+  announcedAt?: number
+  stoppedAt?: number
+  lastRound?: AnnounceRound
 }
 
 export async function benchDht (opts: Partial<DhtBenchOptions> = {}): Promise<DhtBenchResult> {
-  const o: DhtBenchOptions = { peers: 50, clients: 4, numBlocks: 32, spanLength: 8, lookups: 60, samples: 5, seed: 1, ...opts }
+  const peersWanted = opts.peers ?? 50
+  const o: DhtBenchOptions = { peers: peersWanted, clients: 4, numBlocks: 32, spanLength: 8, lookups: 60, samples: 5, processes: Math.max(1, Math.round(peersWanted / 9)), seed: 1, ...opts }
   const rand = mulberry32(o.seed)
   const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)]
-  const positions = o.numBlocks - o.spanLength + 1
-  let nextPosition = 0
-  // spans cycle through every start so that each block has many servers
+  /** spans of the peers running or starting, as the load balancer of a joining peer sees them */
+  const claimed: Span[] = []
+  // as a peer daemon started without --blocks: the window the swarm needs most
   const nextSpan = (): Span => {
-    const start = (nextPosition++ * Math.max(1, o.spanLength >> 1)) % positions
-    return { start, end: start + o.spanLength }
+    const span = chooseBestSpan(claimed.map((c, i) => ({ peerId: String(i), ...c, throughput: 10, state: 'online' as const })), o.numBlocks, o.spanLength)
+    claimed.push(span)
+    return span
   }
   const bootstrapNodes = 3
+  /** peers running now */
   const peers: BenchPeer[] = []
+  /** every peer ever started, for what the swarm served when */
+  const history: BenchPeer[] = []
   const others: SwarmNode[] = []
   let bootstrap: string[] = []
 
-  /** a node serving a signed record of `span` on the info protocol, not yet announcing */
-  const startNode = async (span: Span): Promise<Omit<BenchPeer, 'announcement'>> => {
-    const key = await generateKeyPair('Ed25519')
-    const peerId = peerIdFromPrivateKey(key).toString()
-    const node = await createSwarmNode({ listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, privateKey: key })
-    let seq = 0
-    await serveInfo(node, () => signRecord({
-      peerId, modelId: MODEL, arch: ARCH, multiaddrs: node.getMultiaddrs().map(String).slice(0, 4), ...span,
-      state: 'online', throughput: 10, cacheTokensLeft: 4096, dtype: 'f32', version: 'bench', expiresAt: Date.now() + 60_000, seq: ++seq
-    }, key))
-    return { node, peerId, span }
+  log(`dht: ${o.processes} host processes`)
+  const hosts = await NodeHosts.spawn(o.processes)
+  const onSignal = (signal: NodeJS.Signals): void => {
+    hosts.kill()
+    process.kill(process.pid, signal)
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+
+  /** a node serving a signed record of `span`, not yet announcing */
+  const startNode = async (span: Span): Promise<BenchPeer> => {
+    const { peerId, addrs } = await hosts.start(bootstrap, span)
+    const peer: BenchPeer = { peerId, span, addrs }
+    history.push(peer)
+    return peer
   }
   /** announces as the peer daemon does; resolves after the first round */
-  const announce = async (started: Omit<BenchPeer, 'announcement'>): Promise<BenchPeer> => {
-    const peer = { ...started, announcement: await announceSpan(started.node, MODEL, started.span, { roundTimeoutMs: 30_000 }) }
+  const announce = async (peer: BenchPeer): Promise<BenchPeer> => {
+    peer.lastRound = await hosts.announce(peer.peerId)
+    peer.announcedAt ??= performance.now()
     peers.push(peer)
     return peer
   }
   const startPeer = async (span: Span): Promise<BenchPeer> => await announce(await startNode(span))
   const stopPeer = async (peer: BenchPeer): Promise<void> => {
     peers.splice(peers.indexOf(peer), 1)
-    await peer.announcement.stop()
-    await peer.node.stop()
+    claimed.splice(claimed.findIndex((c) => c.start === peer.span.start), 1)
+    peer.stoppedAt = performance.now()
+    await hosts.stop(peer.peerId)
+  }
+  /** blocks that some peer announced by `from` and not stopped before `to` served */
+  const servedBetween = (from: number, to: number): Uint8Array => {
+    const served = new Uint8Array(o.numBlocks)
+    for (const p of history) {
+      if (p.announcedAt !== undefined && p.announcedAt <= from && (p.stoppedAt === undefined || p.stoppedAt >= to)) served.fill(1, p.span.start, p.span.end)
+    }
+    return served
   }
 
   const loopDelay = monitorEventLoopDelay({ resolution: 20 })
@@ -137,13 +172,13 @@ export async function benchDht (opts: Partial<DhtBenchOptions> = {}): Promise<Dh
     log(`dht: starting ${o.peers} peers (${bootstrapNodes} bootstrap)`)
     // the first node has nobody to announce to yet: its round waits for a first DHT peer
     const first = await startNode(nextSpan())
-    bootstrap = [first.node.getMultiaddrs()[0].toString()]
+    bootstrap = [first.addrs[0]]
     const firstAnnounced = announce(first)
     for (let i = 1; i < bootstrapNodes; i++) await startPeer(nextSpan())
     await firstAnnounced
-    bootstrap = peers.map((p) => p.node.getMultiaddrs()[0].toString())
-    // clients join now, while the swarm is quiet: 50 nodes announcing in this one process (a third
-    // of a contended core) can starve a newcomer's bootstrap dial past its timeout
+    bootstrap = peers.map((p) => p.addrs[0])
+    // clients join now, while the swarm is quiet: a swarm announcing on a contended machine can
+    // starve a newcomer's bootstrap dial past its timeout
     const clients: SwarmNode[] = []
     for (let i = 0; i < o.clients; i++) {
       const c = await createSwarmNode({ listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, dhtMode: 'client' })
@@ -158,16 +193,18 @@ export async function benchDht (opts: Partial<DhtBenchOptions> = {}): Promise<Dh
     // the earliest peers announced into a smaller swarm: re-announce once it has formed, as
     // the periodic refresh would
     for (let i = 0; i < peers.length; i += 8) {
-      await Promise.all(peers.slice(i, i + 8).map(async (p) => await p.announcement.announceNow()))
+      await Promise.all(peers.slice(i, i + 8).map(async (p) => { p.lastRound = await hosts.announce(p.peerId) }))
     }
     const startMs = performance.now() - setupStarted
-    const rounds = peers.map((p) => p.announcement.lastRound)
+    const rounds = peers.map((p) => p.lastRound)
     const setup = {
       startMs: round(startMs, 0),
       announceRoundMs: dist(rounds.map((r) => r?.durationMs ?? NaN)),
       announcedFully: rounds.filter((r) => r != null && r.stored === r.keys).length
     }
     log(`dht: setup ${JSON.stringify(setup)}`)
+    const setupLags = processLags(await hosts.lags(true), loopDelay)
+    loopDelay.reset()
 
     // ---- lookups
     log(`dht: ${o.lookups} block-key searches and candidate resolutions`)
@@ -193,7 +230,7 @@ export async function benchDht (opts: Partial<DhtBenchOptions> = {}): Promise<Dh
       const r = await resolve(pick(clients), o.numBlocks)
       candidatesMs.push(r.ms)
       candidateCounts.push(r.peers.length)
-      if (r.gaps.length === 0) covered++
+      if (r.uncovered.length === 0) covered++
     }
     const lookups = {
       firstProviderMs: dist(firstProvider),
@@ -248,6 +285,8 @@ export async function benchDht (opts: Partial<DhtBenchOptions> = {}): Promise<Dh
     const failures: string[] = []
     let churnResolutions = 0
     let churnCovered = 0
+    let servedCovered = 0
+    let swarmGaps = 0
     let departedOffered = 0
     let churning = true
     const resolver = (async () => {
@@ -255,12 +294,19 @@ export async function benchDht (opts: Partial<DhtBenchOptions> = {}): Promise<Dh
       let after = 0
       while (churning || after++ < 5) {
         const departedBefore = new Set(departed)
+        const from = performance.now()
         try {
           const r = await resolve(client, o.numBlocks)
           churnResolutions++
           churnMs.push(r.ms)
-          if (r.gaps.length === 0) churnCovered++
-          else failures.push(`uncovered blocks from ${r.gaps.join(', ')}`)
+          const served = servedBetween(from, performance.now())
+          if (served.includes(0)) swarmGaps++
+          const missed = r.uncovered.filter((b) => served[b] === 1)
+          if (r.uncovered.length === 0) churnCovered++
+          if (missed.length === 0) servedCovered++
+          if (r.uncovered.length > 0) {
+            failures.push(`${round(r.ms, 0)} ms, uncovered ${ranges(r.uncovered)}` + (missed.length > 0 ? `, of which served ${ranges(missed)}` : ' (none served)'))
+          }
           departedOffered += r.peers.filter((id) => departedBefore.has(id)).length
         } catch (err) {
           churnResolutions++
@@ -270,30 +316,38 @@ export async function benchDht (opts: Partial<DhtBenchOptions> = {}): Promise<Dh
     })()
     const churnStarted = performance.now()
     const leavers = shuffle(peers.slice(bootstrapNodes), rand).slice(0, churnCount)
-    for (const peer of leavers) {
-      await stopPeer(peer)
-      departed.add(peer.peerId)
-      await startPeer(nextSpan())
+    try {
+      for (const peer of leavers) {
+        await stopPeer(peer)
+        departed.add(peer.peerId)
+        await startPeer(nextSpan())
+      }
+    } finally {
+      churning = false
+      await resolver
     }
     const churnDuration = performance.now() - churnStarted
-    churning = false
-    await resolver
     const churn = {
       left: leavers.length,
       joined: leavers.length,
       durationMs: round(churnDuration, 0),
       resolutions: churnResolutions,
       fullCoverage: churnCovered,
+      servedCoverage: servedCovered,
+      swarmGaps,
       departedOffered,
       candidatesMs: dist(churnMs),
       failures: failures.slice(0, 10)
     }
+    log(`dht: churn ${JSON.stringify(churn)}`)
 
+    const lags = processLags(await hosts.lags(false), loopDelay)
     return {
       section: 'dht',
       settings: { ...o, bootstrapNodes, providerTtlMs: PROVIDER_TTL_MS },
       setup,
-      eventLoopDelayMs: { p50: round(loopDelay.percentile(50) / 1e6, 1), p99: round(loopDelay.percentile(99) / 1e6, 1), max: round(loopDelay.max / 1e6, 1) },
+      eventLoopDelayMs: lags,
+      setupEventLoopDelayMs: setupLags,
       lookups,
       join,
       leave,
@@ -302,9 +356,18 @@ export async function benchDht (opts: Partial<DhtBenchOptions> = {}): Promise<Dh
   } finally {
     loopDelay.disable()
     log('dht: stopping nodes')
-    await Promise.all(peers.splice(0).map(async (p) => { await p.announcement.stop(); await p.node.stop() }))
     await Promise.all(others.map(async (n) => await n.stop()))
+    await hosts.close()
+    process.removeListener('SIGINT', onSignal)
+    process.removeListener('SIGTERM', onSignal)
   }
+}
+
+/** The hosts' lags, this process's (the clients'), and the worst of each figure. */
+function processLags (hosts: EventLoopLag[], own: IntervalHistogram): ProcessLags {
+  const clients: EventLoopLag = { p50: round(own.percentile(50) / 1e6, 1), p99: round(own.percentile(99) / 1e6, 1), max: round(own.max / 1e6, 1) }
+  const all = [...hosts, clients]
+  return { p50: Math.max(...all.map((l) => l.p50)), p99: Math.max(...all.map((l) => l.p99)), max: Math.max(...all.map((l) => l.max)), hosts, clients }
 }
 
 interface SearchTrace { firstProviderMs?: number, searchMs: number, hops?: number, peersQueried: number, providers: number }
@@ -338,13 +401,27 @@ async function traceSearch (client: SwarmNode, block: number): Promise<SearchTra
   return { firstProviderMs, searchMs: performance.now() - started, hops, peersQueried: queried.size, providers: providerIds.size }
 }
 
-/** The real client's candidate resolution, uncached. */
-async function resolve (client: SwarmNode, numBlocks: number): Promise<{ ms: number, peers: string[], gaps: number[] }> {
+/** The real client's candidate resolution, uncached: its time, the peers offered, the blocks none of them serves. */
+async function resolve (client: SwarmNode, numBlocks: number): Promise<{ ms: number, peers: string[], uncovered: number[] }> {
   const started = performance.now()
   const list = await new DhtCandidates(client, MODEL, numBlocks, ARCH, 0, 0).candidates(true)
   const ms = performance.now() - started
-  const gaps = gapStarts(list, numBlocks)
-  return { ms, peers: list.map((c) => c.peerId), gaps }
+  const covered = new Uint8Array(numBlocks)
+  for (const c of list) covered.fill(1, c.start, c.end)
+  const uncovered = [...covered.keys()].filter((b) => covered[b] === 0)
+  return { ms, peers: list.map((c) => c.peerId), uncovered }
+}
+
+/** Blocks as ranges: [3, 4, 5, 9] → "3–5, 9". */
+function ranges (blocks: number[]): string {
+  const out: string[] = []
+  for (let i = 0; i < blocks.length;) {
+    let j = i
+    while (j + 1 < blocks.length && blocks[j + 1] === blocks[j] + 1) j++
+    out.push(j === i ? String(blocks[i]) : `${blocks[i]}–${blocks[j]}`)
+    i = j + 1
+  }
+  return out.join(', ')
 }
 
 /** Runs `check` until it holds; ms it took, or undefined after `timeoutMs`. */
@@ -387,7 +464,7 @@ export function renderDht (r: DhtBenchResult): string {
   const ms = (d: Dist): string[] => [fmt(d.p50, 0), fmt(d.p95, 0), fmt(d.max, 0)]
   const n = (d: Dist): string[] => [fmt(d.p50, 1), fmt(d.p95, 1), fmt(d.max, 1)]
   const s = r.settings
-  const head = `${s.peers} peers (${s.bootstrapNodes} bootstrap) + ${s.clients} clients, ${s.numBlocks} blocks, spans of ${s.spanLength}; ` +
+  const head = `${s.peers} peers (${s.bootstrapNodes} bootstrap) in ${s.processes} processes + ${s.clients} clients, ${s.numBlocks} blocks, spans of ${s.spanLength}; ` +
     `swarm up and announced in ${(r.setup.startMs / 1000).toFixed(1)} s (${r.setup.announcedFully}/${s.peers} announce rounds stored every key)`
   const rows: string[][] = [
     ['announce round (ms)', ...ms(r.setup.announceRoundMs), String(r.setup.announceRoundMs.n)],
@@ -401,12 +478,15 @@ export function renderDht (r: DhtBenchResult): string {
     ['new peer: announced (ms)', ...ms(r.join.announcedMs), `${r.join.announcedMs.n}`],
     [`new peer: found by a random client (ms), ${r.join.found}/${r.join.tries}`, ...ms(r.join.foundMs), `${r.join.foundMs.n}`],
     [`departed peer: no longer offered (ms), ${r.leave.gone}/${r.leave.tries}`, ...ms(r.leave.goneMs), `${r.leave.goneMs.n}`],
-    [`churn: candidates (ms), ${r.churn.fullCoverage}/${r.churn.resolutions} full coverage`, ...ms(r.churn.candidatesMs), `${r.churn.candidatesMs.n}`]
+    [`churn: candidates (ms), ${r.churn.fullCoverage}/${r.churn.resolutions} full coverage, ${r.churn.servedCoverage}/${r.churn.resolutions} of served blocks`, ...ms(r.churn.candidatesMs), `${r.churn.candidatesMs.n}`]
   ]
   const table = renderTable(['measure', 'p50', 'p95', 'max', 'n'], rows, [false, true, true, true, true])
   const churn = `churn: ${r.churn.left} peers left and ${r.churn.joined} joined over ${(r.churn.durationMs / 1000).toFixed(1)} s; ` +
-    `departed peers offered afterwards: ${r.churn.departedOffered}` + (r.churn.failures.length > 0 ? `; failures: ${r.churn.failures.join('; ')}` : '')
-  const loop = `event-loop delay of the process hosting every node: p50 ${r.eventLoopDelayMs.p50} ms, p99 ${r.eventLoopDelayMs.p99} ms, max ${r.eventLoopDelayMs.max} ms`
+    `${r.churn.swarmGaps} resolutions ran while no announced peer served some block; ` +
+    `departed peers offered afterwards: ${r.churn.departedOffered}` + (r.churn.failures.length > 0 ? `; incomplete: ${r.churn.failures.join('; ')}` : '')
+  const lag = (l: EventLoopLag): string => `${l.p50}/${l.p99}/${l.max}`
+  const lags = (l: ProcessLags): string => `worst process ${lag(l)} (hosts ${l.hosts.map(lag).join(', ')}; clients' process ${lag(l.clients)})`
+  const loop = `event-loop delay, ms p50/p99/max: after the setup, ${lags(r.eventLoopDelayMs)}; during the setup, ${lags(r.setupEventLoopDelayMs)}`
   return `${head}\n\n${table}\n\n${churn}\n${loop}`
 }
 

@@ -27,12 +27,18 @@ export interface AnnounceOptions {
   signal?: AbortSignal
   /** re-provide every this many ms (default PROVIDER_TTL_MS / 3) */
   refreshMs?: number
-  /** after a round that left some key unstored, retry this soon, ms (default 2 000) */
+  /**
+   * after a round that left some key unstored, retry this soon, ms (default 2 000); each further
+   * incomplete round in a row doubles the wait, up to refreshMs, so that a swarm too busy to take
+   * every announcement is not flooded with more
+   */
   retryMs?: number
   /** bound on one round, including waiting for a first DHT peer, ms (default 15 000) */
   roundTimeoutMs?: number
   /** provide this many keys at once (default 8) */
   concurrency?: number
+  /** called after each round */
+  onRound?: (round: AnnounceRound) => void
   logger?: Logger
 }
 
@@ -68,6 +74,7 @@ export class Announcement {
   private readonly retryMs: number
   private readonly roundTimeoutMs: number
   private readonly concurrency: number
+  private readonly onRound?: (round: AnnounceRound) => void
   private readonly controller = new AbortController()
   private readonly callerSignal?: AbortSignal
   private span: Span
@@ -75,6 +82,8 @@ export class Announcement {
   /** rounds run one after another */
   private queue: Promise<unknown> = Promise.resolve()
   private last?: AnnounceRound
+  /** incomplete rounds in a row */
+  private incomplete = 0
 
   constructor (node: SwarmNode, modelId: string, span: Span, opts: AnnounceOptions) {
     checkSpan(span)
@@ -89,6 +98,7 @@ export class Announcement {
     this.retryMs = opts.retryMs ?? 2_000
     this.roundTimeoutMs = opts.roundTimeoutMs ?? 15_000
     this.concurrency = opts.concurrency ?? 8
+    this.onRound = opts.onRound
     this.onStop = this.onStop.bind(this)
     this.callerSignal = opts.signal
     this.callerSignal?.addEventListener('abort', this.onStop, { once: true })
@@ -161,7 +171,8 @@ export class Announcement {
       return
     }
     clearTimeout(this.timer)
-    const wait = round.stored === round.keys ? this.refreshMs : this.retryMs
+    this.incomplete = round.stored === round.keys ? 0 : this.incomplete + 1
+    const wait = this.incomplete === 0 ? this.refreshMs : Math.min(this.refreshMs, this.retryMs * 2 ** Math.min(this.incomplete - 1, 30))
     this.timer = setTimeout(() => {
       this.announceNow().catch((err) => {
         if (!this.controller.signal.aborted) {
@@ -188,6 +199,7 @@ export class Announcement {
     this.last = { keys: keys.length, stored, durationMs: performance.now() - started }
     const level = stored === keys.length ? 'debug' : 'info'
     this.log[level]({ modelId: this.modelId, ...this.span, ...this.last }, 'announce round done')
+    this.onRound?.(this.last)
     return this.last
   }
 

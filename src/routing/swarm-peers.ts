@@ -5,7 +5,10 @@
 // kad-dht stops a provider search at 20 providers (its k), so in a swarm of more peers the model
 // key alone can leave blocks uncovered. When the caller knows the model's block count, each
 // block still uncovered is looked up under its own key (one search per gap, repeated while
-// gaps shrink), which finds the peers serving it however big the swarm is.
+// gaps shrink), which finds the peers serving it however big the swarm is. The model-key search
+// then gets only part of the time budget: a provider that vanished without a word (its entries
+// linger in the DHT for PROVIDER_TTL_MS) holds its probe for the whole info timeout, and must not
+// leave the block-key searches no time.
 import type { PeerId } from '@libp2p/interface'
 import type { SwarmNode } from './node.ts'
 import { findBlockPeers, findModelPeers, type DiscoveredPeer } from './dht.ts'
@@ -19,18 +22,22 @@ export interface SwarmPeersOptions {
   /** the model's architecture: records of another one are dropped, so no chain mixes them */
   arch?: string
   signal?: AbortSignal
-  /** bound on the DHT search, ms (default 5 000); the gap searches share it */
+  /** bound on the DHT search, ms (default 5 000); with numBlocks, the model-key search takes at most half of it and the gap searches share the rest */
   timeoutMs?: number
   /** bound on asking one connected peer, ms (default 2 000) */
   infoTimeoutMs?: number
   logger?: Logger
 }
 
+/** share of the time budget the model-key search may take when block-key searches may follow */
+const MODEL_SEARCH_SHARE = 0.5
+
 export async function findSwarmPeers (node: SwarmNode, modelId: string, opts: SwarmPeersOptions = {}): Promise<DiscoveredPeer[]> {
   const log = componentLogger('routing:swarm-peers', opts.logger)
   const timeoutMs = opts.timeoutMs ?? 5_000
   const started = performance.now()
-  const found = await findModelPeers(node, modelId, { numBlocks: opts.numBlocks, arch: opts.arch, signal: opts.signal, timeoutMs, logger: opts.logger })
+  const modelTimeoutMs = opts.numBlocks == null ? timeoutMs : Math.ceil(timeoutMs * MODEL_SEARCH_SHARE)
+  const found = await findModelPeers(node, modelId, { numBlocks: opts.numBlocks, arch: opts.arch, signal: opts.signal, timeoutMs: modelTimeoutMs, logger: opts.logger })
   const known = new Set(found.map((p) => p.record.peerId))
   const probe = async (id: PeerId): Promise<DiscoveredPeer | null> => {
     try {

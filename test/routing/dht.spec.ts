@@ -182,6 +182,40 @@ describe('routing/dht: announce and discover (real libp2p swarm on 127.0.0.1)', 
     await assert.rejects(pool.create({ bootstrap: ['/ip4/127.0.0.1/tcp/1/p2p/QmNotAPeerId'] }), BootstrapAddressError)
   })
 
+  it('backs off after incomplete announce rounds (2×, 4×, …) and stores every key once the node has a DHT peer', async () => {
+    const lone = await pool.create()
+    const rounds: Array<{ keys: number, stored: number, startedAt: number, endedAt: number }> = []
+    let onRound = (): void => {}
+    const announcement = await announceSpan(lone, MODEL, { start: 0, end: 2 }, {
+      roundTimeoutMs: 100,
+      retryMs: 100,
+      onRound: (r) => {
+        rounds.push({ ...r, startedAt: performance.now() - r.durationMs, endedAt: performance.now() })
+        onRound()
+      }
+    })
+    announcements.push(announcement)
+    /** resolves once `done()` holds after a round, bounded */
+    const untilRound = async (done: () => boolean): Promise<void> => {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => { reject(new Error(`rounds so far: ${JSON.stringify(rounds)}`)) }, 10_000)
+        onRound = () => { if (done()) { clearTimeout(timer); resolve() } }
+        onRound()
+      })
+    }
+    await untilRound(() => rounds.length >= 4)
+    assert.ok(rounds.slice(0, 4).every((r) => r.keys === 3 && r.stored === 0))
+    // the waits between rounds, at least 100, 200, 400 ms (a timer may fire a millisecond early)
+    for (let i = 1; i < 4; i++) {
+      const wait = rounds[i].startedAt - rounds[i - 1].endedAt
+      assert.ok(wait >= 100 * 2 ** (i - 1) - 5, `wait before round ${i + 1}: ${wait.toFixed(0)} ms`)
+    }
+    // a DHT peer appears: a later round stores every key
+    await pool.create({ bootstrap: [addrOf(lone)] })
+    await untilRound(() => rounds[rounds.length - 1].stored === 3)
+    assert.deepEqual([announcement.lastRound?.keys, announcement.lastRound?.stored], [3, 3])
+  })
+
   it('bounds every wait on a node without peers', async () => {
     const lone = await pool.create()
     await assert.rejects(waitForRoutingTable(lone, 1, AbortSignal.timeout(100)), { name: 'TimeoutError' })

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import net from 'node:net'
 import { announceSpan, type Announcement, type Span } from '../../src/routing/dht.ts'
 import { DhtCandidates } from '../../src/routing/dht-candidates.ts'
 import { blockKey } from '../../src/routing/content-keys.ts'
@@ -84,6 +85,39 @@ describe('routing/swarm-peers: candidates of a churning swarm (real libp2p nodes
     assert.ok(all.some((p) => p.record.peerId === hidden.peerId), 'found under its blocks\' keys')
     assert.deepEqual(gapStarts(all.map((p) => p.record), NUM_BLOCKS), [])
     assert.equal(new Set(all.map((p) => p.record.peerId)).size, all.length, 'each peer once')
+  })
+
+  it('a departed peer that no longer answers (its port swallows the handshake) does not starve the block-key searches', async () => {
+    const { announced } = await startFirst({ start: 0, end: 4 })
+    const ghost = await startPeer({ start: 0, end: 4 })
+    await announced()
+    const hidden = await startPeer({ start: 4, end: 8 }, false, 'client')
+    await waitForRoutingTable(hidden.node, 1, AbortSignal.timeout(10_000))
+    for (let b = 4; b < 8; b++) {
+      for await (const event of hidden.node.services.dht.provide(blockKey(MODEL, b))) void event
+    }
+    const client = await startClient()
+    await client.dial(ghost.node.getMultiaddrs()[0])
+    await waitForRoutingTable(client, 2, AbortSignal.timeout(10_000))
+    // the ghost leaves without a word, as a host that vanished: its provider entries stay in the
+    // DHT, and a dial to it hangs (here in the handshake) until the dialler's timeout
+    const port = Number(/\/tcp\/(\d+)/.exec(addrOf(ghost.node))?.[1])
+    await stopPeer(ghost)
+    const silent = net.createServer(() => {})
+    const sockets = new Set<net.Socket>()
+    silent.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)) })
+    await new Promise<void>((resolve, reject) => { silent.once('error', reject); silent.listen(port, '127.0.0.1', resolve) })
+    try {
+      // the ghost is still a provider of the model key: asking it for its record takes the whole
+      // info timeout (3 s), here as long as the discovery's budget
+      const all = await findSwarmPeers(client, MODEL, { numBlocks: NUM_BLOCKS, timeoutMs: 3_000 })
+      assert.ok(all.some((p) => p.record.peerId === hidden.peerId), 'found under its blocks\' keys within the budget')
+      assert.ok(!all.some((p) => p.record.peerId === ghost.peerId), 'the ghost is not offered')
+      assert.deepEqual(gapStarts(all.map((p) => p.record), NUM_BLOCKS), [])
+    } finally {
+      for (const s of sockets) s.destroy()
+      await new Promise((resolve) => silent.close(resolve))
+    }
   })
 
   it('a client keeps full coverage while a third of the peers leave and others join; departed peers are not offered', async () => {
