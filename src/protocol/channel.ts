@@ -25,6 +25,29 @@ const MAX_PREFIX_BYTES = 8
 /** frames received but not yet asked for, beyond which the channel stops reading the stream */
 const QUEUED_FRAMES_LIMIT = 4
 
+/** Receives waiting for the next frame (or the end): `wait` settles on `wakeAll` or rejects on abort. */
+export class Arrivals {
+  private readonly waiting = new Set<() => void>()
+
+  async wait (signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted()
+    const { promise, resolve, reject } = Promise.withResolvers<void>()
+    const onAbort = (): void => { reject(signal?.reason) }
+    this.waiting.add(resolve)
+    signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      await promise
+    } finally {
+      this.waiting.delete(resolve)
+      signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  wakeAll (): void {
+    for (const wake of this.waiting) wake()
+  }
+}
+
 /** Cuts length-prefixed frames out of a stream's bytes; ends with the stream or the first bad prefix. */
 class FrameQueue {
   private readonly bytes = new Uint8ArrayList()
@@ -34,7 +57,7 @@ class FrameQueue {
   /** why no frame will follow the queued ones */
   private ended: Error | null = null
   /** receives waiting for a frame (normally one) */
-  private readonly waiting = new Set<() => void>()
+  private readonly arrivals = new Arrivals()
   private readonly detach: () => void
 
   constructor (private readonly stream: Stream, private readonly maxFrameBytes: number) {
@@ -61,21 +84,7 @@ class FrameQueue {
         return frame
       }
       if (this.ended !== null) throw this.ended
-      await this.arrival(signal)
-    }
-  }
-
-  private async arrival (signal?: AbortSignal): Promise<void> {
-    signal?.throwIfAborted()
-    const { promise, resolve, reject } = Promise.withResolvers<void>()
-    const onAbort = (): void => { reject(signal?.reason) }
-    this.waiting.add(resolve)
-    signal?.addEventListener('abort', onAbort, { once: true })
-    try {
-      await promise
-    } finally {
-      this.waiting.delete(resolve)
-      signal?.removeEventListener('abort', onAbort)
+      await this.arrivals.wait(signal)
     }
   }
 
@@ -89,7 +98,7 @@ class FrameQueue {
       return
     }
     if (this.frames.length >= QUEUED_FRAMES_LIMIT && this.stream.readStatus === 'readable') this.stream.pause()
-    this.wakeAll()
+    this.arrivals.wakeAll()
   }
 
   private split (): void {
@@ -108,10 +117,6 @@ class FrameQueue {
     }
   }
 
-  private wakeAll (): void {
-    for (const wake of this.waiting) wake()
-  }
-
   /** No frame follows: the stream ended (cleanly, with `err`, or with a partial frame), or the framing broke. */
   private end (err?: Error, protocol = false): void {
     if (this.ended !== null) return
@@ -123,7 +128,7 @@ class FrameQueue {
         : this.bytes.byteLength > 0 || this.frameLength >= 0
           ? new ChannelClosedError('stream failed: the stream ended inside a frame')
           : new ChannelClosedError('the remote closed the stream')
-    this.wakeAll()
+    this.arrivals.wakeAll()
   }
 }
 

@@ -16,7 +16,7 @@
 // authentication, which closes the socket. Frames longer than the receiver's limit close it too.
 import type { Socket } from 'node:net'
 import { createCipheriv, createDecipheriv, timingSafeEqual } from 'node:crypto'
-import { ChannelClosedError, type Channel } from './channel.ts'
+import { Arrivals, ChannelClosedError, type Channel } from './channel.ts'
 import { decodeMessage, encodeMessage, DEFAULT_FRAME_LIMITS, DIRECT_TOKEN_BYTES, type FrameLimits, type Message } from './messages.ts'
 import { FrameTooLargeError, MalformedFrameError, ProtocolError } from './errors.ts'
 
@@ -96,7 +96,7 @@ export class DirectChannel implements Channel {
   private buffered: Buffer = Buffer.alloc(0)
   private readonly frames: Uint8Array[] = []
   private ended: Error | null = null
-  private readonly waiting = new Set<() => void>()
+  private readonly arrivals = new Arrivals()
 
   /** `leftover`: bytes read past the handshake */
   constructor (readonly socket: Socket, private readonly key: Uint8Array, role: DirectRole, limits: Partial<FrameLimits> = {}, leftover?: Buffer) {
@@ -143,17 +143,7 @@ export class DirectChannel implements Channel {
         return decodeMessage(frame, this.limits)
       }
       if (this.ended !== null) throw this.ended
-      signal?.throwIfAborted()
-      const { promise, resolve, reject } = Promise.withResolvers<void>()
-      const onAbort = (): void => { reject(signal?.reason) }
-      this.waiting.add(resolve)
-      signal?.addEventListener('abort', onAbort, { once: true })
-      try {
-        await promise
-      } finally {
-        this.waiting.delete(resolve)
-        signal?.removeEventListener('abort', onAbort)
-      }
+      await this.arrivals.wait(signal)
     }
   }
 
@@ -187,12 +177,12 @@ export class DirectChannel implements Channel {
       return
     }
     if (this.frames.length >= QUEUED_FRAMES_LIMIT) this.socket.pause()
-    for (const wake of this.waiting) wake()
+    this.arrivals.wakeAll()
   }
 
   private end (err: Error): void {
     if (this.ended !== null) return
     this.ended = err
-    for (const wake of this.waiting) wake()
+    this.arrivals.wakeAll()
   }
 }
