@@ -1,6 +1,8 @@
 // The benchmark's random-weight models: generated once into a cache directory and reused while
 // their config and weight file match the requested shape. A `.complete` marker is written last,
-// so an interrupted generation is never mistaken for a finished one.
+// so an interrupted generation is never mistaken for a finished one; a `.strata-bench-model`
+// marker is written first, and only a directory holding one of the two (or an empty one) is ever
+// deleted to generate another model there.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { statfs } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
