@@ -11,7 +11,7 @@
 import net from 'node:net'
 import { randomBytes } from 'node:crypto'
 import type { Stream } from '@libp2p/interface'
-import { ChannelClosedError, MessageChannel, type Channel } from '../protocol/channel.ts'
+import { Arrivals, ChannelClosedError, MessageChannel, type Channel } from '../protocol/channel.ts'
 import { ProtocolError } from '../protocol/errors.ts'
 import { DirectChannel, HELLO_BYTES, ackFor, helloProves } from '../protocol/direct.ts'
 import { DIRECT_TOKEN_BYTES, type Message } from '../protocol/messages.ts'
@@ -113,7 +113,8 @@ export class DirectListener {
 export class UpgradableChannel implements Channel {
   private pending: DirectChannel | null = null
   private active: Channel
-  private readonly offered = new Set<() => void>()
+  /** readers waiting for a socket to be offered */
+  private readonly offered = new Arrivals()
   /** closed or aborted: a socket that passes its handshake now is dropped */
   private ended = false
 
@@ -132,7 +133,7 @@ export class UpgradableChannel implements Channel {
     }
     this.pending?.abort('replaced by a newer direct socket')
     this.pending = channel
-    for (const wake of this.offered) wake()
+    this.offered.wakeAll()
   }
 
   async send (msg: Message, signal?: AbortSignal): Promise<void> {
@@ -185,19 +186,7 @@ export class UpgradableChannel implements Channel {
   }
 
   private async nextOffer (signal: AbortSignal): Promise<DirectChannel> {
-    while (this.pending === null) {
-      signal.throwIfAborted()
-      const { promise, resolve, reject } = Promise.withResolvers<void>()
-      const onAbort = (): void => { reject(signal.reason) }
-      this.offered.add(resolve)
-      signal.addEventListener('abort', onAbort, { once: true })
-      try {
-        await promise
-      } finally {
-        this.offered.delete(resolve)
-        signal.removeEventListener('abort', onAbort)
-      }
-    }
+    while (this.pending === null) await this.offered.wait(signal)
     return this.pending
   }
 }
