@@ -97,6 +97,30 @@ describe('step batcher', function () {
     await Promise.all(next)
   })
 
+  it('steps that arrive in one burst meet one decision, even when the hold limit passes between two of them', async function () {
+    const runner = new HandRunner()
+    const b = new StepBatcher(runner, H)
+    const z = b.step(step('z'))
+    const abc = [b.step(step('a')), b.step(step('b')), b.step(step('c'))]
+    runner.calls[0].finish()
+    await z
+    await calls(runner, 2)
+    // the batch takes ~20 ms: the hold limit becomes ~10 ms
+    await sleep(20)
+    runner.calls[1].finish()
+    await Promise.all(abc)
+    const next = [b.step(step('a', 0, 1, 1))]
+    assert.equal(runner.calls.length, 2, 'a holds for b and c')
+    // the limit passes before b arrives, with no turn of the event loop in between
+    for (const t0 = performance.now(); performance.now() - t0 < 30;);
+    next.push(b.step(step('b', 0, 1, 1)))
+    assert.equal(runner.calls.length, 2, 'still held for c')
+    next.push(b.step(step('c', 0, 1, 1)))
+    assert.deepEqual([runner.last.kind, runner.last.sessions.join()], ['batch', 'a,b,c'])
+    runner.last.finish()
+    await Promise.all(next)
+  })
+
   it('the hold ends after half the last engine call; a session slower than that is not waited for', async function () {
     const runner = new HandRunner()
     const b = new StepBatcher(runner, H)

@@ -63,17 +63,27 @@ export class StepBatcher {
 
   private pump (): void {
     if (this.busy || this.waiting.length === 0) return
-    const now = performance.now()
-    const until = this.holdUntil(now)
-    if (until > now) {
-      this.holdTimer ??= setTimeout(() => { this.holdTimer = null; this.pump() }, until - now)
-      return
-    }
     if (this.holdTimer !== null) {
+      // A hold is on. Only its timer ends it by time, so that steps arriving in one synchronous
+      // burst meet one decision (the limit passing between two of them would split the burst).
+      if (this.awaitsExpected()) return
       clearTimeout(this.holdTimer)
       this.holdTimer = null
+    } else {
+      const now = performance.now()
+      const until = this.holdUntil(now)
+      if (until > now) {
+        this.holdTimer = setTimeout(() => { this.holdTimer = null; this.pump() }, until - now)
+        return
+      }
     }
     void this.dispatch()
+  }
+
+  /** Whether an expected session that is quick enough to wait for has not come back yet. */
+  private awaitsExpected (): boolean {
+    for (const id of this.expected) if ((this.turnaround.get(id) ?? 0) <= this.holdLimit) return true
+    return false
   }
 
   /** Until when waiting steps hold for expected sessions (≤ now: run them now). */
