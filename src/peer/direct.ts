@@ -26,7 +26,7 @@ export const directDefaults = {
   maxUnauthenticated: 32
 }
 
-interface Admit { key: Buffer, expiresAt: number, deliver: (socket: net.Socket, leftover: Buffer) => void }
+interface Admit { key: Buffer, expiresAt: number, deliver: (socket: net.Socket) => void }
 
 export class DirectListener {
   private readonly tokens = new Map<string, Admit>()
@@ -93,7 +93,7 @@ export class DirectListener {
       if (!helloProves(got, admit.key)) { this.refuse(socket, 'the hello does not prove the session key'); return }
       this.tokens.delete(token)
       socket.write(ackFor(admit.key))
-      admit.deliver(socket, Buffer.alloc(0))
+      admit.deliver(socket)
     }
     socket.on('data', onData)
     socket.on('error', onEnd)

@@ -166,7 +166,7 @@ async function serveSession (stream: Stream, holder: Holder, ctx: SessionContext
         // not before the session is open, not once it runs direct, not with pushes (those stay on libp2p)
         if (listener === undefined || !opened || channel.direct || push.token !== null || push.link !== null) return null
         directToken.current?.revoke()
-        const offer = listener.offer(directKey, (socket, leftover) => { channel.offer(new DirectChannel(socket, directKey, 'peer', limits, leftover)) })
+        const offer = listener.offer(directKey, (socket) => { channel.offer(new DirectChannel(socket, directKey, 'peer', limits)) })
         directToken.current = offer
         return { port: listener.port, token: offer.token }
       }

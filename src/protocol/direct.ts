@@ -93,7 +93,9 @@ export class DirectChannel implements Channel {
   private received = 0
   private readonly out: number
   private readonly in: number
-  private buffered: Buffer = Buffer.alloc(0)
+  /** bytes received and not yet cut into frames, in arrival order (joined once per frame, not per chunk) */
+  private pending: Buffer[] = []
+  private pendingBytes = 0
   private readonly frames: Uint8Array[] = []
   private ended: Error | null = null
   private readonly arrivals = new Arrivals()
@@ -159,17 +161,20 @@ export class DirectChannel implements Channel {
 
   private append (chunk: Buffer): void {
     if (this.ended !== null) return
-    this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk])
+    this.pending.push(chunk)
+    this.pendingBytes += chunk.length
     try {
-      while (this.buffered.length >= 4) {
-        const length = this.buffered.readUInt32BE(0)
+      while (this.pendingBytes >= 4) {
+        const length = this.head(4).readUInt32BE(0)
         if (length > this.limits.maxFrameBytes + TAG_BYTES) throw new FrameTooLargeError('frame', length - TAG_BYTES, this.limits.maxFrameBytes)
         if (length < TAG_BYTES) throw new MalformedFrameError(`a direct-path frame of ${length} bytes is shorter than its tag`)
-        if (this.buffered.length < 4 + length) break
-        const body = this.buffered.subarray(4, 4 + length - TAG_BYTES)
-        const tag = this.buffered.subarray(4 + length - TAG_BYTES, 4 + length)
-        this.frames.push(unseal(this.key, this.in, ++this.received, body, tag))
-        this.buffered = this.buffered.subarray(4 + length)
+        if (this.pendingBytes < 4 + length) break
+        const frame = this.head(4 + length)
+        this.frames.push(unseal(this.key, this.in, ++this.received, frame.subarray(4, 4 + length - TAG_BYTES), frame.subarray(4 + length - TAG_BYTES, 4 + length)))
+        const rest = frame.subarray(4 + length)
+        this.pendingBytes -= 4 + length
+        if (rest.length > 0) this.pending[0] = rest
+        else this.pending.shift()
       }
     } catch (err) {
       this.end(err as ProtocolError)
@@ -178,6 +183,12 @@ export class DirectChannel implements Channel {
     }
     if (this.frames.length >= QUEUED_FRAMES_LIMIT) this.socket.pause()
     this.arrivals.wakeAll()
+  }
+
+  /** The pending bytes from the start, at least `bytes` of them in one buffer (there are that many). */
+  private head (bytes: number): Buffer {
+    if (this.pending[0].length < bytes) this.pending = [Buffer.concat(this.pending)]
+    return this.pending[0]
   }
 
   private end (err: Error): void {

@@ -74,6 +74,21 @@ describe('protocol/direct: sealed channel over a socket', function () {
     assert.deepEqual(await client.receive(AbortSignal.timeout(5000)), { kind: 'truncated', length: 2 })
   })
 
+  it('reads frames however the bytes are cut: split headers, several frames per chunk, a large frame in many pieces', async () => {
+    const big: Message = { kind: 'step', stepId: 9, position: 0, hidden: { dtype: 'f32', shape: [1, 64, 2048], data: Float32Array.from({ length: 64 * 2048 }, (_, i) => i % 1000) } }
+    const msgs = [step(0), step(1), big, step(2)]
+    const bytes = Buffer.concat(await rawFrames(key, msgs))
+    const [a, b] = await socketPair()
+    sockets.push(a, b)
+    const ch = new DirectChannel(b, key, 'peer')
+    // pieces of 1, 2, 3 … bytes at first (headers split everywhere), then 4 KiB
+    const pieces: Buffer[] = []
+    for (let at = 0, n = 1; at < bytes.length; at += n, n = n < 40 ? n + 1 : 4096) pieces.push(bytes.subarray(at, at + n))
+    // handed to the channel as the socket's own 'data' events, so that TCP cannot merge them
+    for (const p of pieces) b.emit('data', p)
+    for (const m of msgs) assert.deepEqual(await ch.receive(AbortSignal.timeout(5000)), m)
+  })
+
   it('refuses a replayed frame, a reordered one and a tampered one', async () => {
     const frames = await rawFrames(key, [step(0), step(1)])
     const tampered = Buffer.from(frames[0])
