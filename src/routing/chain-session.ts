@@ -306,11 +306,12 @@ export class ChainSession {
     this.hops = []
     let lastError: unknown = failure
     const coverageDeadline = t0 + this.o.coverageWaitMs
-    for (let attempt = 0; attempt <= this.o.maxRecoveries;) {
+    let firstTry = true
+    for (let attempt = 0; attempt <= this.o.maxRecoveries; firstTry = false) {
       signal?.throwIfAborted()
       let fresh: Hop[] = []
       try {
-        const plan = await this.plan(0, this.o.numBlocks, true, signal)
+        const plan = await this.recoveryPlan(0, this.o.numBlocks, firstTry, signal)
         fresh = await this.openHops(plan, signal)
         const out = await this.replayAll(fresh, ops, signal)
         // only the first hop's inputs are kept in push mode
@@ -414,6 +415,24 @@ export class ChainSession {
     }
   }
 
+  /**
+   * A plan around a failed peer (banned by then). The first try plans from the candidates already
+   * known, so that a replica they list takes over without waiting for a DHT search (tens of ms,
+   * more while departed peers linger in the DHT); the DHT is asked when they hold no route, and on
+   * every later try.
+   */
+  private async recoveryPlan (from: number, to: number, firstTry: boolean, signal?: AbortSignal): Promise<PlannedHop[]> {
+    if (firstTry) {
+      // without plan()'s fallback through banned peers: the one just banned is likely down
+      try {
+        return planChain(await this.source.candidates(false, signal), from, to, { banned: this.bans.active(), cacheTokensNeeded: this.o.maxLength })
+      } catch (err) {
+        if (!(err instanceof NoRouteError)) throw err
+      }
+    }
+    return await this.plan(from, to, true, signal)
+  }
+
   private async openHops (plan: PlannedHop[], signal?: AbortSignal): Promise<Hop[]> {
     const hops: Hop[] = []
     try {
@@ -444,14 +463,15 @@ export class ChainSession {
     await this.dropHops([failed], false)
     let lastError: unknown = failure
     const coverageDeadline = t0 + this.o.coverageWaitMs
-    for (let attempt = 0; attempt <= this.o.maxRecoveries;) {
+    let firstTry = true
+    for (let attempt = 0; attempt <= this.o.maxRecoveries; firstTry = false) {
       signal?.throwIfAborted()
       for (const [j, k] of this.ranges(i)) {
         const from = this.hops[j].plan.start
         const to = this.hops[k].plan.end
         let plan: PlannedHop[]
         try {
-          plan = await this.plan(from, to, true, signal)
+          plan = await this.recoveryPlan(from, to, firstTry, signal)
         } catch (err) {
           if (err instanceof NoRouteError) { lastError = err; continue }
           throw err
