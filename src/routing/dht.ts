@@ -12,6 +12,7 @@ import { blockKey, modelKey } from './content-keys.ts'
 import { DEFAULT_INFO_TIMEOUT_MS, fetchInfo } from './info.ts'
 import { componentLogger, type Logger } from './logger.ts'
 import { PROVIDER_TTL_MS, waitForRoutingTable, type SwarmNode } from './node.ts'
+import { unresponsivePeers, UNRESPONSIVE_AFTER_MS } from './unresponsive.ts'
 import { MAX_BLOCKS, verifyRecord, type PeerRecord, type VerifyRecordOptions } from './records.ts'
 import type { PeerInfo } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
@@ -273,6 +274,7 @@ async function discover (node: SwarmNode, key: CID, verify: VerifyRecordOptions,
   const log = componentLogger('routing:discover', opts.logger)
   opts.signal?.throwIfAborted()
   const infoTimeoutMs = opts.infoTimeoutMs ?? DEFAULT_INFO_TIMEOUT_MS
+  const unresponsive = unresponsivePeers(node)
   const peers = await withTimeout(opts.timeoutMs ?? 5_000, opts.signal, async (deadline) => {
     const seen = new Set<string>()
     const probes: Array<Promise<DiscoveredPeer | undefined>> = []
@@ -284,9 +286,18 @@ async function discover (node: SwarmNode, key: CID, verify: VerifyRecordOptions,
         }
         for (const provider of event.providers) {
           const id = provider.id.toString()
-          if (!provider.id.equals(node.peerId) && !seen.has(id) && opts.skip?.has(id) !== true) {
+          if (!provider.id.equals(node.peerId) && !seen.has(id) && opts.skip?.has(id) !== true && !unresponsive.skips(id)) {
             seen.add(id)
-            probes.push(withTimeout(infoTimeoutMs, deadline, async (signal) => await probe(node, provider, verify, signal, log)))
+            probes.push(withTimeout(infoTimeoutMs, deadline, async (signal) => {
+              const started = performance.now()
+              const found = await probe(node, provider, verify, signal, log)
+              // unanswered for long, and not because the caller gave up: skipped for a while
+              if (found === undefined && performance.now() - started >= UNRESPONSIVE_AFTER_MS && opts.signal?.aborted !== true) {
+                log.debug({ peer: id }, 'provider unresponsive: skipped by discovery for a while')
+                unresponsive.mark(id)
+              }
+              return found
+            }))
           }
         }
       }

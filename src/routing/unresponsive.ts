@@ -1,0 +1,40 @@
+// Providers that did not answer a record probe in time. A host that vanished without a word stays
+// a provider in the DHT for up to PROVIDER_TTL_MS, and a dial to it hangs until the prober gives
+// up: without a memory, every discovery in those minutes would wait that long for it again (on
+// loopback a dead port refuses at once; across the internet it is silent). Discovery skips such
+// a peer for a while instead; a peer that answers slowly but honestly is only skipped as long.
+
+/** a probe unanswered for this long marks its peer, ms */
+export const UNRESPONSIVE_AFTER_MS = 1_000
+/** how long a marked peer is skipped, ms */
+export const UNRESPONSIVE_SKIP_MS = 60_000
+
+/** Peers of one node whose probes went unanswered, each until when it is skipped. */
+export class UnresponsivePeers {
+  private readonly until = new Map<string, number>()
+
+  mark (peerId: string, now = Date.now()): void {
+    this.until.set(peerId, now + UNRESPONSIVE_SKIP_MS)
+  }
+
+  /** whether discovery should skip `peerId` now */
+  skips (peerId: string, now = Date.now()): boolean {
+    const until = this.until.get(peerId)
+    if (until === undefined) return false
+    if (until > now) return true
+    this.until.delete(peerId)
+    return false
+  }
+}
+
+const byNode = new WeakMap<object, UnresponsivePeers>()
+
+/** The memory of `node` (one per node, made on first use). */
+export function unresponsivePeers (node: object): UnresponsivePeers {
+  let peers = byNode.get(node)
+  if (peers === undefined) {
+    peers = new UnresponsivePeers()
+    byNode.set(node, peers)
+  }
+  return peers
+}

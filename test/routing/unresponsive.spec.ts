@@ -1,0 +1,24 @@
+// The memory of providers that did not answer a record probe in time.
+import assert from 'node:assert/strict'
+import { UnresponsivePeers, UNRESPONSIVE_SKIP_MS, unresponsivePeers } from '../../src/routing/unresponsive.ts'
+
+describe('routing/unresponsive: providers skipped for a while after an unanswered probe', function () {
+  it('a marked peer is skipped until the skip time has passed, then probed again', function () {
+    const peers = new UnresponsivePeers()
+    assert.equal(peers.skips('a', 0), false)
+    peers.mark('a', 1000)
+    assert.equal(peers.skips('a', 1000), true)
+    assert.equal(peers.skips('b', 1000), false, 'only the marked peer')
+    assert.equal(peers.skips('a', 1000 + UNRESPONSIVE_SKIP_MS - 1), true)
+    assert.equal(peers.skips('a', 1000 + UNRESPONSIVE_SKIP_MS), false)
+    assert.equal(peers.skips('a', 1000), false, 'forgotten once expired')
+  })
+
+  it('each node has its own memory', function () {
+    const a = {}
+    const b = {}
+    unresponsivePeers(a).mark('x')
+    assert.equal(unresponsivePeers(a).skips('x'), true)
+    assert.equal(unresponsivePeers(b).skips('x'), false)
+  })
+})
