@@ -59,12 +59,12 @@ export async function benchHop (o: HopBenchOptions): Promise<HopBenchResult> {
       }
       const gens: Gen[] = [(p) => local.generate({ ids: p }, gen), ...configs.map((c): Gen => (p) => c.client.generate({ ids: p }, gen))]
       for (const g of gens) await timeDecode(g, prompt.slice(0, 8)) // warm-up
-      const runs: Array<Array<{ tokensPerSecond: number, tokens: number[] }>> = gens.map(() => [])
+      const runs: Array<Array<{ medianTokenMs: number, tokens: number[] }>> = gens.map(() => [])
       for (let r = 0; r < o.repeats; r++) {
         log(`hop: hidden ${hidden}, round ${r + 1}/${o.repeats}: local, then one peer (f32, f16 wire; libp2p stream, direct path) …`)
         for (const [i, g] of gens.entries()) runs[i].push(await timeDecode(g, prompt))
       }
-      const msPerToken = (i: number): number => 1000 / median(runs[i].map((x) => x.tokensPerSecond))
+      const msPerToken = (i: number): number => median(runs[i].map((x) => x.medianTokenMs))
       const localMs = msPerToken(0)
       const swarm: HopRow['swarm'] = configs.map((c, k) => ({
         wire: c.wire,
@@ -92,6 +92,6 @@ export function renderHop (r: HopBenchResult): string {
         return [String(row.hidden), String(row.localMsPerToken), hop('f32', false), hop('f32', true), hop('f16', false), hop('f16', true), exact ? 'yes' : 'NO']
       })),
     '',
-    `${r.settings.shape}; ${r.settings.decodeTokens} decode tokens, median of ${r.settings.repeats} rounds (each configuration once per round, in turn), ${r.settings.threads} threads; hop cost = one-peer ms/token − local ms/token, same run; libp2p: session steps on the libp2p stream (--no-direct), direct: on the direct data path.`
+    `${r.settings.shape}; ${r.settings.decodeTokens} decode tokens, median of ${r.settings.repeats} rounds (each configuration once per round, in turn), ${r.settings.threads} threads; ms/token = median time between two tokens (median over the rounds); hop cost = one-peer ms/token − local ms/token, same run; libp2p: session steps on the libp2p stream (--no-direct), direct: on the direct data path.`
   ].join('\n')
 }

@@ -37,16 +37,26 @@ export interface SwarmBenchResult {
 
 export type Gen = (prompt: number[]) => AsyncIterable<{ event: string, index?: number, tokens?: number[] }>
 
-/** Decode speed (tokens after the first, which includes the prefill) and the tokens. */
-export async function timeDecode (gen: Gen, prompt: number[]): Promise<{ tokensPerSecond: number, tokens: number[] }> {
+/**
+ * Decode speed (tokens after the first, which includes the prefill), the median time between two
+ * tokens (robust to the odd scheduling hiccup that a mean takes in whole), and the tokens.
+ */
+export async function timeDecode (gen: Gen, prompt: number[]): Promise<{ tokensPerSecond: number, medianTokenMs: number, tokens: number[] }> {
   let t1 = 0
+  let last = 0
+  const gaps: number[] = []
   let tokens: number[] = []
   for await (const e of gen(prompt)) {
-    if (e.event === 'token' && e.index === 0) t1 = performance.now()
+    if (e.event === 'token') {
+      const now = performance.now()
+      if (e.index === 0) t1 = now
+      else gaps.push(now - last)
+      last = now
+    }
     if (e.event === 'done') tokens = e.tokens ?? []
   }
   const seconds = (performance.now() - t1) / 1000
-  return { tokensPerSecond: (tokens.length - 1) / seconds, tokens }
+  return { tokensPerSecond: (tokens.length - 1) / seconds, medianTokenMs: median(gaps), tokens }
 }
 
 export async function measure (gen: Gen, prompt: number[], repeats: number): Promise<{ tokensPerSecond: number, tokens: number[] }> {
