@@ -275,6 +275,7 @@ async function discover (node: SwarmNode, key: CID, verify: VerifyRecordOptions,
   opts.signal?.throwIfAborted()
   const infoTimeoutMs = opts.infoTimeoutMs ?? DEFAULT_INFO_TIMEOUT_MS
   const unresponsive = unresponsivePeers(node)
+  const recheckLog = log.child({ recheck: true })
   const peers = await withTimeout(opts.timeoutMs ?? 5_000, opts.signal, async (deadline) => {
     const seen = new Set<string>()
     const probes: Array<Promise<DiscoveredPeer | undefined>> = []
@@ -286,8 +287,12 @@ async function discover (node: SwarmNode, key: CID, verify: VerifyRecordOptions,
         }
         for (const provider of event.providers) {
           const id = provider.id.toString()
-          if (!provider.id.equals(node.peerId) && !seen.has(id) && opts.skip?.has(id) !== true && !unresponsive.skips(id)) {
+          if (!provider.id.equals(node.peerId) && !seen.has(id) && opts.skip?.has(id) !== true) {
             seen.add(id)
+            if (unresponsive.skips(id)) {
+              unresponsive.recheck(id, async () => await withTimeout(infoTimeoutMs, undefined, async (signal) => await probe(node, provider, verify, signal, recheckLog)) !== undefined)
+              continue
+            }
             probes.push(withTimeout(infoTimeoutMs, deadline, async (signal) => {
               const started = performance.now()
               const found = await probe(node, provider, verify, signal, log)

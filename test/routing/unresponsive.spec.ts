@@ -14,6 +14,27 @@ describe('routing/unresponsive: providers skipped for a while after an unanswere
     assert.equal(peers.skips('a', 1000), false, 'forgotten once expired')
   })
 
+  it('a background check that gets an answer clears the mark; one check at a time; a failed one keeps it', async function () {
+    const peers = new UnresponsivePeers()
+    peers.mark('a')
+    const answer = Promise.withResolvers<boolean>()
+    let checks = 0
+    const probe = async (): Promise<boolean> => { checks++; return await answer.promise }
+    peers.recheck('a', probe)
+    peers.recheck('a', probe)
+    assert.equal(checks, 1, 'a second check waits for the first to end')
+    answer.resolve(false)
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.equal(peers.skips('a'), true, 'no answer: still skipped')
+    peers.recheck('a', async () => { checks++; throw new Error('dial failed') })
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.equal(peers.skips('a'), true, 'a check that throws keeps the mark')
+    peers.recheck('a', async () => { checks++; return true })
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.equal(checks, 3)
+    assert.equal(peers.skips('a'), false, 'it answered: discovery waits for it again')
+  })
+
   it('each node has its own memory', function () {
     const a = {}
     const b = {}
