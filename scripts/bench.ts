@@ -12,6 +12,7 @@ import { benchLocal } from './bench/local.ts'
 import { machineInfo, machineLine, renderLocal, renderTable, writeJson, type MachineInfo } from './bench/report.ts'
 import { existsSync } from 'node:fs'
 import { runChaos } from '../src/cli/chaos.ts'
+import { benchWanRecovery } from './bench/wan-recovery.ts'
 import { benchSwarm, renderSwarm } from './bench/swarm.ts'
 import { benchEval, renderEval } from './bench/eval.ts'
 import { benchLoad, renderLoad } from './bench/load.ts'
@@ -186,14 +187,17 @@ const SECTIONS: Record<string, Section> = {
     }
   },
   recovery: {
-    // time from a SIGKILL of a serving peer to the next token, over a redundant local swarm
-    async run ({ machine }) {
+    // time from a SIGKILL of a serving peer to the next token, over a redundant local swarm; re-routes over a 50 ms link
+    async run ({ machine, args }) {
       const modelDir = path.join(ROOT, '.cache', 'demo-model')
       if (!existsSync(path.join(modelDir, 'config.json'))) makeModel({ ...DEMO_SHAPE, out: modelDir })
       const r = await runChaos({ modelDir, rounds: 20, tokens: 40, seed: 1, log })
+      // and over a 50 ms link, where replaying the history one round trip per token would show
+      const wan = await benchWanRecovery(path.join(path.dirname(args.cache), 'bench-quick-f32'), { rttMs: 50, mbps: 100, killAt: args.quick ? [20] : [20, 40, 80], threads: 1 })
       const text = renderTable(['kills', 'identical outputs', 're-routes', 'recovery p50 (ms)', 'recovery p95 (ms)'],
-        [[String(r.rounds), String(r.rounds - r.mismatches), String(r.reroutes), r.p50.toFixed(0), r.p95.toFixed(0)]])
-      return { json: { machine, section: 'recovery', model: DEMO_SHAPE, ...r }, text }
+        [[String(r.rounds), String(r.rounds - r.mismatches), String(r.reroutes), r.p50.toFixed(0), r.p95.toFixed(0)]]) + '\n\n' +
+        renderTable(['link', 'kill after tokens', 're-route took (ms)', 'same tokens'], wan.kills.map((k) => [`${wan.rttMs} ms RTT, ${wan.mbps} Mbit/s`, String(k.afterTokens), String(k.recoveryMs), k.identical ? 'yes' : 'NO']))
+      return { json: { machine, section: 'recovery', model: DEMO_SHAPE, ...r, wan }, text }
     }
   },
   batch: {

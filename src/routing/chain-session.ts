@@ -27,7 +27,7 @@ import { randomUUID } from 'node:crypto'
 import type { SwarmNode } from './node.ts'
 import type { Logger } from './logger.ts'
 import { planChain, NoRouteError, type Candidate, type PlannedHop } from './planner.ts'
-import { RemoteSpanSession, PeerFailure, type FailureReason } from './remote-span.ts'
+import { RemoteSpanSession, PeerFailure, type FailureReason, type SessionOp } from './remote-span.ts'
 import { BanList } from './bans.ts'
 import { delay } from './abort.ts'
 import { pushStep, routePush, PushOptionsError } from './push-chain.ts'
@@ -130,7 +130,7 @@ export class RerouteExhaustedError extends Error {
 }
 
 /** What a hop was sent: a step of hidden (1, n, H) at `position`, or a truncation to `length` positions. */
-type HopOp = { kind: 'step', position: number, hidden: Float32Array } | { kind: 'truncate', length: number }
+type HopOp = SessionOp
 
 interface Hop {
   plan: PlannedHop
@@ -344,6 +344,12 @@ export class ChainSession {
   /** One step through one hop: the peer's answer, checked when there is a verifier, then kept in the hop's history. */
   private async stepHop (hop: Hop, input: Float32Array, position: number, signal?: AbortSignal): Promise<Float32Array> {
     const output = await hop.session.step(input, position, this.timeoutFor(input), signal)
+    await this.accept(hop, input, position, output, signal)
+    return output
+  }
+
+  /** A hop's output for a step: checked when there is a verifier, then the step is kept in the hop's history. */
+  private async accept (hop: Hop, input: Float32Array, position: number, output: Float32Array, signal?: AbortSignal): Promise<void> {
     const { peerId, start, end } = hop.plan
     if (this.o.verifier !== undefined) {
       const { verdict, detail, liars } = await this.o.verifier.check({ peerId, start, end }, hop.key, input, position, output, signal)
@@ -355,32 +361,43 @@ export class ChainSession {
       if (verdict === 'ok') this.verified++
     }
     hop.history.push({ kind: 'step', position, hidden: input })
-    return output
   }
 
   /** Truncates one hop, and its verifier's copy; the history then replays to the same state. */
   private async truncateHop (hop: Hop, length: number, signal?: AbortSignal): Promise<void> {
     await hop.session.truncate(length, this.o.stepTimeoutMs, signal)
+    await this.truncated(hop, length)
+  }
+
+  /** The hop's session was cut back to `length` positions: so are its history and what the verifier keeps. */
+  private async truncated (hop: Hop, length: number): Promise<void> {
     await this.o.verifier?.truncate(hop.key, length)
     hop.history = cutHistory(hop.history, length, this.o.hiddenSize)
   }
 
-  /** Sends one recorded operation to a fresh hop (a replay). */
-  /** Replays `ops` through `hops` in order, each step's output flowing to the next hop; returns the last output. */
+  /**
+   * Replays `ops` through fresh hops, hop after hop, each as one pipeline (remote-span.ts), in the
+   * original step shapes; returns the last step's output from the last hop (empty without a step).
+   */
   private async replayAll (hops: readonly Hop[], ops: readonly HopOp[], signal?: AbortSignal): Promise<Float32Array> {
-    let out: Float32Array = new Float32Array(0)
-    for (const op of ops) {
-      let x = op.kind === 'step' ? op.hidden : out
-      for (const hop of hops) x = await this.replayOp(hop, op, x, signal)
-      out = x
+    let inputs: readonly HopOp[] = ops
+    for (const hop of hops) {
+      const outputs = await hop.session.pipeline(inputs, (op) => op.kind === 'step' ? this.timeoutFor(op.hidden) : this.o.stepTimeoutMs, signal)
+      const next: HopOp[] = []
+      for (const [i, op] of inputs.entries()) {
+        const output = outputs[i]
+        if (op.kind === 'step' && output !== null) {
+          await this.accept(hop, op.hidden, op.position, output, signal)
+          next.push({ kind: 'step', position: op.position, hidden: output })
+        } else if (op.kind === 'truncate') {
+          await this.truncated(hop, op.length)
+          next.push(op)
+        }
+      }
+      inputs = next
     }
-    return out
-  }
-
-  private async replayOp (hop: Hop, op: HopOp, input: Float32Array, signal?: AbortSignal): Promise<Float32Array> {
-    if (op.kind === 'step') return await this.stepHop(hop, input, op.position, signal)
-    await this.truncateHop(hop, op.length, signal)
-    return input
+    const last = inputs.findLast((op) => op.kind === 'step')
+    return last?.kind === 'step' ? last.hidden : new Float32Array(0)
   }
 
   /** Excludes a peer caught computing wrong outputs for the rest of the session. */

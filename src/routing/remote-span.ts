@@ -3,7 +3,7 @@
 // the chain session can ban the peer and route around it.
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { MessageChannel, type Channel } from '../protocol/channel.ts'
+import { Arrivals, MessageChannel, type Channel } from '../protocol/channel.ts'
 import { INFERENCE_PROTOCOL, type ErrorCode, type Message, type PushRouteMessage } from '../protocol/messages.ts'
 import { ProtocolError } from '../protocol/errors.ts'
 import type { WireDtype } from '../protocol/tensor.ts'
@@ -38,6 +38,11 @@ export interface RemoteSpanOptions {
 
 /** how long a polite close may take before the stream is dropped, ms */
 const CLOSE_TIMEOUT_MS = 1_000
+/** operations of a pipelined replay sent ahead of their answers, at most */
+const PIPELINE_DEPTH = 16
+
+/** A step of hidden (1, n, H) at `position`, or a truncation to `length` positions. */
+export type SessionOp = { kind: 'step', position: number, hidden: Float32Array } | { kind: 'truncate', length: number }
 
 export class RemoteSpanSession {
   private stepId = 0
@@ -106,6 +111,55 @@ export class RemoteSpanSession {
   async truncate (length: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     const reply = await withTimeout(timeoutMs, signal, async (deadline) => await this.exchange({ kind: 'truncate', length }, deadline, signal))
     if (reply.kind !== 'truncated' || reply.length !== length) throw this.fail('bad_output', `expected truncated(${length}), got ${reply.kind}`)
+  }
+
+  /**
+   * Runs `ops` in order without waiting for each answer before sending the next (up to
+   * PIPELINE_DEPTH ahead): the peer runs them one by one as ever, but a replay of n operations
+   * costs the peer's compute and about one round trip, not n round trips. Every answer is checked
+   * as `step` and `truncate` check theirs; `timeoutFor(op)` bounds the wait for op's answer,
+   * counted from the answer before it. Returns each step's output (null for a truncation).
+   */
+  async pipeline (ops: readonly SessionOp[], timeoutFor: (op: SessionOp) => number, signal?: AbortSignal): Promise<Array<Float32Array | null>> {
+    const H = this.opts.hiddenSize
+    const stepIds: number[] = []
+    let answered = 0
+    const room = new Arrivals()
+    // aborted when sending fails (its reason: the failure) or when the answers are all in
+    const stop = new AbortController()
+    const sending = (async () => {
+      let what = 'step'
+      try {
+        for (const [i, op] of ops.entries()) {
+          while (i - answered >= PIPELINE_DEPTH) await room.wait(stop.signal)
+          what = op.kind
+          await this.channel.send(op.kind === 'step'
+            ? { kind: 'step', stepId: (stepIds[i] = this.stepId++ >>> 0), position: op.position, hidden: { dtype: this.opts.wireDtype, shape: [1, op.hidden.length / H, H], data: op.hidden } }
+            : { kind: 'truncate', length: op.length }, stop.signal)
+        }
+      } catch (err) {
+        // a failed send ends the wait for answers too; once stopped, there is nothing to report
+        if (!stop.signal.aborted) stop.abort(this.broken(err, what, new AbortController().signal, signal))
+      }
+    })()
+    try {
+      const out: Array<Float32Array | null> = []
+      for (const [i, op] of ops.entries()) {
+        const reply = await withTimeout(timeoutFor(op), signal, async (deadline) => await this.awaitReply(op.kind, deadline, stop.signal, signal))
+        answered++
+        room.wakeAll()
+        if (op.kind === 'step') {
+          out.push(this.checkResult(reply, stepIds[i], op.position, op.hidden.length / H))
+        } else {
+          if (reply.kind !== 'truncated' || reply.length !== op.length) throw this.fail('bad_output', `expected truncated(${op.length}), got ${describeReply(reply)}`)
+          out.push(null)
+        }
+      }
+      return out
+    } finally {
+      if (!stop.signal.aborted) stop.abort(new Error('the pipeline ended'))
+      await sending
+    }
   }
 
   get sessionId (): string { return this.opts.sessionId }
