@@ -36,6 +36,16 @@ async function calls (runner: HandRunner, n: number): Promise<void> {
   for (const t0 = performance.now(); runner.calls.length < n; await sleep(1)) if (performance.now() - t0 > 2000) throw new Error(`${runner.calls.length} calls, expected ${n}`)
 }
 
+/** a's step (in `next`) holds for b and c, which come back now: the three run as one batch */
+async function bAndCJoin (b: StepBatcher, runner: HandRunner, next: Array<Promise<Float32Array>>): Promise<void> {
+  next.push(b.step(step('b', 0, 1, 1)))
+  assert.equal(runner.calls.length, 2, 'still held for c')
+  next.push(b.step(step('c', 0, 1, 1)))
+  assert.deepEqual([runner.last.kind, runner.last.sessions.join()], ['batch', 'a,b,c'])
+  runner.last.finish()
+  await Promise.all(next)
+}
+
 describe('step batcher', function () {
   it('a lone session never waits: each of its steps reaches the engine in the same tick', async function () {
     const runner = new HandRunner()
@@ -89,12 +99,7 @@ describe('step batcher', function () {
     const next = [b.step(step('a', 0, 1, 1))]
     await tick()
     assert.equal(runner.calls.length, 2, 'held')
-    next.push(b.step(step('b', 0, 1, 1)))
-    assert.equal(runner.calls.length, 2, 'still held for c')
-    next.push(b.step(step('c', 0, 1, 1)))
-    assert.deepEqual([runner.last.kind, runner.last.sessions.join()], ['batch', 'a,b,c'])
-    runner.last.finish()
-    await Promise.all(next)
+    await bAndCJoin(b, runner, next)
   })
 
   it('steps that arrive in one burst meet one decision, even when the hold limit passes between two of them', async function () {
@@ -113,12 +118,7 @@ describe('step batcher', function () {
     assert.equal(runner.calls.length, 2, 'a holds for b and c')
     // the limit passes before b arrives, with no turn of the event loop in between
     for (const t0 = performance.now(); performance.now() - t0 < 30;);
-    next.push(b.step(step('b', 0, 1, 1)))
-    assert.equal(runner.calls.length, 2, 'still held for c')
-    next.push(b.step(step('c', 0, 1, 1)))
-    assert.deepEqual([runner.last.kind, runner.last.sessions.join()], ['batch', 'a,b,c'])
-    runner.last.finish()
-    await Promise.all(next)
+    await bAndCJoin(b, runner, next)
   })
 
   it('the hold ends after half the last engine call; a session slower than that is not waited for', async function () {
