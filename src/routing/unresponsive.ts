@@ -12,6 +12,8 @@
 export const UNRESPONSIVE_AFTER_MS = 1_000
 /** how long a mark lasts without a successful check, ms */
 export const UNRESPONSIVE_SKIP_MS = 60_000
+/** marks kept at most (the oldest go first): memory stays bounded however many ids a flood of fake providers uses */
+export const MAX_UNRESPONSIVE_MARKS = 4096
 
 /** Peers of one node whose probes went unanswered, each until when it is skipped. */
 export class UnresponsivePeers {
@@ -19,8 +21,13 @@ export class UnresponsivePeers {
   private readonly checking = new Set<string>()
 
   mark (peerId: string, now = Date.now()): void {
+    this.until.delete(peerId)
+    if (this.until.size >= MAX_UNRESPONSIVE_MARKS) this.until.delete(this.until.keys().next().value as string)
     this.until.set(peerId, now + UNRESPONSIVE_SKIP_MS)
   }
+
+  /** peers marked now (expired marks included until they are next looked at) */
+  get size (): number { return this.until.size }
 
   /** whether discovery should go on without waiting for `peerId` now */
   skips (peerId: string, now = Date.now()): boolean {

@@ -1,6 +1,6 @@
 // The memory of providers that did not answer a record probe in time.
 import assert from 'node:assert/strict'
-import { UnresponsivePeers, UNRESPONSIVE_SKIP_MS, unresponsivePeers } from '../../src/routing/unresponsive.ts'
+import { MAX_UNRESPONSIVE_MARKS, UnresponsivePeers, UNRESPONSIVE_SKIP_MS, unresponsivePeers } from '../../src/routing/unresponsive.ts'
 
 describe('routing/unresponsive: providers skipped for a while after an unanswered probe', function () {
   it('a marked peer is skipped until the skip time has passed, then probed again', function () {
@@ -33,6 +33,14 @@ describe('routing/unresponsive: providers skipped for a while after an unanswere
     await new Promise((resolve) => setImmediate(resolve))
     assert.equal(checks, 3)
     assert.equal(peers.skips('a'), false, 'it answered: discovery waits for it again')
+  })
+
+  it('keeps at most MAX_UNRESPONSIVE_MARKS marks, forgetting the oldest first', function () {
+    const peers = new UnresponsivePeers()
+    for (let i = 0; i < MAX_UNRESPONSIVE_MARKS + 10; i++) peers.mark(`p${i}`, 0)
+    assert.equal(peers.size, MAX_UNRESPONSIVE_MARKS)
+    assert.equal(peers.skips('p0', 1), false, 'the oldest went')
+    assert.equal(peers.skips(`p${MAX_UNRESPONSIVE_MARKS + 9}`, 1), true, 'the newest stays')
   })
 
   it('each node has its own memory', function () {
