@@ -462,22 +462,26 @@ export class ChainSession {
     return await this.plan(from, to, true, signal)
   }
 
+  /**
+   * Opens a session on every planned hop, all at once: the hops do not depend on each other, and
+   * over a wide-area link each open costs a few round trips (dial, open, direct-path upgrade).
+   * If any fails, the ones that opened are closed and the first failure in chain order is thrown.
+   */
   private async openHops (plan: PlannedHop[], signal?: AbortSignal): Promise<Hop[]> {
-    const hops: Hop[] = []
-    try {
-      for (const p of plan) {
-        const key = randomUUID()
-        const session = await RemoteSpanSession.open(this.node, p, {
-          modelId: this.o.modelId, sessionId: key, maxLength: this.o.maxLength, wireDtype: this.o.wireDtype, hiddenSize: this.o.hiddenSize, openTimeoutMs: this.o.openTimeoutMs, direct: this.o.direct && !this.o.push
-        }, signal)
-        hops.push({ plan: p, key, session, history: [] })
-      }
-      return hops
-    } catch (err) {
-      await this.dropHops(hops, true)
-      throw err
-    }
+    const opened = await Promise.allSettled(plan.map(async (p): Promise<Hop> => {
+      const key = randomUUID()
+      const session = await RemoteSpanSession.open(this.node, p, {
+        modelId: this.o.modelId, sessionId: key, maxLength: this.o.maxLength, wireDtype: this.o.wireDtype, hiddenSize: this.o.hiddenSize, openTimeoutMs: this.o.openTimeoutMs, direct: this.o.direct && !this.o.push
+      }, signal)
+      return { plan: p, key, session, history: [] }
+    }))
+    const hops = opened.flatMap((o) => o.status === 'fulfilled' ? [o.value] : [])
+    const failed = opened.find((o): o is PromiseRejectedResult => o.status === 'rejected')
+    if (failed === undefined) return hops
+    await this.dropHops(hops, true)
+    throw failed.reason
   }
+
 
   /**
    * Replaces the failed hop i (and, when needed, its neighbours) and replays history through
