@@ -18,26 +18,49 @@ export interface DelayProxy {
   close: () => Promise<void>
 }
 
-/** One direction of a link: chunks leave at max(arrival + delay, when the link is free again). */
+/**
+ * One direction of a link: chunks leave at max(arrival + delay, when the link is free again), in
+ * arrival order. One queue and one timer per direction: a timer per chunk would reorder bytes,
+ * since Node fires timers on a millisecond clock sampled once per loop turn, so a chunk that
+ * arrived later could fire first (seen as noise failing to authenticate, a dropped connection).
+ * The far side's end follows the last chunk.
+ */
 function pipeDelayed (from: net.Socket, to: net.Socket, link: LinkShape): void {
   const oneWayMs = link.rttMs / 2
   const bytesPerMs = link.mbps === Infinity ? Infinity : (link.mbps * 1e6) / 8 / 1000
+  const queue: Array<{ chunk: Buffer | null, at: number }> = []
   let linkFreeAt = 0
   let queued = 0
+  let timer: ReturnType<typeof setTimeout> | null = null
+  const release = (): void => {
+    timer = null
+    const now = performance.now()
+    while (queue.length > 0 && queue[0].at <= now) {
+      const { chunk } = queue.shift()!
+      if (chunk === null) {
+        to.end()
+        continue
+      }
+      queued -= chunk.length
+      if (!to.destroyed) to.write(chunk)
+    }
+    // back-pressure: stop reading while a lot is in flight, as a real link's buffers would fill
+    if (queued <= 8 * 1024 ** 2 && from.isPaused()) from.resume()
+    if (queue.length > 0) timer = setTimeout(release, Math.max(0, queue[0].at - now))
+  }
+  const enqueue = (chunk: Buffer | null, at: number): void => {
+    queue.push({ chunk, at })
+    timer ??= setTimeout(release, Math.max(0, at - performance.now()))
+  }
   from.on('data', (chunk: Buffer) => {
     const now = performance.now()
     const sendAt = Math.max(now + oneWayMs, linkFreeAt)
     linkFreeAt = sendAt + chunk.length / bytesPerMs
     queued += chunk.length
-    // back-pressure: stop reading while a lot is in flight, as a real link's buffers would fill
     if (queued > 8 * 1024 ** 2) from.pause()
-    setTimeout(() => {
-      queued -= chunk.length
-      if (!to.destroyed) to.write(chunk)
-      if (queued <= 8 * 1024 ** 2 && from.isPaused()) from.resume()
-    }, Math.max(0, linkFreeAt - now))
+    enqueue(chunk, linkFreeAt)
   })
-  from.on('end', () => { setTimeout(() => { to.end() }, oneWayMs) })
+  from.on('end', () => { enqueue(null, Math.max(performance.now() + oneWayMs, linkFreeAt)) })
 }
 
 /** Listens on 127.0.0.1 and forwards every connection to `targetPort` over an emulated link. */
