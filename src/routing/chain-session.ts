@@ -108,8 +108,6 @@ export interface HopVerifier {
 /** Where candidates come from: the DHT, refreshed on demand. */
 export interface CandidateSource {
   candidates (refresh: boolean, signal?: AbortSignal): Promise<Candidate[]>
-  /** the peer seems gone (its session closed, unreachable or silent): not offered again until a refresh finds it */
-  forget?: (peerId: string) => void
 }
 
 export interface RerouteEvent {
@@ -186,7 +184,7 @@ export class ChainSession {
           }
         }
         if (!(err instanceof PeerFailure)) throw err
-        const banMs = chain.blame(err)
+        const banMs = chain.bans.ban(err.peerId, err.reason)
         chain.o.log.warn({ peer: err.peerId, reason: err.reason, banMs }, `re-planning the chain: ${err.message}`)
         if (err.reason === 'busy' && performance.now() < busyDeadline) {
           // another peer may take the range at once (the ban steers the planner away); if none
@@ -300,7 +298,7 @@ export class ChainSession {
    */
   private async recoverPushed (failure: PeerFailure, current: HopOp | null, signal?: AbortSignal): Promise<Float32Array> {
     const t0 = performance.now()
-    const banMs = this.blame(failure)
+    const banMs = this.bans.ban(failure.peerId, failure.reason)
     this.o.log.warn({ peer: failure.peerId, reason: failure.reason, banMs }, `re-routing the push chain: ${failure.message}`)
     const history = this.hops[0].history
     const ops = current === null ? history : [...history, current]
@@ -332,7 +330,7 @@ export class ChainSession {
           lastError = err
         } else {
           if (!(err instanceof PeerFailure)) throw err
-          this.blame(err)
+          this.bans.ban(err.peerId, err.reason)
           lastError = err
         }
       }
@@ -400,16 +398,6 @@ export class ChainSession {
     }
     const last = inputs.findLast((op) => op.kind === 'step')
     return last?.kind === 'step' ? last.hidden : new Float32Array(0)
-  }
-
-  /**
-   * Bans a failed peer for a back-off (returns it, ms). One that seems gone is also dropped from
-   * the candidates later chains are offered, so the next generation does not plan through it
-   * (its open would wait out a dial timeout on a real network) before the list is refreshed.
-   */
-  private blame (failure: PeerFailure): number {
-    if (failure.reason === 'closed' || failure.reason === 'unreachable' || failure.reason === 'timeout') this.source.forget?.(failure.peerId)
-    return this.bans.ban(failure.peerId, failure.reason)
   }
 
   /** Excludes a peer caught computing wrong outputs for the rest of the session. */
@@ -490,7 +478,7 @@ export class ChainSession {
    */
   private async recover (i: number, failure: PeerFailure, current: HopOp, signal?: AbortSignal): Promise<{ next: number, output: Float32Array }> {
     const t0 = performance.now()
-    const banMs = this.blame(failure)
+    const banMs = this.bans.ban(failure.peerId, failure.reason)
     this.o.log.warn({ peer: failure.peerId, reason: failure.reason, banMs, span: [this.hops[i].plan.start, this.hops[i].plan.end] }, `re-routing: ${failure.message}`)
     const failed = this.hops[i]
     await this.dropHops([failed], false)
@@ -525,7 +513,7 @@ export class ChainSession {
         } catch (err) {
           await this.dropHops(fresh, false)
           if (!(err instanceof PeerFailure)) throw err
-          this.blame(err)
+          this.bans.ban(err.peerId, err.reason)
           lastError = err
           break // re-plan with the new ban
         }

@@ -31,8 +31,4 @@ export class DhtCandidates implements CandidateSource {
     this.cache = { at: Date.now(), list }
     return list
   }
-
-  forget (peerId: string): void {
-    if (this.cache !== null) this.cache.list = this.cache.list.filter((c) => c.peerId !== peerId)
-  }
 }
