@@ -108,6 +108,8 @@ export interface HopVerifier {
 /** Where candidates come from: the DHT, refreshed on demand. */
 export interface CandidateSource {
   candidates (refresh: boolean, signal?: AbortSignal): Promise<Candidate[]>
+  /** the last list, however old (null before the first): a recovery's first try plans from it without waiting */
+  known?: () => Candidate[] | null
 }
 
 export interface RerouteEvent {
@@ -434,15 +436,16 @@ export class ChainSession {
 
   /**
    * A plan around a failed peer (banned by then). The first try plans from the candidates already
-   * known, so that a replica they list takes over without waiting for a DHT search (tens of ms,
-   * more while departed peers linger in the DHT); the DHT is asked when they hold no route, and on
-   * every later try.
+   * known, however old, so that a replica they list takes over without waiting for a DHT search
+   * (tens of ms on loopback, several round trips over a wide-area link, more while departed peers
+   * linger in the DHT); the DHT is asked when they hold no route, and on every later try.
    */
   private async recoveryPlan (from: number, to: number, firstTry: boolean, signal?: AbortSignal): Promise<PlannedHop[]> {
     if (firstTry) {
       // without plan()'s fallback through banned peers: the one just banned is likely down
       try {
-        return planChain(await this.source.candidates(false, signal), from, to, { banned: this.bans.active(), cacheTokensNeeded: this.o.maxLength })
+        const known = this.source.known?.() ?? await this.source.candidates(false, signal)
+        return planChain(known, from, to, { banned: this.bans.active(), cacheTokensNeeded: this.o.maxLength })
       } catch (err) {
         if (!(err instanceof NoRouteError)) throw err
       }

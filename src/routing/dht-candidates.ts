@@ -31,4 +31,8 @@ export class DhtCandidates implements CandidateSource {
     this.cache = { at: Date.now(), list }
     return list
   }
+
+  known (): Candidate[] | null {
+    return this.cache?.list ?? null
+  }
 }

@@ -20,6 +20,9 @@ class RecordingSource implements CandidateSource {
     this.asked.push(refresh)
     return refresh ? this.fresh : this.cached
   }
+
+  /** what a search gave last (a list that may be too old to reuse for a new chain) */
+  known (): Candidate[] { return this.asked.at(-1) === true ? this.fresh : this.cached }
 }
 
 describe('routing/chain-session: recovery after a peer dies (real libp2p nodes)', function () {
@@ -102,7 +105,7 @@ describe('routing/chain-session: recovery after a peer dies (real libp2p nodes)'
     const { output, askedAfterOpen, reroutes } = await failOver(source, a)
     assert.deepEqual(output, Float32Array.from([2, 3, 4, 5]))
     assert.equal(reroutes, 1)
-    assert.deepEqual(askedAfterOpen, [false], 'the recovery planned from the known candidates only')
+    assert.deepEqual(askedAfterOpen, [], 'the recovery planned from the known candidates only')
   })
 
   it('a replica the candidates do not list yet is found by asking again', async function () {
@@ -112,7 +115,7 @@ describe('routing/chain-session: recovery after a peer dies (real libp2p nodes)'
     const { output, askedAfterOpen, reroutes } = await failOver(source, a)
     assert.deepEqual(output, Float32Array.from([2, 3, 4, 5]))
     assert.equal(reroutes, 1)
-    assert.deepEqual(askedAfterOpen, [false, true], 'the known candidates held no route: the DHT was asked')
+    assert.deepEqual(askedAfterOpen, [true], 'the known candidates held no route: the DHT was asked')
   })
 
   it('the replacement gets the history pipelined: in the original shapes and order, without waiting for each answer', async function () {
