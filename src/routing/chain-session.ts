@@ -473,7 +473,6 @@ export class ChainSession {
     throw failed.reason
   }
 
-
   /**
    * Replaces the failed hop i (and, when needed, its neighbours) and replays history through
    * the replacement. `current` is what hop i was given in the operation in progress.
