@@ -9,7 +9,7 @@ import { WorkerSpanEngine } from '../shards/worker/engine-client.ts'
 import { loadModelConfig, modelIdFor, type ModelConfig } from '../shards/config.ts'
 import { multiaddr } from '@multiformats/multiaddr'
 import { DIRECT_PROTOCOL, INFERENCE_PROTOCOL, PUSH_PROTOCOL } from '../protocol/messages.ts'
-import { createSwarmNode, defaultListen, reachabilityOf, waitForAnnounceableAddress, withTimeout, loadOrCreateIdentity, signRecord, serveInfo, announceSpan, Announcement, type SwarmNode, type PeerRecord, type PeerState } from '../routing/index.ts'
+import { createSwarmNode, defaultListen, reachabilityOf, tcpHostOf, waitForAnnounceableAddress, withTimeout, loadOrCreateIdentity, signRecord, serveInfo, announceSpan, Announcement, type SwarmNode, type PeerRecord, type PeerState } from '../routing/index.ts'
 import { componentLogger, type Logger } from '../routing/logger.ts'
 import type { BlockRange } from '../loadbalance/index.ts'
 import type { Server } from 'node:http'
@@ -383,9 +383,8 @@ function requestLimiterFor (cfg: PeerConfig, admission: Admission): RequestLimit
  */
 function directHost (listen: string[]): string {
   for (const addr of listen) {
-    const parts = multiaddr(addr).getComponents()
-    const ip = parts.find((c) => c.name === 'ip4' || c.name === 'ip6')
-    if (ip?.value !== undefined && parts.some((c) => c.name === 'tcp')) return ip.value
+    const host = tcpHostOf(multiaddr(addr))
+    if (host !== null) return host
   }
   return '0.0.0.0'
 }

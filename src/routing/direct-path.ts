@@ -12,6 +12,7 @@ import { MessageChannel } from '../protocol/channel.ts'
 import { ACK_BYTES, DirectChannel, ackProves, helloFor } from '../protocol/direct.ts'
 import { DIRECT_KEY_BYTES, DIRECT_PROTOCOL } from '../protocol/messages.ts'
 import type { SwarmNode } from './node.ts'
+import { tcpHostOf } from './reachability.ts'
 
 /** the upgrade's whole budget (request, dial, handshake), ms */
 export const DIRECT_UPGRADE_TIMEOUT_MS = 300
@@ -58,10 +59,8 @@ export async function openDirectPath (node: SwarmNode, peerId: string, sessionId
 function directHostOf (node: SwarmNode, peerId: string): string | null {
   for (const conn of node.getConnections(peerIdFromString(peerId))) {
     if (conn.status !== 'open' || conn.limits !== undefined) continue
-    const parts = conn.remoteAddr.getComponents()
-    if (parts.some((c) => c.name === 'p2p-circuit') || !parts.some((c) => c.name === 'tcp')) continue
-    const ip = parts.find((c) => c.name === 'ip4' || c.name === 'ip6')
-    if (ip?.value !== undefined) return ip.value
+    const host = tcpHostOf(conn.remoteAddr)
+    if (host !== null) return host
   }
   return null
 }

@@ -3,7 +3,7 @@
 // Other modules are internal.
 export { createSwarmNode, waitForRoutingTable, waitForAnnounceableAddress, waitForRelaying, isRelaying, reachabilityOf, defaultListen, DHT_PROTOCOL, PROVIDER_TTL_MS } from './node.ts'
 export type { SwarmNode, SwarmNodeOptions, SwarmServices, RelayMode, Reachability } from './node.ts'
-export { relayLimits } from './reachability.ts'
+export { relayLimits, tcpHostOf } from './reachability.ts'
 export { BootstrapAddressError } from './bootstrap-keeper.ts'
 export { loadOrCreateIdentity, IdentityFileError } from './identity.ts'
 export {

@@ -21,6 +21,13 @@ export function isRelayed (ma: Multiaddr): boolean {
   return ma.getComponents().some((c) => c.name === 'p2p-circuit')
 }
 
+/** The IP of a direct TCP address (a listen address, a connection's remote end); null for a relayed or non-TCP one. */
+export function tcpHostOf (ma: Multiaddr): string | null {
+  const parts = ma.getComponents()
+  if (parts.some((c) => c.name === 'p2p-circuit') || !parts.some((c) => c.name === 'tcp')) return null
+  return parts.find((c) => c.name === 'ip4' || c.name === 'ip6')?.value ?? null
+}
+
 /** Scope of one address: who can dial it. Unspecified hosts (0.0.0.0, ::) count as private. */
 export function addressScope (ma: Multiaddr): AddressScope {
   const [first] = ma.getComponents()

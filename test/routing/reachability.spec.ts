@@ -1,7 +1,7 @@
 // Which addresses a node announces, by swarm scope; whether it is behind NAT.
 import assert from 'node:assert/strict'
 import { multiaddr } from '@multiformats/multiaddr'
-import { addressScope, announceable, hasPublicInterface, swarmScope } from '../../src/routing/reachability.ts'
+import { addressScope, announceable, hasPublicInterface, swarmScope, tcpHostOf } from '../../src/routing/reachability.ts'
 import { reachabilityOf } from '../../src/routing/index.ts'
 import { hasConfirmedPublicAddress } from '../../src/routing/relay-when-public.ts'
 
@@ -23,6 +23,14 @@ describe('reachability: announced addresses', function () {
     assert.equal(addressScope(multiaddr(pub)), 'public')
     assert.equal(addressScope(multiaddr(circuit)), 'public')
     assert.equal(addressScope(multiaddr(lanCircuit)), 'private')
+  })
+
+  it('the host of a direct TCP address; none for a relayed or non-TCP one', function () {
+    assert.equal(tcpHostOf(multiaddr('/ip4/10.0.0.2/tcp/4001')), '10.0.0.2')
+    assert.equal(tcpHostOf(multiaddr('/ip6/::1/tcp/4001/p2p/12D3KooWQC8iHVxiFrenTUeYAq2VMqLPYvCUuoCoFxMmhgdoQFHS')), '::1')
+    assert.equal(tcpHostOf(multiaddr('/ip4/1.2.3.4/tcp/4001/p2p/12D3KooWQC8iHVxiFrenTUeYAq2VMqLPYvCUuoCoFxMmhgdoQFHS/p2p-circuit')), null)
+    assert.equal(tcpHostOf(multiaddr('/ip4/1.2.3.4/udp/4001/quic-v1')), null)
+    assert.equal(tcpHostOf(multiaddr('/p2p-circuit')), null)
   })
 
   it('a loopback swarm announces everything (the local test swarms)', function () {
